@@ -1,0 +1,45 @@
+# Two commands from a fresh clone: `make demo` and `make test`.
+# Needs only Python 3.11+ and make; uv is installed into .tools/ and everything else
+# into .venv/ from the lock file.
+
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+RUN := $(UV) run --locked --no-sync
+SRC := contracts/src libs/runtime/src libs/testing/src services/voice/src \
+       services/consent/src services/escalation/src services/sip-bridge/src
+
+.PHONY: install demo test lint typecheck pytest schemas bench clean
+
+$(UV):
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+install: $(UV)
+	$(UV) sync --locked --python $(PYTHON)
+
+demo: install
+	$(RUN) python -m switchboard.voice demo
+
+test: install lint typecheck pytest
+
+lint:
+	$(RUN) ruff check .
+	$(RUN) ruff format --check .
+
+typecheck:
+	$(RUN) mypy $(SRC)
+
+pytest:
+	$(RUN) pytest
+
+schemas: install
+	$(RUN) python -m switchboard.contracts.schema contracts/schemas
+
+bench: install
+	$(RUN) python -m bench
+
+clean:
+	rm -rf .venv $(TOOLS) var .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,93 @@
+"""Call lifecycle, agent handoffs, callbacks and recording events (owned by the voice worker)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+
+import msgspec
+
+from switchboard.contracts.base import (
+    CallId,
+    Identifier,
+    LanguageTag,
+    Message,
+    PhoneNumber,
+    ShortText,
+    utcnow,
+)
+from switchboard.contracts.handoff import HandoffContext
+
+
+class CallStarted(Message):
+    """Event: a call reached a voice worker."""
+
+    call_id: CallId
+    room: Identifier
+    caller_number: PhoneNumber | None = None
+    trunk: Identifier | None = None
+    language: LanguageTag = "en"
+    started_at: dt.datetime = msgspec.field(default_factory=utcnow)
+
+
+class CallOutcome(enum.StrEnum):
+    """How the call ended from the business's point of view."""
+
+    RESOLVED = "resolved"
+    TRANSFERRED = "transferred"
+    CALLBACK = "callback"
+    ABANDONED = "abandoned"
+    FAILED = "failed"
+
+
+class CallEnded(Message):
+    """Event: the call is over."""
+
+    call_id: CallId
+    outcome: CallOutcome
+    duration_s: float = 0.0
+    ended_at: dt.datetime = msgspec.field(default_factory=utcnow)
+
+
+class AgentHandedOff(Message):
+    """Event: one agent handed the conversation to another (AI to AI)."""
+
+    call_id: CallId
+    from_agent: Identifier
+    to_agent: Identifier
+    reason: ShortText = ""
+    context: HandoffContext | None = None
+
+
+class CallbackRequested(Message):
+    """Event: the caller accepted a callback because no human could be reached."""
+
+    call_id: CallId
+    reason: ShortText
+    number: PhoneNumber | None = None
+    context: HandoffContext | None = None
+
+
+class RecordingStopReason(enum.StrEnum):
+    """Why recording stopped."""
+
+    CONSENT_REVOKED = "consent_revoked"
+    CALL_ENDED = "call_ended"
+    ERROR = "error"
+
+
+class RecordingStarted(Message):
+    """Event: recording started; only ever after a consent receipt."""
+
+    call_id: CallId
+    consent_sequence: int
+    """The ledger sequence of the receipt that allowed recording."""
+    egress_id: Identifier | None = None
+
+
+class RecordingStopped(Message):
+    """Event: recording stopped."""
+
+    call_id: CallId
+    reason: RecordingStopReason
+    egress_id: Identifier | None = None

@@ -1,0 +1,153 @@
+"""The CloudEvents 1.0 structured JSON envelope and the registry of event types.
+
+Every event on ``sb.evt.>`` is a CloudEvent whose ``data`` is one of the payload structs
+registered here. The event ``id`` doubles as the ``Nats-Msg-Id`` header so JetStream
+drops a republished event, and ``type`` is versioned so a payload can change shape only
+under a new type.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any, Final
+
+import msgspec
+
+from switchboard.contracts import call, consent, escalation, transfer
+from switchboard.contracts.base import Message, new_id, utcnow
+from switchboard.contracts.subjects import EVENTS_PREFIX, Owner
+
+SPEC_VERSION: Final = "1.0"
+TYPE_PREFIX: Final = "io.switchboard"
+
+
+class CloudEvent(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=True):
+    """CloudEvents 1.0, structured JSON mode. ``subject`` is the call id.
+
+    Optional attributes are omitted rather than sent as ``null``, as the spec asks.
+    """
+
+    specversion: str
+    id: str
+    source: str
+    type: str
+    subject: str
+    time: dt.datetime
+    data: msgspec.Raw
+    datacontenttype: str | None = None
+    dataschema: str | None = None
+    traceparent: str | None = None
+    """CloudEvents distributed-tracing extension (W3C trace context)."""
+
+
+@dataclass(frozen=True, slots=True)
+class EventSpec:
+    """How one payload type appears on the bus."""
+
+    payload: type[Message]
+    domain: str
+    name: str
+    owner: Owner
+    version: int = 1
+
+    @property
+    def type(self) -> str:
+        return f"{TYPE_PREFIX}.{self.domain}.{self.name}.v{self.version}"
+
+    def subject(self, call_id: str) -> str:
+        return f"{EVENTS_PREFIX}.{self.domain}.{self.name}.{call_id}"
+
+    @property
+    def wildcard(self) -> str:
+        return f"{EVENTS_PREFIX}.{self.domain}.{self.name}.*"
+
+
+EVENTS: tuple[EventSpec, ...] = (
+    EventSpec(call.CallStarted, "call", "started", Owner.VOICE),
+    EventSpec(call.CallEnded, "call", "ended", Owner.VOICE),
+    EventSpec(call.CallbackRequested, "call", "callback_requested", Owner.VOICE),
+    EventSpec(call.AgentHandedOff, "agent", "handed_off", Owner.VOICE),
+    EventSpec(call.RecordingStarted, "recording", "started", Owner.VOICE),
+    EventSpec(call.RecordingStopped, "recording", "stopped", Owner.VOICE),
+    EventSpec(consent.ConsentRecorded, "consent", "recorded", Owner.CONSENT),
+    EventSpec(consent.ConsentRevoked, "consent", "revoked", Owner.CONSENT),
+    EventSpec(escalation.HandoffDecision, "escalation", "decided", Owner.ESCALATION),
+    EventSpec(transfer.TransferDialing, "transfer", "dialing", Owner.SIP_BRIDGE),
+    EventSpec(transfer.TransferRinging, "transfer", "ringing", Owner.SIP_BRIDGE),
+    EventSpec(transfer.TransferAnswered, "transfer", "answered", Owner.SIP_BRIDGE),
+    EventSpec(transfer.TransferBriefed, "transfer", "briefed", Owner.SIP_BRIDGE),
+    EventSpec(transfer.TransferConnected, "transfer", "connected", Owner.SIP_BRIDGE),
+    EventSpec(transfer.TransferFailed, "transfer", "failed", Owner.SIP_BRIDGE),
+    EventSpec(transfer.TransferCancelled, "transfer", "cancelled", Owner.SIP_BRIDGE),
+)
+
+_BY_PAYLOAD: dict[type[Message], EventSpec] = {e.payload: e for e in EVENTS}
+_BY_TYPE: dict[str, EventSpec] = {e.type: e for e in EVENTS}
+
+
+class UnknownEventType(ValueError):
+    """Raised when decoding a CloudEvent whose ``type`` this version does not know."""
+
+
+def spec_for(payload: type[Message]) -> EventSpec:
+    """The event spec of a payload type; ``KeyError`` if it is not an event."""
+    return _BY_PAYLOAD[payload]
+
+
+def spec_for_type(event_type: str) -> EventSpec:
+    """The event spec of a CloudEvent ``type`` string."""
+    try:
+        return _BY_TYPE[event_type]
+    except KeyError:
+        raise UnknownEventType(f"Unknown event type {event_type!r}.") from None
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingEvent:
+    """An encoded event ready to publish."""
+
+    subject: str
+    event_id: str
+    body: bytes
+
+
+_encoder = msgspec.json.Encoder()
+_envelope_decoder = msgspec.json.Decoder(CloudEvent)
+
+
+def encode_event(
+    payload: Message,
+    *,
+    source: str,
+    event_id: str | None = None,
+    time: dt.datetime | None = None,
+    traceparent: str | None = None,
+) -> OutgoingEvent:
+    """Wrap ``payload`` in a CloudEvent and encode it; the subject comes from its call id."""
+    spec = spec_for(type(payload))
+    call_id: str = payload.call_id  # type: ignore[attr-defined]
+    event = CloudEvent(
+        specversion=SPEC_VERSION,
+        datacontenttype="application/json",
+        id=event_id or new_id(),
+        source=source,
+        type=spec.type,
+        subject=call_id,
+        time=time or utcnow(),
+        data=msgspec.Raw(_encoder.encode(payload)),
+        traceparent=traceparent,
+    )
+    return OutgoingEvent(spec.subject(call_id), event.id, _encoder.encode(event))
+
+
+def decode_envelope(body: bytes) -> CloudEvent:
+    """Decode only the envelope (``data`` stays raw)."""
+    return _envelope_decoder.decode(body)
+
+
+def decode_event(body: bytes) -> tuple[CloudEvent, Any]:
+    """Decode an event and its payload; raises ``msgspec.DecodeError`` or ``UnknownEventType``."""
+    event = _envelope_decoder.decode(body)
+    spec = spec_for_type(event.type)
+    return event, msgspec.json.decode(event.data, type=spec.payload)

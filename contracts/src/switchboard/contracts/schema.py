@@ -1,0 +1,202 @@
+"""Export the JSON Schema of every message and an AsyncAPI 3 document of the subjects.
+
+The exported files are checked in under ``contracts/schemas``; a test regenerates them
+and fails when they drift from the code. Regenerate with
+``python -m switchboard.contracts.schema contracts/schemas``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from switchboard.contracts import envelope, errors, handoff
+from switchboard.contracts.consent import RecordConsent
+from switchboard.contracts.subjects import (
+    CONSENT_COMMANDS_PREFIX,
+    EVENTS_PREFIX,
+    REQUESTS,
+    Owner,
+    consent_record_subject,
+)
+
+ASYNCAPI_FILE = "asyncapi.json"
+SCHEMA_FILE = "messages.schema.json"
+REF_TEMPLATE = "#/components/schemas/{name}"
+
+
+def message_types() -> list[Any]:
+    """Every type on the wire, in a stable order."""
+    types: list[Any] = [envelope.CloudEvent, errors.ErrorReply, handoff.HandoffContext]
+    types.append(RecordConsent)
+    for req in REQUESTS:
+        types.extend([req.request, req.reply])
+    types.extend(spec.payload for spec in envelope.EVENTS)
+    seen: set[str] = set()
+    unique: list[Any] = []
+    for t in types:
+        key = repr(t)
+        if key not in seen:
+            seen.add(key)
+            unique.append(t)
+    return unique
+
+
+def json_schemas() -> dict[str, Any]:
+    """One JSON Schema document whose ``$defs`` hold every message."""
+    _, components = msgspec.json.schema_components(message_types(), ref_template="#/$defs/{name}")
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "Switchboard messages",
+        "$defs": dict(sorted(components.items())),
+    }
+
+
+def _name(t: Any) -> str:
+    return t.__name__ if isinstance(t, type) else "Or".join(a.__name__ for a in t.__args__)
+
+
+def _payload_ref(t: Any) -> dict[str, Any]:
+    if isinstance(t, type):
+        return {"$ref": REF_TEMPLATE.format(name=t.__name__)}
+    return {"oneOf": [{"$ref": REF_TEMPLATE.format(name=a.__name__)} for a in t.__args__]}
+
+
+def asyncapi() -> dict[str, Any]:
+    """An AsyncAPI 3.0 document describing every subject, its owner and its messages."""
+    _, components = msgspec.json.schema_components(message_types(), ref_template=REF_TEMPLATE)
+    channels: dict[str, Any] = {}
+    operations: dict[str, Any] = {}
+    messages: dict[str, Any] = {}
+
+    def message(name: str, payload: Any, summary: str) -> dict[str, str]:
+        messages[name] = {
+            "name": name,
+            "summary": summary,
+            "contentType": "application/json",
+            "payload": payload,
+        }
+        return {"$ref": f"#/components/messages/{name}"}
+
+    error_ref = message("ErrorReply", _payload_ref(errors.ErrorReply), "Typed error reply.")
+    for req in REQUESTS:
+        cid = req.subject.replace(".", "_")
+        req_ref = message(_name(req.request), _payload_ref(req.request), req.summary)
+        reply_ref = message(_name(req.reply), _payload_ref(req.reply), f"Reply to {req.subject}.")
+        channels[cid] = {
+            "address": req.subject,
+            "description": req.summary,
+            "messages": {"request": req_ref},
+            "x-owner": str(req.owner),
+        }
+        channels[f"{cid}_reply"] = {
+            "address": None,
+            "description": f"Inbox reply to {req.subject}.",
+            "messages": {"reply": reply_ref, "error": error_ref},
+        }
+        operations[cid] = {
+            "action": "receive",
+            "channel": {"$ref": f"#/channels/{cid}"},
+            "summary": req.summary,
+            "reply": {"channel": {"$ref": f"#/channels/{cid}_reply"}},
+            "x-owner": str(req.owner),
+        }
+    cmd = consent_record_subject("{call_id}")
+    channels["consent_record_command"] = {
+        "address": cmd,
+        "description": "Consent decisions for the ledger (JetStream work queue, durable).",
+        "parameters": {"call_id": {"description": "Call id."}},
+        "messages": {
+            "command": message("RecordConsent", _payload_ref(RecordConsent), "Record consent.")
+        },
+        "x-owner": str(Owner.CONSENT),
+        "x-stream": "SB_CONSENT_CMDS",
+    }
+    operations["consent_record_command"] = {
+        "action": "receive",
+        "channel": {"$ref": "#/channels/consent_record_command"},
+        "summary": f"The ledger consumes {CONSENT_COMMANDS_PREFIX}.record.* commands.",
+        "x-owner": str(Owner.CONSENT),
+    }
+    for spec in envelope.EVENTS:
+        cid = f"evt_{spec.domain}_{spec.name}"
+        ref = message(
+            f"{spec.payload.__name__}Event",
+            {
+                "allOf": [
+                    {"$ref": REF_TEMPLATE.format(name="CloudEvent")},
+                    {
+                        "type": "object",
+                        "properties": {
+                            "type": {"const": spec.type},
+                            "data": _payload_ref(spec.payload),
+                        },
+                    },
+                ]
+            },
+            (spec.payload.__doc__ or "").strip().splitlines()[0],
+        )
+        channels[cid] = {
+            "address": f"{EVENTS_PREFIX}.{spec.domain}.{spec.name}.{{call_id}}",
+            "parameters": {"call_id": {"description": "Call id (CloudEvent subject)."}},
+            "messages": {"event": ref},
+            "x-owner": str(spec.owner),
+            "x-stream": "SB_EVENTS",
+            "x-cloudevents-type": spec.type,
+        }
+        operations[cid] = {
+            "action": "send",
+            "channel": {"$ref": f"#/channels/{cid}"},
+            "summary": f"{spec.owner} publishes {spec.type}.",
+            "x-owner": str(spec.owner),
+        }
+    return {
+        "asyncapi": "3.0.0",
+        "info": {
+            "title": "Switchboard",
+            "version": "1.0.0",
+            "description": "Subjects and messages of the Switchboard services over NATS.",
+        },
+        "defaultContentType": "application/json",
+        "channels": channels,
+        "operations": operations,
+        "components": {
+            "schemas": dict(sorted(components.items())),
+            "messages": dict(sorted(messages.items())),
+        },
+    }
+
+
+def render() -> dict[str, bytes]:
+    """The exported files, by name, exactly as they are checked in."""
+
+    def dump(doc: dict[str, Any]) -> bytes:
+        return msgspec.json.format(msgspec.json.encode(doc), indent=2) + b"\n"
+
+    return {SCHEMA_FILE: dump(json_schemas()), ASYNCAPI_FILE: dump(asyncapi())}
+
+
+def write(directory: Path) -> list[Path]:
+    """Write the exported files into ``directory``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, body in render().items():
+        path = directory / name
+        path.write_bytes(body)
+        written.append(path)
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    target = Path(args[0]) if args else Path("contracts/schemas")
+    for path in write(target):
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,54 @@
+"""JetStream stream and consumer definitions, as plain data.
+
+``contracts`` depends on msgspec alone, so these are not nats-py configs; the runtime
+turns them into ``StreamConfig`` objects and deployments into Helm/NACK resources.
+Production overrides ``replicas`` to 3 (and the server runs ``sync_interval: always``).
+"""
+
+from __future__ import annotations
+
+import enum
+
+import msgspec
+
+from switchboard.contracts import subjects
+
+
+class Retention(enum.StrEnum):
+    LIMITS = "limits"
+    WORK_QUEUE = "workqueue"
+
+
+class StreamSpec(msgspec.Struct, frozen=True, kw_only=True):
+    """One JetStream stream."""
+
+    name: str
+    subjects: tuple[str, ...]
+    retention: Retention
+    description: str
+    duplicate_window_s: float = 120.0
+    """Window in which a repeated ``Nats-Msg-Id`` is dropped by the server."""
+    max_age_s: float = 0.0
+    """0 keeps messages until limits or acks remove them."""
+    replicas: int = 1
+
+
+EVENTS = StreamSpec(
+    name="SB_EVENTS",
+    subjects=(subjects.EVENTS_WILDCARD,),
+    retention=Retention.LIMITS,
+    description="Every call event as a CloudEvent; CRMs read it with durable consumers.",
+    max_age_s=30 * 24 * 3600.0,
+)
+
+CONSENT_COMMANDS = StreamSpec(
+    name="SB_CONSENT_CMDS",
+    subjects=(subjects.CONSENT_COMMANDS_WILDCARD,),
+    retention=Retention.WORK_QUEUE,
+    description="Consent decisions waiting to be appended to the ledger.",
+)
+
+ALL_STREAMS: tuple[StreamSpec, ...] = (EVENTS, CONSENT_COMMANDS)
+
+CONSENT_LEDGER_CONSUMER = "consent-ledger"
+"""Durable pull consumer on ``CONSENT_COMMANDS`` owned by the consent ledger."""

@@ -1,0 +1,136 @@
+"""Every NATS subject Switchboard uses, with its owner.
+
+Requests are ``sb.<service>.<verb>`` (answered by a ``nats.micro`` service of that name),
+events are ``sb.evt.<domain>.<event>.<call_id>`` on the events stream, and consent
+commands are ``sb.cmd.consent.record.<call_id>`` on their own work-queue stream. Only
+call ids (whose alphabet is fixed by ``CallId``) are ever interpolated into a subject.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Any
+
+from switchboard.contracts import consent, escalation, transfer
+from switchboard.contracts.base import Message
+
+
+class Owner(enum.StrEnum):
+    """The process that answers or publishes a subject."""
+
+    VOICE = "voice"
+    CONSENT = "consent"
+    ESCALATION = "escalation"
+    SIP_BRIDGE = "sip-bridge"
+
+
+CONSENT_SERVICE = "consent"
+ESCALATION_SERVICE = "escalation"
+SIP_BRIDGE_SERVICE = "sip-bridge"
+
+CONSENT_POLICY = "sb.consent.policy"
+CONSENT_VERIFY = "sb.consent.verify"
+CONSENT_LOOKUP = "sb.consent.lookup"
+CONSENT_ERASE = "sb.consent.erase"
+CONSENT_CHECKPOINT = "sb.consent.checkpoint"
+ESCALATION_DECIDE = "sb.escalation.decide"
+TRANSFER_PLACE = "sb.transfer.place"
+TRANSFER_CANCEL = "sb.transfer.cancel"
+
+EVENTS_PREFIX = "sb.evt"
+EVENTS_WILDCARD = "sb.evt.>"
+CONSENT_COMMANDS_PREFIX = "sb.cmd.consent"
+CONSENT_COMMANDS_WILDCARD = "sb.cmd.consent.>"
+
+
+def consent_record_subject(call_id: str) -> str:
+    """Subject of a ``RecordConsent`` command for one call."""
+    return f"{CONSENT_COMMANDS_PREFIX}.record.{call_id}"
+
+
+def call_events_wildcard(call_id: str) -> str:
+    """Every event of one call, whatever its domain."""
+    return f"{EVENTS_PREFIX}.*.*.{call_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class RequestSubject:
+    """A request/reply subject: who answers it and with which types."""
+
+    subject: str
+    owner: Owner
+    request: type[Message]
+    reply: Any
+    """The reply type: a Struct class or a tagged union of them."""
+    summary: str
+
+    @property
+    def group(self) -> str:
+        """The ``nats.micro`` group (``sb.<service>``)."""
+        return self.subject.rsplit(".", 1)[0]
+
+    @property
+    def endpoint(self) -> str:
+        """The ``nats.micro`` endpoint name (the verb)."""
+        return self.subject.rsplit(".", 1)[1]
+
+
+REQUESTS: tuple[RequestSubject, ...] = (
+    RequestSubject(
+        CONSENT_POLICY,
+        Owner.CONSENT,
+        consent.ConsentPolicyQuery,
+        consent.ConsentPolicy,
+        "The consent policy for a caller: ask or notify, notice text and version.",
+    ),
+    RequestSubject(
+        CONSENT_VERIFY,
+        Owner.CONSENT,
+        consent.VerifyLedger,
+        consent.LedgerVerification,
+        "Verify the ledger's hash chain and signed checkpoints.",
+    ),
+    RequestSubject(
+        CONSENT_LOOKUP,
+        Owner.CONSENT,
+        consent.LookupConsent,
+        consent.ConsentRecords,
+        "Consent records of one call or one caller.",
+    ),
+    RequestSubject(
+        CONSENT_ERASE,
+        Owner.CONSENT,
+        consent.EraseCaller,
+        consent.CallerErased,
+        "Erase one caller's personal data (destroy their key); the chain still verifies.",
+    ),
+    RequestSubject(
+        CONSENT_CHECKPOINT,
+        Owner.CONSENT,
+        consent.CreateCheckpoint,
+        consent.LedgerCheckpoint,
+        "Sign a checkpoint of the ledger head now.",
+    ),
+    RequestSubject(
+        ESCALATION_DECIDE,
+        Owner.ESCALATION,
+        escalation.EscalationRequest,
+        escalation.HandoffDecision,
+        "Decide where an escalated call goes, with the rules that fired.",
+    ),
+    RequestSubject(
+        TRANSFER_PLACE,
+        Owner.SIP_BRIDGE,
+        transfer.PlaceTransfer,
+        transfer.TransferPlaceReply,
+        "Transfer a caller to a human; status follows as transfer events.",
+    ),
+    RequestSubject(
+        TRANSFER_CANCEL,
+        Owner.SIP_BRIDGE,
+        transfer.CancelTransfer,
+        transfer.TransferCancelled,
+        "Cancel a transfer in progress.",
+    ),
+)

@@ -1,0 +1,1 @@
+"""Shared runtime for Switchboard services: settings, NATS, runner, telemetry, logging."""

@@ -1,0 +1,100 @@
+"""OpenTelemetry setup and W3C trace-context propagation through NATS headers.
+
+There is no official NATS instrumentation, so producers inject the current context into
+message headers and consumers start their span from the extracted context. Span names
+are subjects with the call id replaced by a placeholder, never personal data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import (
+    ConsoleSpanExporter,
+    SimpleSpanProcessor,
+    SpanExporter,
+)
+
+_configured = False
+
+
+def setup_tracing(
+    service: str, exporter: str = "none", span_exporter: SpanExporter | None = None
+) -> None:
+    """Install a tracer provider for ``service`` once per process.
+
+    ``exporter`` is ``none`` or ``console``; tests pass an in-memory ``span_exporter``.
+    """
+    global _configured
+    if _configured:
+        return
+    provider = TracerProvider(resource=Resource.create({"service.name": service}))
+    if span_exporter is not None:
+        provider.add_span_processor(SimpleSpanProcessor(span_exporter))
+    elif exporter == "console":
+        provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter()))
+    trace.set_tracer_provider(provider)
+    _configured = True
+
+
+def tracer(name: str = "switchboard") -> trace.Tracer:
+    return trace.get_tracer(name)
+
+
+def inject(headers: dict[str, str] | None = None) -> dict[str, str]:
+    """Return ``headers`` with the current trace context added (``traceparent``...)."""
+    out = dict(headers or {})
+    propagate.inject(out)
+    return out
+
+
+def extract(headers: Mapping[str, str] | None) -> otel_context.Context:
+    """The trace context carried by a message's headers (empty context if none)."""
+    return propagate.extract(dict(headers or {}))
+
+
+def span_name(subject: str) -> str:
+    """A span name for a subject: the call-id token is replaced so names stay low-cardinality
+    and carry no identifiers."""
+    parts = subject.split(".")
+    if len(parts) == 5 and parts[0] == "sb" and parts[1] in {"evt", "cmd"}:
+        parts[-1] = "{call_id}"
+    return ".".join(parts)
+
+
+@contextmanager
+def consumer_span(
+    subject: str,
+    headers: Mapping[str, str] | None,
+    *,
+    operation: str = "process",
+    group: str | None = None,
+    message_id: str | None = None,
+) -> Iterator[trace.Span]:
+    """A CONSUMER span continuing the producer's trace, with messaging attributes."""
+    attributes: dict[str, str] = {
+        "messaging.system": "nats",
+        "messaging.destination.name": span_name(subject),
+        "messaging.operation.type": operation,
+    }
+    if group:
+        attributes["messaging.consumer.group.name"] = group
+    if message_id:
+        attributes["messaging.message.id"] = message_id
+    with tracer().start_as_current_span(
+        f"{operation} {span_name(subject)}",
+        context=extract(headers),
+        kind=trace.SpanKind.CONSUMER,
+        attributes=attributes,
+    ) as span:
+        yield span
+
+
+def traceparent() -> str | None:
+    """The current ``traceparent`` value, for the CloudEvents tracing extension."""
+    return inject().get("traceparent")

@@ -1,0 +1,119 @@
+"""Typed endpoints against a real nats-server: good requests, bad requests, crashes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import msgspec
+import pytest
+from nats.aio.client import Client as NATS
+from nats.micro import add_service
+
+from switchboard.contracts import ConsentMode, ConsentPolicy, ConsentPolicyQuery, ErrorCode
+from switchboard.contracts.subjects import CONSENT_POLICY, REQUESTS
+from switchboard.runtime.bus import RequestFailed, request
+from switchboard.runtime.service import RequestError, add_typed_endpoint
+
+POLICY = next(r for r in REQUESTS if r.subject == CONSENT_POLICY)
+
+
+async def _serve(nc: NATS, handler):  # type: ignore[no-untyped-def]
+    svc = await add_service(nc, name="consent", version="0.1.0", queue_group="consent")
+    await add_typed_endpoint(svc, POLICY, handler)
+    return svc
+
+
+async def _policy(query: ConsentPolicyQuery) -> ConsentPolicy:
+    if query.trunk == "boom":
+        raise RuntimeError("database exploded")
+    if query.trunk == "refuse":
+        raise RequestError(ErrorCode.REJECTED, "This trunk is not served here.")
+    return ConsentPolicy(
+        call_id=query.call_id,
+        jurisdiction="US-CA",
+        mode=ConsentMode.ASK,
+        notice_text="This call is recorded.",
+        notice_version="v1",
+        ai_disclosure="You are speaking with an AI.",
+    )
+
+
+async def test_a_typed_request_gets_a_typed_reply(nc: NATS) -> None:
+    await _serve(nc, _policy)
+    reply = await request(nc, CONSENT_POLICY, ConsentPolicyQuery(call_id="c1"), ConsentPolicy, 2)
+    assert reply.call_id == "c1"
+    assert reply.mode is ConsentMode.ASK
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "fragment"),
+    [
+        (b"{not json", None, "not valid JSON"),
+        (b'{"call_id": 42}', "$.call_id", "Expected `str`"),
+        (b"{}", None, "missing required field `call_id`"),
+        (b'{"call_id": "has spaces and dots.."}', "$.call_id", "regex"),
+        (b"[]", None, "Expected `object`"),
+    ],
+)
+async def test_malformed_requests_get_a_bad_request_reply_naming_the_problem(
+    nc: NATS, body: bytes, field: str | None, fragment: str
+) -> None:
+    await _serve(nc, _policy)
+    msg = await nc.request(CONSENT_POLICY, body, timeout=2)
+    assert msg.headers is not None
+    assert msg.headers["Nats-Service-Error-Code"] == "400"
+    error = json.loads(msg.data)
+    assert error["code"] == "bad_request"
+    assert fragment in error["message"]
+    assert error["field"] == field
+    # The service is still up and answers the next good request.
+    ok = await request(nc, CONSENT_POLICY, ConsentPolicyQuery(call_id="c2"), ConsentPolicy, 2)
+    assert ok.call_id == "c2"
+
+
+async def test_a_crashing_handler_gives_an_internal_error_and_keeps_serving(nc: NATS) -> None:
+    await _serve(nc, _policy)
+    with pytest.raises(RequestFailed) as failed:
+        await request(
+            nc, CONSENT_POLICY, ConsentPolicyQuery(call_id="c", trunk="boom"), ConsentPolicy, 2
+        )
+    assert failed.value.error.code is ErrorCode.INTERNAL
+    assert "exploded" not in failed.value.error.message
+    reply = await request(nc, CONSENT_POLICY, ConsentPolicyQuery(call_id="c3"), ConsentPolicy, 2)
+    assert reply.call_id == "c3"
+
+
+async def test_a_request_error_travels_as_its_typed_code(nc: NATS) -> None:
+    await _serve(nc, _policy)
+    with pytest.raises(RequestFailed) as failed:
+        await request(
+            nc, CONSENT_POLICY, ConsentPolicyQuery(call_id="c", trunk="refuse"), ConsentPolicy, 2
+        )
+    assert failed.value.error.code is ErrorCode.REJECTED
+    assert failed.value.error.subject == CONSENT_POLICY
+
+
+async def test_no_responder_and_timeout_are_reported_as_unavailable(nc: NATS) -> None:
+    with pytest.raises(RequestFailed) as none:
+        await request(nc, CONSENT_POLICY, ConsentPolicyQuery(call_id="c"), ConsentPolicy, 1)
+    assert none.value.error.code is ErrorCode.UNAVAILABLE
+
+    async def slow(query: ConsentPolicyQuery) -> ConsentPolicy:
+        await asyncio.sleep(1)
+        return await _policy(query)
+
+    await _serve(nc, slow)
+    with pytest.raises(RequestFailed) as late:
+        await request(nc, CONSENT_POLICY, ConsentPolicyQuery(call_id="c"), ConsentPolicy, 0.2)
+    assert late.value.error.code is ErrorCode.UNAVAILABLE
+    assert "within" in late.value.error.message
+
+
+async def test_the_service_is_discoverable_through_srv_ping(nc: NATS) -> None:
+    await _serve(nc, _policy)
+    msg = await nc.request("$SRV.INFO.consent", b"", timeout=2)
+    info = msgspec.json.decode(msg.data)
+    assert info["name"] == "consent"
+    assert [e["subject"] for e in info["endpoints"]] == [CONSENT_POLICY]
+    assert info["endpoints"][0]["queue_group"] == "consent"

@@ -1,0 +1,1 @@
+"""Test support for Switchboard: real NATS and PostgreSQL fixtures."""

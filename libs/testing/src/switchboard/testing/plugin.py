@@ -1,0 +1,74 @@
+"""Pytest plugin: a real nats-server per test and a PostgreSQL server per session.
+
+Registered through the ``pytest11`` entry point of ``switchboard-testing``, so every
+package's tests get these fixtures without a conftest.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import nats
+import psycopg
+import pytest
+from nats.aio.client import Client as NATS
+
+from switchboard.runtime.natsserver import NatsServer
+from switchboard.testing import postgres
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+@pytest.fixture
+def nats_server() -> Iterator[NatsServer]:
+    """A fresh nats-server with JetStream on a free port and a temporary store."""
+    server = NatsServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+async def nc(nats_server: NatsServer) -> AsyncIterator[NATS]:
+    """A client connected to the test's own server."""
+    client = await nats.connect(nats_server.url, connect_timeout=2)
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_server_dsn() -> Iterator[str]:
+    """DSN of a reachable PostgreSQL server; fails (never skips) when CI=true."""
+    dsn = os.environ.get("SB_TEST_POSTGRES_DSN", postgres.DEFAULT_DSN)
+    if postgres.reachable(dsn):
+        yield dsn
+        return
+    with postgres.throwaway_cluster() as started:
+        if started is not None and postgres.reachable(started):
+            yield started
+            return
+    reason = f"No PostgreSQL server: {dsn} does not answer and no local binaries could start one."
+    if in_ci():
+        pytest.fail(reason + " CI=true, so this is a failure, not a skip.")
+    pytest.skip(reason)
+
+
+@pytest.fixture
+def postgres_dsn(postgres_server_dsn: str) -> Iterator[str]:
+    """A DSN whose ``search_path`` is a fresh schema, dropped after the test."""
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_server_dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    sep = "&" if "?" in postgres_server_dsn else "?"
+    try:
+        yield f"{postgres_server_dsn}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        with psycopg.connect(postgres_server_dsn, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')

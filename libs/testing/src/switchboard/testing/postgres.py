@@ -1,0 +1,100 @@
+"""Find or start a PostgreSQL server for tests.
+
+Order: ``SB_TEST_POSTGRES_DSN``; the server on 127.0.0.1:5432 (database ``test``) when it
+answers; a throwaway cluster from the local PostgreSQL binaries; otherwise the caller
+skips — except under ``CI=true``, where a missing database fails the run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+
+DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def reachable(dsn: str) -> bool:
+    try:
+        with psycopg.connect(dsn, connect_timeout=2) as conn:
+            conn.execute("SELECT 1")
+        return True
+    except psycopg.Error:
+        return False
+
+
+def _bindir() -> Path | None:
+    found = shutil.which("initdb")
+    if found:
+        return Path(found).parent
+    root = Path("/usr/lib/postgresql")
+    if root.is_dir():
+        for version in sorted(root.iterdir(), reverse=True):
+            if (version / "bin" / "initdb").exists():
+                return version / "bin"
+    return None
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextlib.contextmanager
+def throwaway_cluster() -> Iterator[str | None]:
+    """Start a private cluster; yields its DSN, or None when no binaries are installed."""
+    bindir = _bindir()
+    if bindir is None:
+        yield None
+        return
+    tmp = Path(tempfile.mkdtemp(prefix="sb-pg-"))
+    data = tmp / "data"
+    port = _free_port()
+    # initdb refuses to run as root; run the server as the postgres user then.
+    prefix: list[str] = []
+    if os.geteuid() == 0:
+        prefix = ["runuser", "-u", "postgres", "--"]
+        shutil.chown(tmp, "postgres")
+    try:
+        subprocess.run(
+            [*prefix, str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust"],
+            check=True,
+            capture_output=True,
+        )
+        subprocess.run(
+            [
+                *prefix,
+                str(bindir / "pg_ctl"),
+                "-D",
+                str(data),
+                "-o",
+                f"-c listen_addresses=127.0.0.1 -p {port} -k {tmp}",
+                "-l",
+                str(tmp / "log"),
+                "-w",
+                "start",
+            ],
+            check=True,
+            capture_output=True,
+        )
+        dsn = f"postgresql://postgres@127.0.0.1:{port}/postgres"
+        deadline = time.monotonic() + 10
+        while not reachable(dsn) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        yield dsn
+    finally:
+        subprocess.run(
+            [*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+            capture_output=True,
+        )
+        shutil.rmtree(tmp, ignore_errors=True)
