@@ -12,7 +12,7 @@ import enum
 from dataclasses import dataclass
 from typing import Any
 
-from switchboard.contracts import consent, escalation, transfer
+from switchboard.contracts import consent, escalation, simulation, transfer
 from switchboard.contracts.base import Message
 
 
@@ -37,6 +37,7 @@ CONSENT_CHECKPOINT = "sb.consent.checkpoint"
 ESCALATION_DECIDE = "sb.escalation.decide"
 TRANSFER_PLACE = "sb.transfer.place"
 TRANSFER_CANCEL = "sb.transfer.cancel"
+TRANSFER_SIMULATE = "sb.transfer.simulate"
 
 EVENTS_PREFIX = "sb.evt"
 EVENTS_WILDCARD = "sb.evt.>"
@@ -132,5 +133,12 @@ REQUESTS: tuple[RequestSubject, ...] = (
         transfer.CancelTransfer,
         transfer.TransferCancelled,
         "Cancel a transfer in progress.",
+    ),
+    RequestSubject(
+        TRANSFER_SIMULATE,
+        Owner.SIP_BRIDGE,
+        simulation.ScriptCarrier,
+        simulation.CarrierScripted,
+        "Script the simulated carrier for one call (simulated driver only).",
     ),
 )

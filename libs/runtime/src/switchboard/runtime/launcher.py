@@ -1,0 +1,95 @@
+"""Start service processes through their entry points and wait until they answer.
+
+Used by ``make demo`` and by the end-to-end tests, which run every backend service as a
+real subprocess (``python -m switchboard.<name>``) against a real nats-server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import nats
+
+
+class LaunchError(RuntimeError):
+    """A service exited or did not become ready in time."""
+
+
+@dataclass
+class ServiceProcess:
+    """One service subprocess; ``ready`` waits for its ``$SRV.PING`` answer."""
+
+    module: str
+    """Python module to run with ``-m`` (e.g. ``switchboard.consent``)."""
+    service: str
+    """The ``nats.micro`` service name it registers (e.g. ``consent``)."""
+    env: dict[str, str] = field(default_factory=dict)
+    args: list[str] = field(default_factory=list)
+    log_path: Path | None = None
+    process: subprocess.Popen[bytes] | None = None
+    _log: IO[bytes] | None = None
+
+    def start(self) -> ServiceProcess:
+        out: IO[bytes] | int = subprocess.DEVNULL
+        if self.log_path is not None:
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+            self._log = self.log_path.open("ab")
+            out = self._log
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", self.module, *self.args],
+            env={**os.environ, **self.env},
+            stdout=out,
+            stderr=out,
+        )
+        return self
+
+    async def ready(self, nats_url: str, timeout: float = 20.0) -> None:
+        """Wait until the service answers ``$SRV.PING.<service>``."""
+        nc = await nats.connect(nats_url)
+        try:
+            deadline = asyncio.get_running_loop().time() + timeout
+            while asyncio.get_running_loop().time() < deadline:
+                if self.process is not None and self.process.poll() is not None:
+                    raise LaunchError(
+                        f"{self.module} exited with {self.process.returncode}; see {self.log_path}."
+                    )
+                try:
+                    await nc.request(f"$SRV.PING.{self.service}", b"", timeout=0.25)
+                    return
+                except (nats.errors.NoRespondersError, nats.errors.TimeoutError):
+                    await asyncio.sleep(0.05)
+            raise LaunchError(f"{self.module} did not answer $SRV.PING within {timeout} s.")
+        finally:
+            await nc.close()
+
+    def signal(self, sig: int) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(sig)
+
+    def stop(self, timeout: float = 10.0) -> int | None:
+        """SIGTERM, wait for a clean drain, SIGKILL if it hangs; returns the exit code."""
+        if self.process is None:
+            return None
+        self.signal(signal.SIGTERM)
+        try:
+            code = self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            code = self.process.wait()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+        return code
+
+    def kill(self) -> None:
+        """SIGKILL, for crash tests."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
