@@ -1,0 +1,95 @@
+"""CloudEvents envelope: encoding, decoding, subjects and schema evolution."""
+
+from __future__ import annotations
+
+import json
+
+import msgspec
+import pytest
+
+from switchboard.contracts import (
+    CallStarted,
+    ConsentDecision,
+    ConsentMode,
+    ConsentReceipt,
+    ConsentRecorded,
+    FailureReason,
+    TransferFailed,
+    utcnow,
+)
+from switchboard.contracts.envelope import (
+    EVENTS,
+    UnknownEventType,
+    decode_event,
+    encode_event,
+    spec_for,
+)
+
+
+def test_an_event_is_a_cloudevent_whose_subject_is_the_call_id() -> None:
+    out = encode_event(
+        CallStarted(call_id="call-1", room="room-1"), source="voice/test", event_id="e-1"
+    )
+    body = json.loads(out.body)
+    assert out.subject == "sb.evt.call.started.call-1"
+    assert out.event_id == "e-1"
+    assert body["specversion"] == "1.0"
+    assert body["id"] == "e-1"
+    assert body["type"] == "io.switchboard.call.started.v1"
+    assert body["subject"] == "call-1"
+    assert body["source"] == "voice/test"
+    assert body["datacontenttype"] == "application/json"
+    assert body["data"]["room"] == "room-1"
+    assert "dataschema" not in body, "absent optional attributes are omitted, not null"
+
+
+def test_decoding_returns_the_typed_payload() -> None:
+    receipt = ConsentReceipt(sequence=7, chain_hash="a" * 64, recorded_at=utcnow())
+    payload = ConsentRecorded(
+        call_id="c",
+        command_id="cmd",
+        decision=ConsentDecision.GRANTED,
+        jurisdiction="US-CA",
+        mode=ConsentMode.ASK,
+        notice_version="v1",
+        receipt=receipt,
+    )
+    event, decoded = decode_event(encode_event(payload, source="consent").body)
+    assert event.type.endswith("consent.recorded.v1")
+    assert decoded == payload
+
+
+def test_unknown_event_types_are_refused_with_a_clear_error() -> None:
+    body = encode_event(CallStarted(call_id="c", room="r"), source="x").body
+    tampered = body.replace(b"call.started.v1", b"call.started.v9")
+    with pytest.raises(UnknownEventType, match=r"call\.started\.v9"):
+        decode_event(tampered)
+
+
+def test_every_event_type_is_versioned_and_unique() -> None:
+    types = [spec.type for spec in EVENTS]
+    assert len(types) == len(set(types))
+    assert all(t.rsplit(".", 1)[1].startswith("v") for t in types)
+    assert all("call_id" in {f.name for f in msgspec.structs.fields(s.payload)} for s in EVENTS)
+
+
+def test_a_call_id_that_is_not_a_safe_subject_token_is_rejected() -> None:
+    for bad in ["a.b", "a b", "*", ">", "", "x" * 65]:
+        with pytest.raises(msgspec.ValidationError):
+            msgspec.json.decode(json.dumps({"call_id": bad, "room": "r"}), type=CallStarted)
+
+
+def test_older_consumers_ignore_fields_added_later() -> None:
+    newer = json.dumps({"call_id": "c", "room": "r", "added_in_v2": {"x": 1}})
+    assert msgspec.json.decode(newer, type=CallStarted).room == "r"
+
+
+def test_new_optional_fields_default_when_an_older_producer_omits_them() -> None:
+    older = json.dumps({"call_id": "c", "transfer_id": "t", "reason": "busy", "final": False})
+    failed = msgspec.json.decode(older, type=TransferFailed)
+    assert failed.reason is FailureReason.BUSY
+    assert failed.sip_status is None
+
+
+def test_spec_lookup_is_by_payload_type() -> None:
+    assert spec_for(CallStarted).subject("k") == "sb.evt.call.started.k"

@@ -1,0 +1,49 @@
+"""The checked-in JSON Schema and AsyncAPI documents match the code."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from switchboard.contracts import envelope, schema
+from switchboard.contracts.subjects import REQUESTS
+
+SCHEMAS = Path(__file__).resolve().parents[1] / "schemas"
+
+
+def test_exported_schemas_have_not_drifted_from_the_code() -> None:
+    for name, body in schema.render().items():
+        checked_in = (SCHEMAS / name).read_bytes()
+        assert checked_in == body, (
+            f"contracts/schemas/{name} is stale: run `make schemas` and commit the result."
+        )
+
+
+def test_every_message_has_a_json_schema_with_a_description() -> None:
+    defs = json.loads((SCHEMAS / schema.SCHEMA_FILE).read_text())["$defs"]
+    for t in schema.message_types():
+        for cls in getattr(t, "__args__", (t,)):
+            assert cls.__name__ in defs
+            assert defs[cls.__name__].get("description"), f"{cls.__name__} needs a docstring"
+
+
+def test_personal_data_fields_are_marked_in_the_exported_schema() -> None:
+    defs = json.loads((SCHEMAS / schema.SCHEMA_FILE).read_text())["$defs"]
+    number = defs["CallStarted"]["properties"]["caller_number"]
+    assert any(alt.get("x-personal-data") for alt in number["anyOf"])
+    assert defs["RecordConsent"]["properties"]["call_id"].get("x-personal-data") is None
+
+
+def test_asyncapi_document_names_every_subject_with_its_owner() -> None:
+    doc = json.loads((SCHEMAS / schema.ASYNCAPI_FILE).read_text())
+    assert doc["asyncapi"].startswith("3.")
+    addresses = {c["address"]: c for c in doc["channels"].values() if c["address"]}
+    for req in REQUESTS:
+        assert addresses[req.subject]["x-owner"] == str(req.owner)
+    for spec in envelope.EVENTS:
+        channel = addresses[f"sb.evt.{spec.domain}.{spec.name}.{{call_id}}"]
+        assert channel["x-cloudevents-type"] == spec.type
+        assert channel["x-owner"] == str(spec.owner)
+    for op in doc["operations"].values():
+        ref = op["channel"]["$ref"].removeprefix("#/channels/")
+        assert ref in doc["channels"]

@@ -1,0 +1,63 @@
+"""Event publishing and trace propagation against a real nats-server."""
+
+from __future__ import annotations
+
+import asyncio
+
+from nats.aio.client import Client as NATS
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from switchboard.contracts import CallStarted, decode_event
+from switchboard.contracts.streams import EVENTS
+from switchboard.runtime import telemetry
+from switchboard.runtime.bus import EventPublisher, ensure_stream
+
+
+async def test_an_event_is_stored_once_even_when_published_twice(nc: NATS) -> None:
+    js = nc.jetstream()
+    await ensure_stream(js, EVENTS)
+    await ensure_stream(js, EVENTS)  # idempotent: every process may call it
+    publisher = EventPublisher(js, source="voice/test")
+    payload = CallStarted(call_id="c1", room="r1")
+    first = await publisher.publish(payload, event_id="evt-1")
+    second = await publisher.publish(payload, event_id="evt-1")
+    assert first == second == "evt-1"
+    info = await js.stream_info(EVENTS.name)
+    assert info.state.messages == 1
+    msg = await js.get_msg(EVENTS.name, subject="sb.evt.call.started.c1")
+    assert msg.headers is not None
+    assert msg.headers["Nats-Msg-Id"] == "evt-1"
+    event, decoded = decode_event(msg.data)
+    assert decoded == payload
+    assert event.source == "voice/test"
+
+
+async def test_trace_context_crosses_nats_headers(nc: NATS) -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("test")
+    received: asyncio.Future[dict[str, str]] = asyncio.get_running_loop().create_future()
+
+    async def on_msg(msg) -> None:  # type: ignore[no-untyped-def]
+        received.set_result(dict(msg.headers or {}))
+
+    await nc.subscribe("sb.test.trace", cb=on_msg)
+    with tracer.start_as_current_span("producer") as producer:
+        await nc.publish("sb.test.trace", b"x", headers=telemetry.inject())
+        trace_id = producer.get_span_context().trace_id
+    headers = await asyncio.wait_for(received, 2)
+    assert "traceparent" in headers
+    ctx = telemetry.extract(headers)
+    with tracer.start_as_current_span("consumer", context=ctx) as consumer:
+        assert consumer.get_span_context().trace_id == trace_id
+    assert trace.get_current_span() is not None
+
+
+def test_span_names_hide_the_call_id() -> None:
+    assert telemetry.span_name("sb.evt.call.started.abc123") == "sb.evt.call.started.{call_id}"
+    assert telemetry.span_name("sb.cmd.consent.record.abc") == "sb.cmd.consent.record.{call_id}"
+    assert telemetry.span_name("sb.consent.policy") == "sb.consent.policy"

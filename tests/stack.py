@@ -1,0 +1,64 @@
+"""A real nats-server and every backend service as a subprocess, for cross-service tests."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from pathlib import Path
+
+from switchboard.runtime.launcher import ServiceProcess
+from switchboard.runtime.natsserver import NatsServer
+
+BACKENDS = (
+    ("switchboard.consent", "consent"),
+    ("switchboard.escalation", "escalation"),
+    ("switchboard.sip_bridge", "sip-bridge"),
+)
+
+
+@dataclass
+class Stack:
+    """A running NATS server and the three backend services."""
+
+    nats: NatsServer
+    services: dict[str, ServiceProcess]
+    workdir: Path
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {"SB_NATS_URL": self.nats.url}
+
+    def logs(self) -> str:
+        out = []
+        for name, proc in self.services.items():
+            if proc.log_path and proc.log_path.exists():
+                out.append(f"--- {name} ---\n{proc.log_path.read_text()[-3000:]}")
+        return "\n".join(out)
+
+
+def start_stack(workdir: Path) -> Stack:
+    nats = NatsServer(store_dir=workdir / "nats").start()
+    env = {
+        "SB_NATS_URL": nats.url,
+        "SB_LEDGER_DB": str(workdir / "ledger.db"),
+        "SB_SIGNING_KEY_FILE": str(workdir / "ledger-signing.key"),
+        "SB_LOG_LEVEL": "INFO",
+    }
+    services = {
+        name: ServiceProcess(module, name, env=env, log_path=workdir / "logs" / f"{name}.log")
+        for module, name in BACKENDS
+    }
+    try:
+        for proc in services.values():
+            proc.start()
+
+        async def ready() -> None:
+            await asyncio.gather(*(p.ready(nats.url) for p in services.values()))
+
+        asyncio.run(ready())
+    except Exception:
+        for proc in services.values():
+            proc.kill()
+        nats.stop()
+        raise
+    return Stack(nats=nats, services=services, workdir=workdir)
