@@ -1,0 +1,57 @@
+"""The Kubernetes manifests render and keep the rules the design depends on."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+KUBECTL = shutil.which("kubectl")
+
+
+def render(overlay: str) -> list[dict[str, Any]]:
+    if KUBECTL is None:
+        pytest.fail("kubectl is needed to render the kustomize overlays.")
+    out = subprocess.run(
+        [KUBECTL, "kustomize", str(ROOT / "deploy/k8s/overlays" / overlay)],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return [msgspec.yaml.decode(doc) for doc in out.split("\n---\n") if doc.strip()]
+
+
+@pytest.mark.parametrize("overlay", ["local", "production"])
+def test_every_deployment_has_resources_and_drops_privileges(overlay: str) -> None:
+    docs = render(overlay)
+    deployments = [d for d in docs if d["kind"] == "Deployment"]
+    assert {d["metadata"]["name"] for d in deployments} == {
+        "consent-ledger",
+        "escalation-router",
+        "sip-bridge",
+        "voice-worker",
+    }
+    for d in deployments:
+        pod = d["spec"]["template"]["spec"]
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        for c in pod["containers"]:
+            assert c["resources"]["requests"]
+            assert c["securityContext"]["allowPrivilegeEscalation"] is False
+
+
+def test_voice_workers_outlast_their_drain_timeout() -> None:
+    voice = next(d for d in render("production") if d["metadata"]["name"] == "voice-worker")
+    assert voice["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] > 3600
+
+
+def test_production_streams_are_replicated_three_times() -> None:
+    config = next(d for d in render("production") if d["kind"] == "ConfigMap")
+    assert config["data"]["SB_STREAM_REPLICAS"] == "3"
+    values = msgspec.yaml.decode((ROOT / "deploy/k8s/nats/values.yaml").read_bytes())
+    assert values["config"]["merge"]["jetstream"]["sync_interval"] == "always"
+    assert values["config"]["cluster"]["replicas"] == 3
