@@ -110,3 +110,7 @@ class HandoffDecision(Message):
     """True when the router did not answer and the worker used its local fallback."""
     decision_id: Identifier = msgspec.field(default_factory=new_id)
     decided_at: dt.datetime = msgspec.field(default_factory=utcnow)
+    agent: Identifier | None = None
+    """The AI agent that takes the call when ``target`` is ``ai_manager`` or ``ai_specialist``."""
+    rules_version: ShortText | None = None
+    """Version (content hash) of the rules file that made the decision, for audits."""

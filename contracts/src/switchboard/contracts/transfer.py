@@ -64,6 +64,8 @@ class TransferAccepted(Message, tag="accepted", tag_field="outcome"):
 
     call_id: CallId
     transfer_id: Identifier
+    skipped_destination_ids: list[Identifier] = msgspec.field(default_factory=list)
+    """Destinations the bridge's own allow-list refused; they will not be dialled."""
 
 
 class TransferRejected(Message, tag="rejected", tag_field="outcome"):
@@ -112,6 +114,8 @@ class TransferAnswered(Message):
     transfer_id: Identifier
     destination_id: Identifier
     attempt: int
+    consult_room: Identifier | None = None
+    """Warm transfers: the room where the human waits to be briefed, apart from the caller."""
 
 
 class TransferBriefed(Message):
@@ -141,6 +145,8 @@ class TransferFailed(Message):
     attempt: int = 0
     sip_status: int | None = None
     sip_status_text: ShortText | None = None
+    detail: ShortText = ""
+    """What happened, for people reading the event (e.g. ``ring timeout``); never personal data."""
 
 
 class TransferCancelled(Message):

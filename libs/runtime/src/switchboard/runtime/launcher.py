@@ -7,6 +7,7 @@ real subprocess (``python -m switchboard.<name>``) against a real nats-server.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -51,7 +52,13 @@ class ServiceProcess:
         return self
 
     async def ready(self, nats_url: str, timeout: float = 20.0) -> None:
-        """Wait until the service answers ``$SRV.PING.<service>``."""
+        """Wait until the service reports ``state=ready`` in ``$SRV.INFO`` and every
+        endpoint it lists answers a request.
+
+        ``$SRV`` answers as soon as the micro service exists, before its endpoints are
+        registered; ``run_service`` flips the metadata after setup, and each endpoint is
+        then probed with an empty body (a ``bad_request`` reply proves it is subscribed).
+        """
         nc = await nats.connect(nats_url)
         try:
             deadline = asyncio.get_running_loop().time() + timeout
@@ -61,11 +68,17 @@ class ServiceProcess:
                         f"{self.module} exited with {self.process.returncode}; see {self.log_path}."
                     )
                 try:
-                    await nc.request(f"$SRV.PING.{self.service}", b"", timeout=0.25)
-                    return
+                    reply = await nc.request(f"$SRV.INFO.{self.service}", b"", timeout=0.5)
+                    info = json.loads(reply.data)
+                    endpoints = [e["subject"] for e in info["endpoints"]]
+                    if (info.get("metadata") or {}).get("state") == "ready":
+                        for subject in endpoints:
+                            await nc.request(subject, b"", timeout=0.5)
+                        return
                 except (nats.errors.NoRespondersError, nats.errors.TimeoutError):
-                    await asyncio.sleep(0.05)
-            raise LaunchError(f"{self.module} did not answer $SRV.PING within {timeout} s.")
+                    pass
+                await asyncio.sleep(0.05)
+            raise LaunchError(f"{self.module} did not become ready within {timeout} s.")
         finally:
             await nc.close()
 

@@ -171,17 +171,30 @@ async def run_service(
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
     nc = await connect(settings, name)
+    # nats.micro keeps this dict by reference and reports it in $SRV.INFO, so flipping
+    # "state" after setup tells launchers and operators the endpoints are all registered.
+    metadata = {"state": "starting"}
     service = await add_service(
-        nc, name=name, version=version, description=description, queue_group=name
+        nc,
+        name=name,
+        version=version,
+        description=description,
+        queue_group=name,
+        metadata=metadata,
     )
     runtime = Runtime(nc=nc, js=nc.jetstream(), service=service, settings=settings, name=name)
     cleanup = await setup(runtime)
+    # nats-py can write flush()'s PING ahead of SUBs still in its pending buffer, so one
+    # flush does not prove the endpoints are registered; the second PONG does.
     await nc.flush()
+    await nc.flush()
+    metadata["state"] = "ready"
     log.info(
         "Service ready.",
         extra={"endpoints": [e.subject for e in service.info().endpoints], "id": service.id},
     )
     await stopping.wait()
+    metadata["state"] = "stopping"
     log.info("Stopping: no new requests; finishing work in flight.")
     await service.stop()
     if cleanup is not None:

@@ -1,0 +1,126 @@
+"""The sip-bridge service on NATS: ``sb.transfer.place``, ``sb.transfer.cancel`` and, with
+the simulated carrier only, ``sb.transfer.simulate``.
+
+Handlers are thin: they hand typed requests to the transfer desk and turn its domain
+errors into typed error replies. Events go to the events stream through the runtime's
+``EventPublisher`` (CloudEvents, ``Nats-Msg-Id`` = the machine's deterministic event id).
+On SIGTERM the runner stops taking requests and ``cleanup`` drains the desk: transfers in
+progress get ``SB_TRANSFER_DRAIN_S`` to finish, then are failed cleanly.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from switchboard.contracts import streams
+from switchboard.contracts.errors import ErrorCode
+from switchboard.contracts.simulation import CarrierScripted, ScriptCarrier
+from switchboard.contracts.subjects import (
+    REQUESTS,
+    TRANSFER_CANCEL,
+    TRANSFER_PLACE,
+    TRANSFER_SIMULATE,
+    RequestSubject,
+)
+from switchboard.contracts.transfer import (
+    CancelTransfer,
+    PlaceTransfer,
+    TransferCancelled,
+    TransferPlaceReply,
+)
+from switchboard.runtime.bus import EventPublisher, ensure_stream
+from switchboard.runtime.service import Cleanup, RequestError, Runtime, add_typed_endpoint
+from switchboard.sip_bridge.bridge import Bridge, build_bridge
+from switchboard.sip_bridge.drivers.simulated import CarrierScripts
+from switchboard.sip_bridge.settings import SipBridgeSettings, livekit_credentials
+from switchboard.sip_bridge.transfers import (
+    DeskClosed,
+    TransferDesk,
+    TransferFinished,
+    TransferIdConflict,
+    UnknownTransfer,
+)
+
+log = logging.getLogger(__name__)
+
+
+def request_spec(subject: str) -> RequestSubject:
+    return next(spec for spec in REQUESTS if spec.subject == subject)
+
+
+class TransferHandlers:
+    """One handler per request subject."""
+
+    def __init__(self, desk: TransferDesk, scripts: CarrierScripts | None) -> None:
+        self._desk = desk
+        self._scripts = scripts
+
+    async def on_place_transfer(self, request: PlaceTransfer) -> TransferPlaceReply:
+        try:
+            return await self._desk.place(request)
+        except TransferIdConflict as exc:
+            raise RequestError(ErrorCode.REJECTED, str(exc), field="$.transfer_id") from None
+        except DeskClosed:
+            raise RequestError(
+                ErrorCode.UNAVAILABLE, "The bridge is shutting down; place the transfer again."
+            ) from None
+
+    async def on_cancel_transfer(self, request: CancelTransfer) -> TransferCancelled:
+        try:
+            return await self._desk.cancel(request)
+        except UnknownTransfer as exc:
+            raise RequestError(ErrorCode.NOT_FOUND, str(exc), field="$.transfer_id") from None
+        except TransferFinished as exc:
+            raise RequestError(ErrorCode.REJECTED, str(exc)) from None
+        except DeskClosed as exc:
+            raise RequestError(ErrorCode.UNAVAILABLE, str(exc)) from None
+
+    async def on_script_carrier(self, request: ScriptCarrier) -> CarrierScripted:
+        if self._scripts is None:  # Not registered then; kept as a guard.
+            raise RequestError(ErrorCode.REJECTED, "The bridge is not using a simulated carrier.")
+        self._scripts.set(request.call_id, request.outcomes, request.ring_s)
+        return CarrierScripted(call_id=request.call_id, outcomes=list(request.outcomes))
+
+
+async def serve(rt: Runtime, bridge: Bridge) -> None:
+    """Register the endpoints of ``bridge`` on the runtime's micro service."""
+    handlers = TransferHandlers(bridge.desk, bridge.scripts)
+    await add_typed_endpoint(rt.service, request_spec(TRANSFER_PLACE), handlers.on_place_transfer)
+    await add_typed_endpoint(rt.service, request_spec(TRANSFER_CANCEL), handlers.on_cancel_transfer)
+    if bridge.scripts is not None:
+        await add_typed_endpoint(
+            rt.service, request_spec(TRANSFER_SIMULATE), handlers.on_script_carrier
+        )
+    # nats-py 2.16 writes flush()'s PING straight to the socket, ahead of SUBs still queued,
+    # so one flush does not prove the endpoints reached the server. This flush puts the
+    # SUBs on the wire; the runner's own flush after setup then confirms them.
+    await rt.nc.flush()
+
+
+async def setup(rt: Runtime) -> Cleanup:
+    """Build the bridge from the runtime's settings and serve it."""
+    settings = rt.settings
+    if not isinstance(settings, SipBridgeSettings):
+        raise TypeError("The sip-bridge needs SipBridgeSettings.")
+    await ensure_stream(rt.js, streams.EVENTS, settings.stream_replicas)
+    bridge = build_bridge(settings, EventPublisher(rt.js, source=rt.instance))
+    await serve(rt, bridge)
+    if bridge.scripts is not None and livekit_credentials(settings) is not None:
+        log.warning(
+            "LiveKit credentials are set but calls are simulated "
+            "(SB_CARRIER_DRIVER=simulated, or no SB_LIVEKIT_SIP_TRUNK_ID)."
+        )
+    log.info(
+        "SIP bridge configured.",
+        extra={
+            "driver": bridge.driver.name,
+            "cps": settings.transfer_cps,
+            "max_concurrent": settings.transfer_max_concurrent,
+        },
+    )
+
+    async def cleanup() -> None:
+        await bridge.desk.drain(settings.transfer_drain_s)
+        await bridge.driver.aclose()
+
+    return cleanup

@@ -1,0 +1,81 @@
+"""Builds the bridge from its settings: the carrier driver, the policy and the desk.
+
+Kept apart from the NATS wiring so tests (and the LiveKit driver tests) assemble the
+same objects the service runs with.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from switchboard.sip_bridge.allowlist import DestinationAllowList
+from switchboard.sip_bridge.drivers.base import CarrierDriver
+from switchboard.sip_bridge.drivers.livekit import LiveKitCarrier
+from switchboard.sip_bridge.drivers.simulated import CarrierScripts, SimulatedCarrier
+from switchboard.sip_bridge.limits import ConcurrencyCap, TokenBucket
+from switchboard.sip_bridge.outbox import EventSink
+from switchboard.sip_bridge.policy import TransferPolicy
+from switchboard.sip_bridge.settings import (
+    DriverChoice,
+    SipBridgeSettings,
+    choose_driver,
+    livekit_credentials,
+)
+from switchboard.sip_bridge.transfers import DeskTimings, TransferDesk
+
+
+@dataclass(frozen=True, slots=True)
+class Bridge:
+    """Everything the service runs; ``scripts`` only with the simulated carrier."""
+
+    desk: TransferDesk
+    driver: CarrierDriver
+    policy: TransferPolicy
+    scripts: CarrierScripts | None
+
+
+def build_policy(settings: SipBridgeSettings, choice: DriverChoice) -> TransferPolicy:
+    trunks = [t for t in (settings.livekit_sip_trunk_id,) if t]
+    trunks += [t.strip() for t in settings.livekit_extra_trunks.split(",") if t.strip()]
+    allow_list = DestinationAllowList.from_config(
+        settings.transfer_allow,
+        settings.transfer_block,
+        settings.transfer_home_prefix,
+        # Without a carrier nothing costs money, so local runs need no allow-list; the
+        # block rules still apply so tests see the real screening.
+        open_when_empty=choice is DriverChoice.SIMULATED,
+        # A simulated carrier has no trunks to protect unless some are configured.
+        trunks=trunks if trunks or choice is DriverChoice.LIVEKIT else None,
+    )
+    return TransferPolicy(
+        allow_list,
+        TokenBucket(settings.transfer_cps, settings.transfer_burst),
+        ConcurrencyCap(settings.transfer_max_concurrent),
+    )
+
+
+def build_bridge(
+    settings: SipBridgeSettings, sink: EventSink, environ: Mapping[str, str] | None = None
+) -> Bridge:
+    """Choose the driver (``SettingsError`` if the settings cannot run it) and assemble."""
+    choice = choose_driver(settings, environ)
+    scripts: CarrierScripts | None = None
+    driver: CarrierDriver
+    if choice is DriverChoice.LIVEKIT:
+        credentials = livekit_credentials(settings, environ)
+        assert credentials is not None, "choose_driver checked the credentials"
+        driver = LiveKitCarrier(
+            credentials,
+            trunk_id=settings.livekit_sip_trunk_id,
+            status_poll_s=settings.livekit_status_poll_s,
+            brief_s=settings.livekit_brief_s,
+        )
+    else:
+        scripts = CarrierScripts(settings.sim_outcome, settings.sim_ring_s)
+        driver = SimulatedCarrier(scripts, brief_s=settings.sim_brief_s)
+    policy = build_policy(settings, choice)
+    timings = DeskTimings(
+        max_ring_s=settings.transfer_max_ring_s, step_timeout_s=settings.transfer_step_timeout_s
+    )
+    return Bridge(TransferDesk(driver, policy, sink, timings), driver, policy, scripts)
