@@ -93,3 +93,14 @@ def test_new_optional_fields_default_when_an_older_producer_omits_them() -> None
 
 def test_spec_lookup_is_by_payload_type() -> None:
     assert spec_for(CallStarted).subject("k") == "sb.evt.call.started.k"
+
+
+def test_a_trailing_newline_cannot_sneak_into_ids_or_addresses() -> None:
+    from switchboard.contracts import Destination
+
+    with pytest.raises(msgspec.ValidationError):
+        msgspec.json.decode(json.dumps({"call_id": "abc\n", "room": "r"}), type=CallStarted)
+    with pytest.raises(msgspec.ValidationError):
+        msgspec.json.decode(json.dumps({"id": "d", "address": "+14155550100\n"}), type=Destination)
+    ok = msgspec.json.decode(json.dumps({"id": "d", "address": "+14155550100"}), type=Destination)
+    assert ok.address == "+14155550100"

@@ -24,12 +24,16 @@ _PERSONAL = {PERSONAL_DATA_KEY: True}
 CallId = Annotated[
     str,
     msgspec.Meta(
-        pattern=r"^[A-Za-z0-9_-]{1,64}$",
+        pattern=r"^[A-Za-z0-9_-]{1,64}(?!\n)$",
         description="Call identifier; also the last token of event subjects, so it is "
         "limited to letters, digits, '-' and '_'.",
     ),
 ]
-"""A call id is safe to use as a NATS subject token, which is why its alphabet is fixed."""
+"""A call id is safe to use as a NATS subject token, which is why its alphabet is fixed.
+
+Patterns end in ``(?!\n)$`` because Python's ``$`` (which msgspec uses) also matches
+before a trailing newline; the lookahead keeps ``"abc\n"`` out in every regex dialect.
+"""
 
 PhoneNumber = Annotated[
     str,
@@ -51,7 +55,7 @@ PersonalText = Annotated[
 ShortText = Annotated[str, msgspec.Meta(max_length=512)]
 Identifier = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
 LanguageTag = Annotated[
-    str, msgspec.Meta(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$", max_length=35)
+    str, msgspec.Meta(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*(?!\n)$", max_length=35)
 ]
 
 

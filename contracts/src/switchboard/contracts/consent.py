@@ -41,7 +41,7 @@ class ConsentDecision(enum.StrEnum):
     """Consent withdrawn after it was given (mid-call)."""
 
 
-Sha256Hex = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}$")]
+Sha256Hex = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}(?!\n)$")]
 
 
 class ConsentPolicyQuery(Message):
