@@ -24,8 +24,8 @@ from nats.js.api import (
 from nats.js.errors import BadRequestError
 from nats.micro.request import ERROR_CODE_HEADER, ERROR_HEADER
 
-from switchboard.contracts.base import Message
-from switchboard.contracts.envelope import encode_event
+from switchboard.contracts.base import Message, new_id
+from switchboard.contracts.envelope import OutgoingEvent, encode_event
 from switchboard.contracts.errors import ErrorCode, ErrorReply
 from switchboard.contracts.streams import Retention, StreamSpec
 from switchboard.runtime import telemetry
@@ -110,12 +110,26 @@ class EventPublisher:
 
         Passing a stable ``event_id`` makes a retry after a lost ack harmless.
         """
-        out = encode_event(
-            payload, source=self._source, event_id=event_id, traceparent=telemetry.traceparent()
-        )
-        headers = telemetry.inject({MSG_ID_HEADER: out.event_id})
+        out, headers = self.encode(payload, event_id)
         await self._js.publish(out.subject, out.body, headers=headers, timeout=self._timeout)
         return out.event_id
+
+    def encode(
+        self, payload: Message, event_id: str | None = None
+    ) -> tuple[OutgoingEvent, dict[str, str]]:
+        """The encoded CloudEvent and its headers (``Nats-Msg-Id`` + trace context).
+
+        One propagator run serves both the header and the CloudEvent ``traceparent``.
+        """
+        event_id = event_id or new_id()
+        headers = telemetry.inject({MSG_ID_HEADER: event_id})
+        out = encode_event(
+            payload,
+            source=self._source,
+            event_id=event_id,
+            traceparent=headers.get("traceparent"),
+        )
+        return out, headers
 
 
 class RequestFailed(Exception):

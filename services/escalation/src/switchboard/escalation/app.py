@@ -1,0 +1,121 @@
+"""Wiring of the router process: rules, queue state, decision events and the endpoint.
+
+``build_setup`` returns the ``setup`` that ``runtime.service.run_service`` calls. The rules
+are loaded before the process connects (an invalid file stops it there), and the clock
+is injectable so tests can decide "at 03:00 on a Sunday".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import signal
+from collections.abc import Callable
+
+from switchboard.contracts import streams
+from switchboard.contracts.base import utcnow
+from switchboard.contracts.errors import ErrorCode
+from switchboard.contracts.escalation import EscalationRequest, HandoffDecision
+from switchboard.contracts.subjects import ESCALATION_DECIDE, REQUESTS
+from switchboard.escalation.bucket import key_reader, open_bucket
+from switchboard.escalation.config import Rules
+from switchboard.escalation.events import DecisionEvents
+from switchboard.escalation.queues import KvQueueState, QueueStateSource, StaticQueueState
+from switchboard.escalation.reloader import RulesHolder
+from switchboard.escalation.rules import decide
+from switchboard.escalation.settings import EscalationSettings
+from switchboard.runtime.bus import EventPublisher, ensure_stream
+from switchboard.runtime.service import (
+    Cleanup,
+    RequestError,
+    Runtime,
+    Setup,
+    add_typed_endpoint,
+)
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], dt.datetime]
+DECIDE = next(spec for spec in REQUESTS if spec.subject == ESCALATION_DECIDE)
+
+
+class DecisionHandler:
+    """Answers ``sb.escalation.decide``: decide, record the event, reply."""
+
+    def __init__(
+        self,
+        rules: Callable[[], Rules],
+        queues: QueueStateSource,
+        events: DecisionEvents,
+        clock: Clock = utcnow,
+    ) -> None:
+        self._rules = rules
+        self._queues = queues
+        self._events = events
+        self._clock = clock
+
+    async def on_decide(self, request: EscalationRequest) -> HandoffDecision:
+        if request.attempts < 0:
+            raise RequestError(
+                ErrorCode.BAD_REQUEST,
+                "The attempts count must not be negative.",
+                field="$.attempts",
+            )
+        states = await self._queues.snapshot()
+        decision = decide(self._rules(), request, states, self._clock())
+        log.debug(
+            "Decided.",
+            extra={
+                "call_id": decision.call_id,
+                "target": decision.target.value,
+                "rules": [hit.rule_id for hit in decision.rules_fired],
+            },
+        )
+        # Written before the reply; acknowledged in the background (see events.py).
+        await self._events.send(decision)
+        return decision
+
+
+async def queue_state_source(
+    rt: Runtime, settings: EscalationSettings, holder: RulesHolder
+) -> QueueStateSource:
+    """KV-backed queue state when a bucket is configured, else the rules file's."""
+    if not settings.queue_state_bucket:
+        return StaticQueueState(holder.static_states)
+    kv = await open_bucket(rt.js, settings.queue_state_bucket, settings.stream_replicas)
+    return KvQueueState(key_reader(kv), holder.static_states, ttl=settings.queue_state_ttl_s)
+
+
+def build_setup(rules: Rules, clock: Clock = utcnow) -> Setup:
+    """The service's setup, for rules already loaded and validated."""
+
+    async def setup(rt: Runtime) -> Cleanup:
+        settings = rt.settings
+        if not isinstance(settings, EscalationSettings):
+            raise TypeError("The escalation router needs EscalationSettings.")
+        holder = RulesHolder(rules, settings.rules_file)
+        await ensure_stream(rt.js, streams.EVENTS, settings.stream_replicas)
+        publisher = EventPublisher(rt.js, source=rt.instance, timeout=settings.event_ack_timeout_s)
+        events = DecisionEvents(rt.nc, publisher, settings.event_ack_timeout_s)
+        await events.start()
+        handler = DecisionHandler(
+            holder, await queue_state_source(rt, settings, holder), events, clock
+        )
+        await add_typed_endpoint(rt.service, DECIDE, handler.on_decide)
+        watcher = asyncio.create_task(holder.watch(settings.rules_reload_s))
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGHUP, holder.reload)
+        log.info("Rules loaded.", extra={"version": rules.version, "source": rules.source})
+
+        async def cleanup() -> None:
+            loop.remove_signal_handler(signal.SIGHUP)
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+            await events.close()
+
+        return cleanup
+
+    return setup
