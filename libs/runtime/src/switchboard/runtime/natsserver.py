@@ -57,6 +57,7 @@ class NatsServer:
         if self.store_dir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="sb-nats-")
             self.store_dir = Path(self._tmp.name)
+        self.store_dir.mkdir(parents=True, exist_ok=True)
         if not self.port:
             self.port = free_port()
         args = [find_binary(), "-a", "127.0.0.1", "-p", str(self.port), "-js"]
