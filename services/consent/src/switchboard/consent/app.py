@@ -1,0 +1,136 @@
+"""Wiring of the consent service: ledger, policy, request endpoints, ingest, checkpoints."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from switchboard.consent.dbthread import DbThread
+from switchboard.consent.handlers import Handlers, log_checkpoint
+from switchboard.consent.ingest import Ingest, ensure_consumer
+from switchboard.consent.ledger.ledger import Ledger, verify_store
+from switchboard.consent.ledger.open import describe, open_store
+from switchboard.consent.ledger.sealing import LedgerSecret
+from switchboard.consent.ledger.signing import CheckpointSigner
+from switchboard.consent.policy_source import PolicySource
+from switchboard.consent.pull import PullFeed
+from switchboard.consent.settings import ConsentSettings, checkpoint_key_file, secret_file
+from switchboard.contracts import streams, subjects
+from switchboard.contracts.consent import LedgerVerification
+from switchboard.runtime.bus import ensure_stream
+from switchboard.runtime.service import Cleanup, Runtime, Setup, add_typed_endpoint
+
+log = logging.getLogger(__name__)
+
+
+def open_ledger(settings: ConsentSettings) -> Ledger:
+    """The ledger named by the settings, with its secret and signing key."""
+    generate = settings.ledger_generate_keys
+    secret = LedgerSecret.from_file(secret_file(settings), generate)
+    signer = CheckpointSigner.from_file(checkpoint_key_file(settings), generate)
+    store = open_store(settings.ledger_db, sqlite_sync=settings.ledger_sqlite_sync)
+    return Ledger(store, secret, signer)
+
+
+def policy_source(settings: ConsentSettings) -> PolicySource:
+    """The policy in force; raises ``PolicyError`` when the file is unusable at start."""
+    return PolicySource(Path(settings.policy_file) if settings.policy_file else None)
+
+
+def _verifier(db: str, keys: dict[str, bytes]) -> Callable[[int], LedgerVerification]:
+    def verify(from_sequence: int) -> LedgerVerification:
+        store = open_store(db, create=False)
+        try:
+            return verify_store(store, keys, from_sequence)
+        finally:
+            store.close()
+
+    return verify
+
+
+async def _watch_policy(policy: PolicySource, every_s: float) -> None:
+    while True:
+        await asyncio.sleep(every_s)
+        policy.check()
+
+
+async def _checkpoint_now(ledger: Ledger, db: DbThread) -> int:
+    checkpoint = await db.run(ledger.checkpoint)
+    log_checkpoint(checkpoint)
+    return checkpoint.sequence
+
+
+async def _checkpoint_periodically(ledger: Ledger, db: DbThread, every_s: float) -> None:
+    last = await db.run(ledger.last_checkpoint)
+    signed = last.sequence if last is not None else -1
+    while True:
+        await asyncio.sleep(every_s)
+        head, _ = await db.run(ledger.store.head)
+        if head != signed:
+            try:
+                signed = await _checkpoint_now(ledger, db)
+            except Exception:
+                log.exception("Could not write a periodic checkpoint.")
+
+
+def make_setup(settings: ConsentSettings, policy: PolicySource) -> Setup:
+    """The service's setup function (``run_service`` calls it once connected)."""
+
+    async def setup(rt: Runtime) -> Cleanup:
+        db = DbThread()
+        ledger = await db.run(open_ledger, settings)
+        log.info("Ledger open.", extra={"ledger_db": describe(settings.ledger_db)})
+        handlers = Handlers(
+            policy, ledger, db, _verifier(settings.ledger_db, ledger.trusted_keys())
+        )
+        routes: dict[str, Callable[[Any], Awaitable[Any]]] = {
+            subjects.CONSENT_POLICY: handlers.on_policy,
+            subjects.CONSENT_LOOKUP: handlers.on_lookup,
+            subjects.CONSENT_VERIFY: handlers.on_verify,
+            subjects.CONSENT_ERASE: handlers.on_erase,
+            subjects.CONSENT_CHECKPOINT: handlers.on_checkpoint,
+        }
+        for spec in subjects.REQUESTS:
+            if spec.subject in routes:
+                await add_typed_endpoint(rt.service, spec, routes[spec.subject])
+        await ensure_stream(rt.js, streams.CONSENT_COMMANDS, settings.stream_replicas)
+        await ensure_stream(rt.js, streams.EVENTS, settings.stream_replicas)
+        batch = max(1, settings.ingest_batch)
+        await ensure_consumer(rt.js, settings.ingest_ack_wait_s, max_ack_pending=4 * batch)
+        feed = PullFeed(
+            rt.nc, streams.CONSENT_COMMANDS.name, streams.CONSENT_LEDGER_CONSUMER, batch
+        )
+        ingest = Ingest(rt.js, feed, ledger, db, rt.instance, batch)
+        await ingest.start()
+        tasks = [asyncio.create_task(_watch_policy(policy, settings.policy_poll_s))]
+        if settings.checkpoint_interval_s > 0:
+            tasks.append(
+                asyncio.create_task(
+                    _checkpoint_periodically(ledger, db, settings.checkpoint_interval_s)
+                )
+            )
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGHUP, policy.reload)
+
+        async def cleanup() -> None:
+            loop.remove_signal_handler(signal.SIGHUP)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await ingest.stop()
+            with contextlib.suppress(Exception):
+                last = await db.run(ledger.last_checkpoint)
+                head, _ = await db.run(ledger.store.head)
+                if last is None or last.sequence != head:
+                    await _checkpoint_now(ledger, db)
+            await db.run(ledger.store.close)
+            db.close()
+
+        return cleanup
+
+    return setup

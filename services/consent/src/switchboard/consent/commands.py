@@ -1,0 +1,53 @@
+"""Decoding consent commands from the stream: a ``RecordConsent`` or the reason it is not.
+
+Reasons are stored and logged, so values from the body are never echoed into them.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import msgspec
+
+from switchboard.contracts.consent import RecordConsent
+from switchboard.contracts.subjects import consent_record_subject
+
+_decoder = msgspec.json.Decoder(RecordConsent)
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
+MAX_REASON = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Invalid:
+    """A command that can never be applied."""
+
+    reason: str
+
+
+def _sanitize(text: str) -> str:
+    # msgspec quotes offending values ("Invalid enum value 'x'"); keep the path, drop values.
+    return _QUOTED.sub("'…'", text)[:MAX_REASON]
+
+
+def _has_nul(command: RecordConsent) -> bool:
+    # PostgreSQL text cannot hold NUL; refuse it everywhere so both backends agree.
+    for value in msgspec.structs.astuple(command):
+        if isinstance(value, str) and "\x00" in value:
+            return True
+    return False
+
+
+def decode_command(body: bytes, subject: str) -> RecordConsent | Invalid:
+    """Decode and check one command body received on ``subject``."""
+    try:
+        command = _decoder.decode(body)
+    except msgspec.ValidationError as exc:
+        return Invalid(f"Invalid RecordConsent: {_sanitize(str(exc))}")
+    except msgspec.DecodeError as exc:
+        return Invalid(f"Undecodable command: {_sanitize(str(exc))}")
+    if subject != consent_record_subject(command.call_id):
+        return Invalid("The command's call_id does not match the subject it was published on.")
+    if _has_nul(command):
+        return Invalid("The command contains a NUL character in a text field.")
+    return command

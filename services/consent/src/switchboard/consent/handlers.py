@@ -1,0 +1,94 @@
+"""Typed request handlers of the consent service: policy, lookup, verify, erase, checkpoint.
+
+Thin: each one decodes nothing itself (the runtime does), calls the domain on the
+database thread and maps domain errors to typed error replies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from switchboard.consent.dbthread import DbThread
+from switchboard.consent.ledger.ledger import Ledger, QueryError
+from switchboard.consent.policy_source import PolicySource
+from switchboard.contracts.consent import (
+    CallerErased,
+    ConsentPolicy,
+    ConsentPolicyQuery,
+    ConsentRecords,
+    CreateCheckpoint,
+    EraseCaller,
+    LedgerCheckpoint,
+    LedgerVerification,
+    LookupConsent,
+    VerifyLedger,
+)
+from switchboard.contracts.errors import ErrorCode
+from switchboard.runtime.service import RequestError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Handlers:
+    """The service's handlers over its policy source and ledger."""
+
+    policy: PolicySource
+    ledger: Ledger
+    db: DbThread
+    verifier: Callable[[int], LedgerVerification]
+    """Verifies on its own connection, so a long walk does not hold up appends."""
+
+    async def on_policy(self, query: ConsentPolicyQuery) -> ConsentPolicy:
+        return self.policy.current.decide(query)
+
+    async def on_lookup(self, query: LookupConsent) -> ConsentRecords:
+        try:
+            records = await self.db.run(self.ledger.lookup, query)
+        except QueryError as exc:
+            raise RequestError(ErrorCode.BAD_REQUEST, str(exc)) from None
+        return ConsentRecords(records=records)
+
+    async def on_verify(self, query: VerifyLedger) -> LedgerVerification:
+        if query.from_sequence < 1:
+            raise RequestError(
+                ErrorCode.BAD_REQUEST, "from_sequence must be 1 or more.", "$.from_sequence"
+            )
+        result = await asyncio.to_thread(self.verifier, query.from_sequence)
+        if not result.ok:
+            log.error(
+                "Ledger verification failed.",
+                extra={"first_bad_sequence": result.first_bad_sequence, "problem": result.problem},
+            )
+        return result
+
+    async def on_erase(self, query: EraseCaller) -> CallerErased:
+        affected = await self.db.run(self.ledger.erase, query.caller_number)
+        log.info("Erased a caller's personal data.", extra={"records_affected": affected})
+        return CallerErased(records_affected=affected)
+
+    async def on_checkpoint(self, _: CreateCheckpoint) -> LedgerCheckpoint:
+        try:
+            checkpoint = await self.db.run(self.ledger.checkpoint)
+        except QueryError as exc:
+            raise RequestError(ErrorCode.UNAVAILABLE, str(exc)) from None
+        log_checkpoint(checkpoint)
+        return checkpoint
+
+
+def log_checkpoint(checkpoint: LedgerCheckpoint) -> None:
+    """Checkpoints go to the logs too: a copy outside the database, where auditors can
+    find it even if the database were rewritten."""
+    log.info(
+        "Signed a ledger checkpoint.",
+        extra={
+            "checkpoint_sequence": checkpoint.sequence,
+            "checkpoint_head_hash": checkpoint.head_hash,
+            "checkpoint_created_at": checkpoint.created_at.isoformat(),
+            "checkpoint_key_id": checkpoint.key_id,
+            "checkpoint_signature": checkpoint.signature,
+        },
+    )

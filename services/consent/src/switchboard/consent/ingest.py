@@ -1,0 +1,239 @@
+"""Ingest: consent commands from JetStream into the ledger, then receipts onto the bus.
+
+Per batch: decode, append in one database transaction, publish the receipt events (ids
+derived from the command id, so JetStream drops a republished one), and acknowledge each
+command once the stream has stored its receipts. A crash anywhere before the ack
+means redelivery, which appends nothing new and republishes the same event ids, so every
+acknowledged command is in the ledger once and its receipt was published. Commands that
+can never be applied go to the dead-letter table and are acknowledged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import BadRequestError
+
+from switchboard.consent.commands import Invalid, decode_command
+from switchboard.consent.dbthread import DbThread
+from switchboard.consent.ledger.ledger import Appended, Ledger, Outcome, Refused
+from switchboard.consent.pull import PullFeed
+from switchboard.consent.receipts import events_for
+from switchboard.contracts import streams
+from switchboard.contracts.consent import RecordConsent
+from switchboard.contracts.envelope import encode_event
+from switchboard.runtime.bus import MSG_ID_HEADER
+
+log = logging.getLogger(__name__)
+
+RETRY_DELAY_S = 1.0
+TRACEPARENT = "traceparent"
+
+
+async def ensure_consumer(js: JetStreamContext, ack_wait_s: float, max_ack_pending: int) -> None:
+    """Create the ledger's durable pull consumer (idempotent)."""
+    config = ConsumerConfig(
+        durable_name=streams.CONSENT_LEDGER_CONSUMER,
+        ack_policy=AckPolicy.EXPLICIT,
+        deliver_policy=DeliverPolicy.ALL,
+        ack_wait=ack_wait_s,
+        max_deliver=-1,
+        max_ack_pending=max_ack_pending,
+        description="Consent ledger: appends consent commands.",
+    )
+    try:
+        await js.add_consumer(streams.CONSENT_COMMANDS.name, config)
+    except BadRequestError:
+        log.warning("The ledger consumer exists with other settings; using it as it is.")
+
+
+@dataclass(frozen=True, slots=True)
+class _Valid:
+    msg: Msg
+    command: RecordConsent
+
+
+@dataclass(frozen=True, slots=True)
+class _Sent:
+    """A command whose receipts were sent; acked once the stream confirms them all."""
+
+    msg: Msg
+    acks: list[asyncio.Future[Any]]
+    new: bool
+
+
+class Ingest:
+    """Runs the consume loop until stopped.
+
+    A pipeline: receipts are sent (without waiting) in append order right after the
+    commit, so one call's events keep their order; while the stream confirms them and the
+    commands are acknowledged, the next batch is already being appended.
+    """
+
+    def __init__(
+        self,
+        js: JetStreamContext,
+        feed: PullFeed,
+        ledger: Ledger,
+        db: DbThread,
+        source: str,
+        batch: int,
+        publish_timeout_s: float = 5.0,
+    ) -> None:
+        self._js = js
+        self._feed = feed
+        self._ledger = ledger
+        self._db = db
+        self._source = source
+        self._batch = max(1, batch)
+        self._publish_timeout_s = publish_timeout_s
+        self._task: asyncio.Task[None] | None = None
+        self._tail: asyncio.Task[None] | None = None
+        self.appended = 0
+        self.dead_lettered = 0
+
+    async def start(self) -> None:
+        await self._feed.start()
+        self._task = asyncio.create_task(self._run(), name="consent-ingest")
+
+    async def stop(self) -> None:
+        """Stop taking messages; finish the batches in hand; hand the rest back."""
+        left = await self._feed.stop()  # ends the feed: the loop finishes and returns
+        if self._task is not None:
+            with contextlib.suppress(Exception):
+                await self._task
+        if self._tail is not None:
+            with contextlib.suppress(Exception):
+                await self._tail
+        for msg in left:
+            with contextlib.suppress(Exception):
+                await msg.nak()
+
+    async def _run(self) -> None:
+        queue = self._feed.queue
+        while True:
+            first = await queue.get()
+            if first is None:
+                return
+            batch = [first]
+            while len(batch) < self._batch and not queue.empty():
+                nxt = queue.get_nowait()
+                if nxt is None:
+                    queue.put_nowait(None)  # seen again after this batch
+                    break
+                batch.append(nxt)
+            appended = await self._append(batch)
+            if appended:
+                sent = await self._send_receipts(appended)
+                self._tail = asyncio.create_task(self._confirm(sent, self._tail))
+
+    async def _append(self, batch: list[Msg]) -> list[tuple[_Valid, Outcome]]:
+        valid: list[_Valid] = []
+        for msg in batch:
+            decoded = decode_command(msg.data, msg.subject)
+            if isinstance(decoded, Invalid):
+                await self._dead_letter(msg, decoded.reason)
+            else:
+                valid.append(_Valid(msg, decoded))
+        if not valid:
+            return []
+        try:
+            outcomes = await self._db.run(self._ledger.append, [v.command for v in valid])
+        except Exception:
+            log.exception("Appending a batch failed; it will be retried.")
+            await _nak_all([v.msg for v in valid])
+            return []
+        return list(zip(valid, outcomes, strict=True))
+
+    async def _send_receipts(self, appended: list[tuple[_Valid, Outcome]]) -> list[_Sent]:
+        sent: list[_Sent] = []
+        for item, outcome in appended:
+            if isinstance(outcome, Refused):
+                await self._dead_letter(item.msg, outcome.reason)
+                continue
+            try:
+                acks = await self._send(item.msg, outcome)
+            except Exception:
+                log.warning("Sending a receipt failed; the command will be redelivered.")
+                await _nak_all([item.msg])
+                continue
+            sent.append(_Sent(item.msg, acks, new=not outcome.duplicate))
+        return sent
+
+    async def _send(self, msg: Msg, appended: Appended) -> list[asyncio.Future[Any]]:
+        # The receipt continues the trace of the decision that caused it (no span of our
+        # own per message: at hundreds per second the SDK's cost shows in the latency).
+        traceparent = (msg.headers or {}).get(TRACEPARENT)
+        acks: list[asyncio.Future[Any]] = []
+        for payload, event_id in events_for(appended):
+            out = encode_event(
+                payload, source=self._source, event_id=event_id, traceparent=traceparent
+            )
+            headers = {MSG_ID_HEADER: out.event_id}
+            if traceparent:
+                headers[TRACEPARENT] = traceparent
+            acks.append(await self._js.publish_async(out.subject, out.body, headers=headers))
+        return acks
+
+    async def _confirm(self, sent: list[_Sent], previous: asyncio.Task[None] | None) -> None:
+        if previous is not None:
+            with contextlib.suppress(Exception):
+                await previous
+        futures = [f for s in sent for f in s.acks]
+        if futures:
+            await asyncio.wait(futures, timeout=self._publish_timeout_s)
+        for item in sent:
+            if all(f.done() and not f.cancelled() and f.exception() is None for f in item.acks):
+                self.appended += item.new
+                with contextlib.suppress(Exception):
+                    await item.msg.ack()
+            else:
+                for f in item.acks:
+                    f.cancel()
+                log.warning(
+                    "The stream did not confirm a receipt; the command will be redelivered."
+                )
+                await _nak_all([item.msg])
+
+    async def _dead_letter(self, msg: Msg, reason: str) -> None:
+        meta = _metadata(msg)
+        try:
+            await self._db.run(
+                self._ledger.dead_letter,
+                msg.data,
+                reason,
+                msg.subject,
+                meta[0],
+                (msg.headers or {}).get("Nats-Msg-Id"),
+            )
+        except Exception:
+            log.exception("Could not store a dead letter; the command will be redelivered.")
+            await _nak_all([msg])
+            return
+        self.dead_lettered += 1
+        log.warning(
+            "Dead-lettered a consent command that can never be applied.",
+            extra={"reason": reason, "stream_seq": meta[0], "deliveries": meta[1]},
+        )
+        await msg.ack()
+
+
+def _metadata(msg: Msg) -> tuple[int | None, int | None]:
+    try:
+        meta = msg.metadata
+    except Exception:
+        return None, None
+    return meta.sequence.stream, meta.num_delivered
+
+
+async def _nak_all(msgs: list[Msg]) -> None:
+    for msg in msgs:
+        with contextlib.suppress(Exception):
+            await msg.nak(delay=RETRY_DELAY_S)

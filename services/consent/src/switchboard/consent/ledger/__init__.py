@@ -1,0 +1,1 @@
+"""The consent ledger: hash chain, sealing of personal data, signed checkpoints, storage."""

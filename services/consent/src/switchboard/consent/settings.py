@@ -1,0 +1,60 @@
+"""Settings of the consent ledger process (environment variables ``SB_<FIELD>``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from switchboard.runtime.settings import ServiceSettings
+
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
+DEFAULT_LEDGER_DB = "var/consent/ledger.db"
+DEFAULT_KEY_DIR = "var/consent"
+SECRET_FILE_NAME = "ledger-secret.key"
+CHECKPOINT_KEY_NAME = "checkpoint-ed25519.pem"
+
+
+class ConsentSettings(ServiceSettings, kw_only=True, frozen=True):
+    """Where the ledger lives, where its keys are, and how it ingests."""
+
+    ledger_db: str = DEFAULT_LEDGER_DB
+    """A SQLite file path (relative to the working directory) or a ``postgresql://`` DSN."""
+    ledger_sqlite_sync: str = "full"
+    """SQLite only: ``full`` fsyncs every commit (survives power loss); ``normal`` fsyncs at
+    WAL checkpoints (survives a process crash, may lose the last commits on power loss)."""
+    policy_file: str = ""
+    """A TOML policy file; empty uses the policy shipped with the package."""
+    policy_poll_s: float = 2.0
+    """How often the policy file is checked for changes (SIGHUP also reloads it)."""
+    ledger_secret_file: str = ""
+    """32 random bytes: keys the caller hash and wraps per-caller keys. Keep it out of the DB.
+    Empty: ``ledger-secret.key`` beside a SQLite ledger (``var/consent/`` for PostgreSQL)."""
+    checkpoint_key_file: str = ""
+    """Ed25519 private key (PKCS#8 PEM) that signs checkpoints. Empty:
+    ``checkpoint-ed25519.pem`` beside a SQLite ledger (``var/consent/`` for PostgreSQL)."""
+    ledger_generate_keys: bool = True
+    """Create missing key files (local runs); production mounts them and sets this false."""
+    checkpoint_interval_s: float = 300.0
+    """A signed checkpoint is written this often when the head has moved (0 disables)."""
+    ingest_batch: int = 256
+    """Largest number of commands appended in one database transaction."""
+    ingest_ack_wait_s: float = 30.0
+    """JetStream redelivers a command not acknowledged within this time."""
+
+
+def key_file(configured: str, ledger_db: str, name: str) -> Path:
+    """Where a key file is: as configured, else beside a SQLite ledger, else ``var/consent``."""
+    if configured:
+        return Path(configured)
+    if ledger_db.startswith(POSTGRES_SCHEMES):
+        return Path(DEFAULT_KEY_DIR) / name
+    return Path(ledger_db).parent / name
+
+
+def secret_file(settings: ConsentSettings, ledger_db: str | None = None) -> Path:
+    return key_file(settings.ledger_secret_file, ledger_db or settings.ledger_db, SECRET_FILE_NAME)
+
+
+def checkpoint_key_file(settings: ConsentSettings, ledger_db: str | None = None) -> Path:
+    db = ledger_db or settings.ledger_db
+    return key_file(settings.checkpoint_key_file, db, CHECKPOINT_KEY_NAME)
