@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,9 +25,9 @@ class Stack:
     services: dict[str, ServiceProcess]
     workdir: Path
 
-    @property
-    def env(self) -> dict[str, str]:
-        return {"SB_NATS_URL": self.nats.url}
+    def env_for_subprocess(self) -> dict[str, str]:
+        """Environment for another process joining this stack."""
+        return {**os.environ, "SB_NATS_URL": self.nats.url}
 
     def logs(self) -> str:
         out = []
@@ -41,7 +42,8 @@ def start_stack(workdir: Path) -> Stack:
     env = {
         "SB_NATS_URL": nats.url,
         "SB_LEDGER_DB": str(workdir / "ledger.db"),
-        "SB_SIGNING_KEY_FILE": str(workdir / "ledger-signing.key"),
+        "SB_LEDGER_SECRET_FILE": str(workdir / "ledger-secret.key"),
+        "SB_CHECKPOINT_KEY_FILE": str(workdir / "checkpoint-ed25519.pem"),
         "SB_LOG_LEVEL": "INFO",
     }
     services = {

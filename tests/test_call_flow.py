@@ -1,0 +1,136 @@
+"""One call through every service: real subprocesses, real NATS, real ledger.
+
+The voice worker plays scenario (a) through the real agent graph with the rules brain;
+the test then reads the call's CloudEvents from the events stream and checks them
+against the ledger and the router's and bridge's contracts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import nats
+from nats.js.api import DeliverPolicy
+
+from switchboard.contracts import (
+    ConsentDecision,
+    ConsentRecorded,
+    ConsentRecords,
+    HandoffDecision,
+    HandoffTarget,
+    LedgerVerification,
+    LookupConsent,
+    TransferAnswered,
+    TransferDialing,
+    VerifyLedger,
+    decode_event,
+)
+from switchboard.contracts.subjects import CONSENT_LOOKUP, CONSENT_VERIFY, call_events_wildcard
+from switchboard.runtime.bus import request
+from tests.stack import Stack
+
+ROOT = Path(__file__).resolve().parents[1]
+SCENARIO = ROOT / "scenarios" / "a_consent_billing_manager_transfer.toml"
+REQUIRED_ORDER = [
+    "call.started",
+    "consent.recorded",
+    "escalation.decided",
+    "transfer.dialing",
+    "transfer.answered",
+    "call.ended",
+]
+
+
+def run_voice_scenario(stack: Stack, scenario: Path) -> dict[str, Any]:
+    """Run the voice worker's scenario runner as a subprocess, like an operator would."""
+    done = subprocess.run(
+        [sys.executable, "-m", "switchboard.voice", "run-scenario", str(scenario), "--json"],
+        env={**stack.env_for_subprocess(), "SB_VAR_DIR": str(stack.workdir / "voice")},
+        capture_output=True,
+        timeout=120,
+        cwd=ROOT,
+        check=False,
+    )
+    assert done.returncode == 0, (done.stdout[-3000:], done.stderr[-3000:], stack.logs())
+    report: dict[str, Any] = json.loads(done.stdout)
+    return report
+
+
+async def read_call_events(url: str, call_id: str) -> list[tuple[str, Any]]:
+    """Every event of one call, in stream order, until ``call.ended``."""
+    nc = await nats.connect(url)
+    try:
+        js = nc.jetstream()
+        sub = await js.subscribe(
+            call_events_wildcard(call_id), ordered_consumer=True, deliver_policy=DeliverPolicy.ALL
+        )
+        out: list[tuple[str, Any]] = []
+        while True:
+            msg = await sub.next_msg(timeout=10)
+            event, payload = decode_event(msg.data)
+            assert event.subject == call_id
+            assert msg.headers is not None
+            assert msg.headers["Nats-Msg-Id"] == event.id
+            name = event.type.removeprefix("io.switchboard.").rsplit(".", 1)[0]
+            out.append((name, payload))
+            if name == "call.ended":
+                return out
+    finally:
+        await nc.close()
+
+
+def test_one_call_goes_through_consent_router_and_bridge_in_order(stack: Stack) -> None:
+    report = run_voice_scenario(stack, SCENARIO)
+    call_id = report["call_id"]
+    events = asyncio.run(read_call_events(stack.nats.url, call_id))
+    names = [name for name, _ in events]
+
+    positions = [names.index(name) for name in REQUIRED_ORDER]
+    assert positions == sorted(positions), names
+    by_name = dict(events)
+
+    recorded = by_name["consent.recorded"]
+    assert isinstance(recorded, ConsentRecorded)
+    assert recorded.decision is ConsentDecision.GRANTED
+    assert recorded.receipt.sequence >= 1
+    assert len(recorded.receipt.chain_hash) == 64
+    # Recording started only after the receipt, and names the receipt that allowed it.
+    assert names.index("recording.started") > names.index("consent.recorded")
+    assert by_name["recording.started"].consent_sequence == recorded.receipt.sequence
+
+    decision = by_name["escalation.decided"]
+    assert isinstance(decision, HandoffDecision)
+    assert decision.target is HandoffTarget.HUMAN_QUEUE
+    assert decision.destinations, "the router names destinations from its configuration"
+    assert decision.rules_fired
+
+    dialing = by_name["transfer.dialing"]
+    answered = by_name["transfer.answered"]
+    assert isinstance(dialing, TransferDialing)
+    assert isinstance(answered, TransferAnswered)
+    assert dialing.transfer_id == answered.transfer_id
+    assert dialing.destination_id == decision.destinations[0].id
+
+    async def ledger_checks() -> tuple[ConsentRecords, LedgerVerification]:
+        nc = await nats.connect(stack.nats.url)
+        try:
+            records = await request(
+                nc, CONSENT_LOOKUP, LookupConsent(call_id=call_id), ConsentRecords, 3
+            )
+            verification = await request(nc, CONSENT_VERIFY, VerifyLedger(), LedgerVerification, 10)
+            return records, verification
+        finally:
+            await nc.close()
+
+    records, verification = asyncio.run(ledger_checks())
+    assert [r.sequence for r in records.records] == [recorded.receipt.sequence]
+    assert records.records[0].chain_hash == recorded.receipt.chain_hash
+    assert verification.ok, verification
+
+    # The report the runner printed agrees with the bus.
+    assert report["ok"] is True
