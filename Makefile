@@ -39,7 +39,8 @@ schemas: install
 	$(RUN) python -m switchboard.contracts.schema contracts/schemas
 
 bench: install
-	$(RUN) python -m bench
+	$(RUN) python -m bench.consent_bench
+	$(RUN) python -m bench.router_bench
 
 clean:
 	rm -rf .venv $(TOOLS) var .mypy_cache .ruff_cache .pytest_cache
