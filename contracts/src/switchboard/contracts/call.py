@@ -57,6 +57,8 @@ class AgentHandedOff(Message):
     to_agent: Identifier
     reason: ShortText = ""
     context: HandoffContext | None = None
+    decision_id: Identifier | None = None
+    """The router's ``HandoffDecision`` behind this handoff (none for plain routing)."""
 
 
 class CallbackRequested(Message):
@@ -66,6 +68,8 @@ class CallbackRequested(Message):
     reason: ShortText
     number: PhoneNumber | None = None
     context: HandoffContext | None = None
+    decision_id: Identifier | None = None
+    """The ``HandoffDecision`` that led here (a callback target or a failed transfer)."""
 
 
 class RecordingStopReason(enum.StrEnum):

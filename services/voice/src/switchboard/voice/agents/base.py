@@ -1,0 +1,183 @@
+"""What every agent and task of the call shares: screening, ``escalate`` and speaking.
+
+``Screened`` sits at the head of each agent's ``llm_node``: a caller message is screened
+once (see ``screening.py``), and when a deterministic trigger fires the model is not
+asked at all: the agent's ``escalate`` tool is called directly with the detected reason.
+The tool still goes through the normal tool pipeline, so the turn looks the same whether
+the trigger or the model chose it (and ``RunResult`` assertions see it).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any, ClassVar, Literal, TypeVar
+
+from livekit.agents import Agent, AgentTask, FlushSentinel, RunContext, llm, tts
+from livekit.agents.llm import function_tool
+from livekit.agents.types import NOT_GIVEN, NotGivenOr
+from livekit.agents.voice.agent import ModelSettings
+from livekit.agents.voice.speech_handle import SpeechHandle
+
+from switchboard.contracts.call import CallOutcome
+from switchboard.contracts.escalation import EscalationReason, EscalationTrigger
+from switchboard.contracts.handoff import HandoffContext
+from switchboard.voice import handoff, prompts
+from switchboard.voice.agents import escalation
+from switchboard.voice.agents.speech import speak
+from switchboard.voice.agents.staff import Staff
+from switchboard.voice.call import Call
+from switchboard.voice.screening import new_caller_message, screen
+from switchboard.voice.triggers import EscalationAsk
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+EscalationChoice = Literal["caller_request", "agent_cannot_help", "legal_threat", "safety"]
+GOODBYE = "Thank you for calling. Goodbye!"
+
+
+class Screened(Agent):
+    """Mixin for agents and tasks: per-turn screening and the ``escalate`` tool."""
+
+    handles_revocation: ClassVar[bool] = True
+    """The consent task answers "don't record" as a consent answer instead."""
+    _call: Call
+
+    @property
+    def call(self) -> Call:
+        return self._call
+
+    async def llm_node(
+        self,
+        chat_ctx: llm.ChatContext,
+        tools: list[llm.Tool],
+        model_settings: ModelSettings,
+    ) -> AsyncIterator[llm.ChatChunk | str | FlushSentinel]:
+        message = new_caller_message(chat_ctx, self._call.screened)
+        if message is not None:
+            self._call.screened.add(message.id)
+            verdict = await screen(
+                self._call, message.text_content or "", handles_revocation=self.handles_revocation
+            )
+            if verdict.escalation is not None and any(t.id == "escalate" for t in tools):
+                self._call.forced_escalation = verdict.escalation
+                yield _forced_escalate(verdict.escalation)
+                return
+            if verdict.acknowledgement:
+                yield verdict.acknowledgement + " "
+            if not verdict.reply_needed:
+                return
+        async for chunk in Agent.default.llm_node(self, chat_ctx, tools, model_settings):
+            yield chunk
+
+    @function_tool
+    async def escalate(
+        self, context: RunContext[Call], reason: EscalationChoice, wants_person: bool = False
+    ) -> Any:
+        """Escalate the call. Use it when the caller asks for a manager, a supervisor or a
+        person, when you cannot help after trying, when the caller threatens legal action,
+        or when anyone's safety is at risk. You choose only the reason; where the call goes
+        and any phone number are decided by the system.
+
+        Args:
+            reason: Why the call must be escalated.
+            wants_person: True when the caller explicitly asked for a human being.
+        """
+        ask = self._call.take_forced_escalation() or EscalationAsk(
+            EscalationReason(reason), EscalationTrigger.LLM_TOOL, wants_person
+        )
+        log.info(
+            "Escalation requested.",
+            extra={
+                "call_id": self._call.call_id,
+                "agent": self.id,
+                "reason": str(ask.reason),
+                "trigger": str(ask.trigger),
+            },
+        )
+        return await self.on_escalation(ask, context.speech_handle)
+
+    async def on_escalation(self, ask: EscalationAsk, speech: SpeechHandle | None) -> Any:
+        """What this agent or task does with an escalation (a handoff, a transfer...)."""
+        raise NotImplementedError
+
+
+class CallAgent(Screened):
+    """A full agent of the call graph (triage, a specialist, the manager)."""
+
+    def __init__(
+        self,
+        call: Call,
+        staff: Staff,
+        *,
+        agent_id: str,
+        prompt: str,
+        chat_ctx: llm.ChatContext | None = None,
+        context: HandoffContext | None = None,
+        tts: NotGivenOr[tts.TTS[Any]] = NOT_GIVEN,
+    ) -> None:
+        self._call = call
+        self._staff = staff
+        history = (
+            chat_ctx.copy(exclude_instructions=True, exclude_function_call=True)
+            if chat_ctx is not None
+            else llm.ChatContext.empty()
+        )
+        if context is not None:
+            # The note a real model reads to avoid making the caller repeat themselves.
+            history.add_message(role="system", content=handoff.briefing(context))
+        super().__init__(
+            instructions=prompts.instructions(prompt), id=agent_id, chat_ctx=history, tts=tts
+        )
+
+    @property
+    def staff(self) -> Staff:
+        return self._staff
+
+    async def on_escalation(self, ask: EscalationAsk, speech: SpeechHandle | None) -> Any:
+        return await escalation.run(self, self._call, self._staff, ask, speech)
+
+    @function_tool
+    async def end_call(self) -> None:
+        """End the call when the caller says goodbye or confirms they need nothing else."""
+        await speak(self.session, GOODBYE)
+        self._call.end(CallOutcome.RESOLVED)
+
+
+class CallTask(Screened, AgentTask[T]):
+    """A sub-dialogue with a result (consent, an intake step, a callback offer)."""
+
+    def __init__(self, call: Call, *, prompt: str) -> None:
+        self._call = call
+        super().__init__(instructions=prompts.instructions(prompt))
+
+
+def _forced_escalate(ask: EscalationAsk) -> llm.ChatChunk:
+    arguments = (
+        f'{{"reason": "{_choice(ask.reason)}", "wants_person": {str(ask.wants_human).lower()}}}'
+    )
+    return llm.ChatChunk(
+        id=f"screening-{uuid.uuid4().hex[:12]}",
+        delta=llm.ChoiceDelta(
+            role="assistant",
+            tool_calls=[
+                llm.FunctionToolCall(
+                    name="escalate", arguments=arguments, call_id=f"screen_{uuid.uuid4().hex[:16]}"
+                )
+            ],
+        ),
+    )
+
+
+def _choice(reason: EscalationReason) -> EscalationChoice:
+    """The tool's reason for a detected one (the tool offers the model fewer reasons)."""
+    if reason is EscalationReason.LEGAL_THREAT:
+        return "legal_threat"
+    if reason is EscalationReason.SAFETY:
+        return "safety"
+    if reason is EscalationReason.CALLER_REQUEST:
+        return "caller_request"
+    return "agent_cannot_help"

@@ -1,0 +1,139 @@
+"""``make demo``: NATS and the three backend services as real processes, then every
+scenario in ``scenarios/`` through the real agent graph, printed as it happens.
+
+State is kept under ``var/``: the NATS store (``var/nats``), the consent ledger
+(``var/consent/ledger.db``, which ``python -m switchboard.consent verify`` can check
+afterwards) and each service's log (``var/logs/<service>.log``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import msgspec
+
+from switchboard.runtime.launcher import LaunchError, ServiceProcess
+from switchboard.runtime.natsserver import NatsServer, NatsServerError
+from switchboard.voice import report as reports
+from switchboard.voice import scenario as scenarios
+from switchboard.voice.runner import Live, run_scenario
+from switchboard.voice.settings import VoiceSettings
+from switchboard.voice.wiring import open_bus
+
+log = logging.getLogger(__name__)
+
+BACKENDS: tuple[tuple[str, str], ...] = (
+    ("switchboard.consent", "consent"),
+    ("switchboard.escalation", "escalation"),
+    ("switchboard.sip_bridge", "sip-bridge"),
+)
+READY_TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """Where the demo keeps its state."""
+
+    var: Path
+
+    @property
+    def nats(self) -> Path:
+        return self.var / "nats"
+
+    @property
+    def logs(self) -> Path:
+        return self.var / "logs"
+
+    @property
+    def ledger(self) -> Path:
+        return self.var / "consent" / "ledger.db"
+
+
+def _print(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def run_demo(settings: VoiceSettings, scenarios_dir: Path) -> int:
+    """Start NATS, run the services and the scenarios, stop everything; the exit code."""
+    layout = Layout(Path(settings.var_dir).resolve())
+    files = scenarios.discover(scenarios_dir)
+    if not files:
+        _print(f"No scenarios found in {scenarios_dir}.")
+        return 1
+    for directory in (layout.nats, layout.logs, layout.ledger.parent):
+        directory.mkdir(parents=True, exist_ok=True)
+    try:
+        server = NatsServer(store_dir=layout.nats).start()
+    except NatsServerError as exc:
+        _print(f"Could not start nats-server: {exc}")
+        return 1
+    _print(f"NATS with JetStream at {server.url} (store {layout.nats})")
+    try:
+        results = asyncio.run(_with_services(settings, server.url, layout, files))
+    finally:
+        server.stop()
+    if results is None:
+        return 1
+    _print("")
+    _print("Summary:")
+    for name, ok in results:
+        _print(f"  {'PASSED' if ok else 'FAILED'}  {name}")
+    _print(f"\nLedger: {layout.ledger} (python -m switchboard.consent verify --db {layout.ledger})")
+    _print(f"Logs:   {layout.logs}/")
+    return 0 if all(ok for _, ok in results) else 1
+
+
+async def _with_services(
+    settings: VoiceSettings, url: str, layout: Layout, files: list[Path]
+) -> list[tuple[str, bool]] | None:
+    env = {"SB_NATS_URL": url, "SB_LEDGER_DB": str(layout.ledger), "SB_LOG_LEVEL": "INFO"}
+    procs = [
+        ServiceProcess(module, name, env=env, log_path=layout.logs / f"{name}.log")
+        for module, name in BACKENDS
+    ]
+    try:
+        for proc in procs:
+            proc.start()
+        for proc in procs:
+            await proc.ready(url, timeout=READY_TIMEOUT_S)
+            _print(f"  {proc.service:>10} ready  (python -m {proc.module}, log {proc.log_path})")
+        return await _play(msgspec.structs.replace(settings, nats_url=url), files)
+    except LaunchError as exc:
+        _print(f"A service did not start: {exc}")
+        return None
+    finally:
+        for proc in reversed(procs):
+            # Each service drains on SIGTERM; stopping them one by one keeps logs in order.
+            code = await asyncio.to_thread(proc.stop)
+            log.info("Service stopped.", extra={"service": proc.service, "code": code})
+
+
+async def _play(settings: VoiceSettings, files: list[Path]) -> list[tuple[str, bool]]:
+    bus = await open_bus(settings)
+    live = Live(
+        on_line=lambda line: _print(reports.format_line(line)),
+        on_event=lambda event: _print(reports.format_event(event)),
+    )
+    results: list[tuple[str, bool]] = []
+    try:
+        for path in files:
+            try:
+                scenario = scenarios.load(path)
+            except scenarios.ScenarioError as exc:
+                _print(str(exc))
+                results.append((path.name, False))
+                continue
+            _print("")
+            _print("═" * 100)
+            _print(f"{path.name}: {scenario.name}")
+            _print("═" * 100)
+            report = await run_scenario(scenario, bus, settings, live)
+            for line in reports.render_tail(report).splitlines():
+                _print(line)
+            results.append((path.name, report.ok))
+    finally:
+        await bus.close()
+    return results

@@ -1,0 +1,334 @@
+"""The report of one scripted call: transcript, bus events, receipts, transfers, recording.
+
+Printed as text (also line by line while the call happens) or as JSON with ``--json``.
+The report is the output a person asked for, so it shows what was said; it is never
+logged.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from switchboard.voice.observer import ObservedEvent
+from switchboard.voice.recording import TimelineEntry
+from switchboard.voice.scenario import Expect
+from switchboard.voice.transcript import CALLER, Line
+
+
+class Utterance(msgspec.Struct, frozen=True):
+    speaker: str
+    text: str
+    at_s: float
+
+
+class EventView(msgspec.Struct, frozen=True):
+    kind: str
+    type: str
+    source: str
+    time: str
+    at_s: float
+    data: dict[str, Any]
+
+
+class ReceiptView(msgspec.Struct, frozen=True):
+    kind: str
+    decision: str
+    sequence: int
+    chain_hash: str
+    command_id: str
+
+
+class TransferStep(msgspec.Struct, frozen=True, omit_defaults=True):
+    state: str
+    destination_id: str | None = None
+    attempt: int | None = None
+    reason: str | None = None
+    sip_status: int | None = None
+
+
+class TransferView(msgspec.Struct, frozen=True):
+    transfer_id: str
+    steps: list[TransferStep]
+
+
+class RecordingView(msgspec.Struct, frozen=True, omit_defaults=True):
+    at_s: float
+    action: str
+    detail: str
+    consent_sequence: int | None = None
+    recording_id: str | None = None
+
+
+class Check(msgspec.Struct, frozen=True):
+    name: str
+    ok: bool
+    detail: str
+
+
+class Report(msgspec.Struct, kw_only=True):
+    scenario: str
+    call_id: str
+    outcome: str
+    consent: str | None
+    ok: bool
+    agents: list[str]
+    transcript: list[Utterance]
+    events: list[EventView]
+    receipts: list[ReceiptView]
+    transfers: list[TransferView]
+    recording: list[RecordingView]
+    checks: list[Check]
+    errors: list[str]
+
+
+def build(
+    *,
+    scenario: str,
+    call_id: str,
+    outcome: str,
+    consent: str | None,
+    agents: list[str],
+    lines: list[Line],
+    events: list[ObservedEvent],
+    timeline: list[TimelineEntry],
+    expect: Expect,
+    errors: list[str],
+) -> Report:
+    report = Report(
+        scenario=scenario,
+        call_id=call_id,
+        outcome=outcome,
+        consent=consent,
+        ok=False,
+        agents=agents,
+        transcript=[Utterance(line.speaker, line.text, line.at_s) for line in lines],
+        events=[EventView(e.kind, e.type, e.source, e.time, e.at_s, e.data) for e in events],
+        receipts=_receipts(events),
+        transfers=_transfers(events),
+        recording=[
+            RecordingView(t.at_s, t.action, t.detail, t.consent_sequence, t.recording_id)
+            for t in timeline
+        ],
+        checks=[],
+        errors=errors,
+    )
+    report.checks = check(expect, report)
+    report.ok = not errors and all(c.ok for c in report.checks)
+    return report
+
+
+def _receipts(events: list[ObservedEvent]) -> list[ReceiptView]:
+    """One entry per ledger record (a revocation is announced by two events)."""
+    out: list[ReceiptView] = []
+    seen: set[tuple[object, object]] = set()
+    for e in events:
+        receipt = e.data.get("receipt")
+        if e.kind in ("consent.recorded", "consent.revoked") and isinstance(receipt, dict):
+            key = (receipt.get("sequence"), e.data.get("command_id"))
+            if key in seen:
+                continue
+            seen.add(key)
+            out.append(
+                ReceiptView(
+                    kind=e.kind,
+                    decision=str(e.data.get("decision", "revoked")),
+                    sequence=int(receipt.get("sequence", 0)),
+                    chain_hash=str(receipt.get("chain_hash", "")),
+                    command_id=str(e.data.get("command_id", "")),
+                )
+            )
+    return out
+
+
+def _transfers(events: list[ObservedEvent]) -> list[TransferView]:
+    by_id: dict[str, list[TransferStep]] = {}
+    for e in events:
+        if not e.kind.startswith("transfer."):
+            continue
+        d = e.data
+        by_id.setdefault(str(d.get("transfer_id", "")), []).append(
+            TransferStep(
+                state=e.kind.split(".", 1)[1],
+                destination_id=d.get("destination_id"),
+                attempt=d.get("attempt"),
+                reason=d.get("reason"),
+                sip_status=d.get("sip_status"),
+            )
+        )
+    return [TransferView(tid, steps) for tid, steps in by_id.items()]
+
+
+def _in_order(wanted: list[str], seen: list[str]) -> bool:
+    """Whether ``wanted`` is a subsequence of ``seen``."""
+    it = iter(seen)
+    return all(any(w == s for s in it) for w in wanted)
+
+
+def check(expect: Expect, report: Report) -> list[Check]:
+    kinds = [e.kind for e in report.events]
+    checks: list[Check] = []
+    if expect.events_in_order:
+        checks.append(
+            Check(
+                "events in order",
+                _in_order(expect.events_in_order, kinds),
+                f"wanted {expect.events_in_order}, saw {kinds}",
+            )
+        )
+    for kind in expect.absent_events:
+        checks.append(Check(f"no {kind}", kind not in kinds, f"saw {kinds.count(kind)}"))
+    if expect.agents:
+        checks.append(
+            Check(
+                "agents",
+                _in_order(expect.agents, report.agents),
+                f"wanted {expect.agents}, saw {report.agents}",
+            )
+        )
+    if expect.consent is not None:
+        checks.append(
+            Check("consent", report.consent == expect.consent, f"consent was {report.consent}")
+        )
+    if expect.recording is not None:
+        actions = [r.action for r in report.recording if r.action in ("started", "stopped")]
+        checks.append(
+            Check("recording", actions == expect.recording, f"recording timeline {actions}")
+        )
+    if expect.outcome is not None:
+        checks.append(
+            Check("outcome", report.outcome == expect.outcome, f"outcome was {report.outcome}")
+        )
+    if expect.transfer_states:
+        states = [s.state for t in report.transfers for s in t.steps]
+        checks.append(
+            Check(
+                "transfer states",
+                _in_order(expect.transfer_states, states),
+                f"wanted {expect.transfer_states}, saw {states}",
+            )
+        )
+    if expect.callback_requested is not None:
+        requested = "call.callback_requested" in kinds
+        checks.append(
+            Check(
+                "callback",
+                requested == expect.callback_requested,
+                f"callback requested: {requested}",
+            )
+        )
+    if expect.spoken:
+        said = [u.text.lower() for u in report.transcript if u.speaker != CALLER]
+        found = _in_order_fragments([s.lower() for s in expect.spoken], said)
+        checks.append(Check("spoken", found, f"wanted {expect.spoken} in agent lines"))
+    return checks
+
+
+def _in_order_fragments(fragments: list[str], lines: list[str]) -> bool:
+    it = iter(lines)
+    return all(any(f in line for line in it) for f in fragments)
+
+
+# --- rendering -------------------------------------------------------------------------
+
+
+def format_line(line: Line | Utterance) -> str:
+    who = "caller" if line.speaker == CALLER else line.speaker
+    return f"  {who:>22} │ {line.text}"
+
+
+def format_event(event: ObservedEvent | EventView) -> str:
+    return f"  {'◆ ' + event.kind:>22} │ {describe(event.kind, event.data)}"
+
+
+def describe(kind: str, d: dict[str, Any]) -> str:
+    """A one-line account of an event for people (the raw data is in the JSON report)."""
+    receipt = d.get("receipt") if isinstance(d.get("receipt"), dict) else {}
+    seq = receipt.get("sequence") if receipt else None
+    chain = str(receipt.get("chain_hash", ""))[:12] if receipt else ""
+    match kind:
+        case "call.started":
+            return f"call {d.get('call_id')} started (trunk {d.get('trunk') or '-'})"
+        case "consent.recorded":
+            return (
+                f"ledger recorded '{d.get('decision')}' ({d.get('mode')}, {d.get('jurisdiction')},"
+                f" notice {d.get('notice_version')}): receipt #{seq}, chain {chain}…"
+            )
+        case "consent.revoked":
+            return f"ledger recorded the revocation: receipt #{seq}, chain {chain}…"
+        case "escalation.decided":
+            rules = ", ".join(r.get("rule_id", "?") for r in d.get("rules_fired", []))
+            where = f" queue {d.get('queue')}" if d.get("queue") else ""
+            fallback = " [local fallback]" if d.get("fallback") else ""
+            return f"router decided {d.get('target')}{where}{fallback}; rules: {rules or '-'}"
+        case "agent.handed_off":
+            return f"{d.get('from_agent')} → {d.get('to_agent')} ({d.get('reason')})"
+        case "recording.started":
+            return f"recording started on consent receipt #{d.get('consent_sequence')}"
+        case "recording.stopped":
+            return f"recording stopped ({d.get('reason')})"
+        case "call.callback_requested":
+            return f"callback requested ({d.get('reason')})"
+        case "call.ended":
+            return f"call ended: {d.get('outcome')} after {d.get('duration_s')} s"
+    if kind.startswith("transfer."):
+        parts = [f"transfer {kind.split('.', 1)[1]}"]
+        if d.get("destination_id"):
+            parts.append(f"to {d['destination_id']}")
+        if d.get("attempt"):
+            parts.append(f"attempt {d['attempt']}")
+        if d.get("reason"):
+            parts.append(f"reason {d['reason']}")
+        if d.get("sip_status"):
+            parts.append(f"SIP {d['sip_status']}")
+        if d.get("final"):
+            parts.append("(final)")
+        return " ".join(parts)
+    return kind
+
+
+def render(report: Report) -> str:
+    """The whole report as text."""
+    out = [f"Scenario: {report.scenario}", f"Call id:  {report.call_id}", "", "Transcript:"]
+    out += [format_line(u) for u in report.transcript]
+    out += ["", "Events on the bus:"]
+    out += [format_event(e) for e in report.events]
+    return "\n".join(out) + "\n" + render_tail(report)
+
+
+def render_tail(report: Report) -> str:
+    """Everything but the transcript and events (which a live run has printed already)."""
+    out = ["", "Ledger receipts:"]
+    out += [
+        f"  #{r.sequence} {r.decision} chain {r.chain_hash[:16]}… (command {r.command_id})"
+        for r in report.receipts
+    ] or ["  none"]
+    out += ["", "Transfers:"]
+    for t in report.transfers:
+        states = " → ".join(
+            s.state + (f"[{s.destination_id}]" if s.destination_id else "") for s in t.steps
+        )
+        out.append(f"  {t.transfer_id}: {states}")
+    if not report.transfers:
+        out.append("  none")
+    out += ["", "Recording timeline:"]
+    out += [
+        f"  +{r.at_s:.3f}s {r.action}: {r.detail}"
+        + (f" (receipt #{r.consent_sequence})" if r.consent_sequence else "")
+        for r in report.recording
+    ] or ["  nothing"]
+    out += ["", f"Agents: {' → '.join(report.agents)}", f"Outcome: {report.outcome}", ""]
+    out += summary(report)
+    return "\n".join(out)
+
+
+def summary(report: Report) -> list[str]:
+    lines = [f"  {'✔' if c.ok else '✘'} {c.name}: {c.detail}" for c in report.checks]
+    lines += [f"  ✘ error: {e}" for e in report.errors]
+    verdict = "PASSED" if report.ok else "FAILED"
+    return [f"Expectations {verdict}:", *lines]
+
+
+def to_json(report: Report) -> bytes:
+    return msgspec.json.format(msgspec.json.encode(report), indent=2)

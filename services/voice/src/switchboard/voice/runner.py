@@ -1,0 +1,138 @@
+"""Text-mode runner: plays one scenario through the real agent graph over the real bus.
+
+The session has no room, audio or turn detector; each scripted caller turn is one
+``session.run``. Everything else is production code: the same agents, the same clients
+and the same services on the other end of NATS.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from livekit.agents import AgentSession
+from livekit.agents.voice.agent_activity import ActivityClosedError
+
+from switchboard.contracts.simulation import ScriptCarrier
+from switchboard.voice import report as reports
+from switchboard.voice.agents.roster import Roster
+from switchboard.voice.call import Call, CallInfo
+from switchboard.voice.observer import CallObserver, ObservedEvent
+from switchboard.voice.recording import TimelineRecorder
+from switchboard.voice.scenario import Scenario
+from switchboard.voice.settings import VoiceSettings
+from switchboard.voice.transcript import Line, Transcript
+from switchboard.voice.wiring import Bus, begin, new_call, text_session
+
+log = logging.getLogger(__name__)
+
+QUIET_S = 0.1
+"""How long nothing may happen before a turn counts as finished (see ``_settle``)."""
+SETTLE_TIMEOUT_S = 30.0
+TRAILING_EVENTS_S = 3.0
+
+
+@dataclass(frozen=True, slots=True)
+class Live:
+    """Callbacks for printing a call as it happens."""
+
+    on_line: Callable[[Line], None] | None = None
+    on_event: Callable[[ObservedEvent], None] | None = None
+
+
+async def run_scenario(
+    scenario: Scenario, bus: Bus, settings: VoiceSettings, live: Live | None = None
+) -> reports.Report:
+    live = live or Live()
+    call_id = scenario.run_call_id()
+    observer = await CallObserver(live.on_event).start(bus.nc, call_id)
+    info = CallInfo(
+        call_id=call_id,
+        room=f"text-{call_id}",
+        caller_identity=f"caller-{call_id}",
+        caller_number=scenario.caller_number,
+        trunk=scenario.trunk,
+        language=scenario.language,
+    )
+    call = new_call(bus, settings, info, TimelineRecorder())
+    transcript = Transcript(live.on_line)
+    errors: list[str] = []
+    if scenario.carrier is not None:
+        scripted = await call.services.transfer.script(
+            ScriptCarrier(
+                call_id=call_id,
+                outcomes=scenario.carrier.outcomes,
+                ring_s=scenario.carrier.ring_s,
+            )
+        )
+        if scripted is None:
+            errors.append("the simulated carrier could not be scripted (is the sip-bridge up?)")
+    session = text_session(call)
+    transcript.attach(session)
+    try:
+        await begin(call)
+        first = await session.start(Roster(call).triage(), capture_run=True, record=False)
+        await first
+        await _settle(session, transcript)
+        for turn in scenario.turns:
+            if call.ended:
+                break
+            await session.run(user_input=turn)
+            await _settle(session, transcript)
+    except Exception as exc:
+        log.exception("A scenario turn failed.", extra={"call_id": call_id})
+        errors.append(f"{type(exc).__name__}: {exc}")
+    finally:
+        await call.finish()
+        await session.aclose()
+        await observer.wait_for("call.ended", TRAILING_EVENTS_S)
+        await asyncio.sleep(QUIET_S)
+        await observer.close()
+    return reports.build(
+        scenario=scenario.name,
+        call_id=call_id,
+        outcome=str(call.outcome),
+        consent=str(call.consent) if call.consent else None,
+        agents=transcript.agents,
+        lines=transcript.lines,
+        events=observer.events,
+        timeline=call.services.gate.timeline,
+        expect=scenario.expect,
+        errors=errors,
+    )
+
+
+async def _settle(session: AgentSession[Call], transcript: Transcript) -> None:
+    """Wait until the agents have finished answering the last turn.
+
+    ``session.run`` can return a moment before work it started is over (a TaskGroup
+    hands its result to the waiting tool ~10 ms after the run completes), so a turn is
+    over only when nothing new has been said for ``QUIET_S``.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + SETTLE_TIMEOUT_S
+    seen = -1
+    while loop.time() < deadline and seen != len(transcript.lines):
+        seen = len(transcript.lines)
+        await _ready_for_input(session, deadline)
+        await asyncio.sleep(QUIET_S)
+    await _ready_for_input(session, deadline)
+    if loop.time() >= deadline:
+        log.warning("A turn did not settle in time.")
+
+
+async def _ready_for_input(session: AgentSession[Call], deadline: float) -> None:
+    """Wait until the active agent is idle and not in the middle of a handoff: a turn sent
+    while an activity is pausing would be refused by the session."""
+    loop = asyncio.get_running_loop()
+    while loop.time() < deadline:
+        try:
+            activity = await asyncio.wait_for(session.wait_for_idle(), deadline - loop.time())
+        except (ActivityClosedError, RuntimeError, TimeoutError):
+            return
+        if not activity.scheduling_paused:
+            return
+        await asyncio.sleep(0.01)

@@ -1,0 +1,47 @@
+"""Settings of the voice worker, read from ``SB_*`` environment variables.
+
+Provider credentials are not here: the LiveKit and provider plugins read their own
+variables (``LIVEKIT_URL``, ``OPENAI_API_KEY``, ``ELEVEN_API_KEY``...), so secrets never pass
+through our settings object or its logs.
+"""
+
+from __future__ import annotations
+
+from switchboard.runtime.settings import ServiceSettings
+
+
+class VoiceSettings(ServiceSettings, kw_only=True, frozen=True):
+    """Timeouts, fallbacks and provider choices of the voice worker."""
+
+    consent_policy_timeout_s: float = 1.0
+    """How long to wait for the ledger's policy before using the strictest one."""
+    consent_receipt_timeout_s: float = 3.0
+    """How long to wait for a ConsentRecorded receipt; without one, recording stays off."""
+    router_timeout_s: float = 1.5
+    """How long to wait for the router before using the local fallback decision."""
+    transfer_place_timeout_s: float = 2.0
+    transfer_answer_timeout_s: float = 90.0
+    """Upper bound on waiting for a human to answer across all destinations."""
+    transfer_connect_grace_s: float = 2.0
+    """After an answer, how long to wait for the bridge's ``connected`` before leaving."""
+    fallback_queue_id: str = ""
+    """Human queue used when the router is down; empty means offer a callback instead."""
+    fallback_queue_address: str = ""
+    """E.164 number or SIP URI of that queue (configuration, never caller input)."""
+    fallback_queue_trunk: str = ""
+    repeated_failure_limit: int = 3
+    """Failed turns (frustration, repeated questions, tool errors) before escalating."""
+    manager_credit_limit: float = 50.0
+    """The largest goodwill credit the AI manager may approve on its own."""
+    agent_name: str = "switchboard"
+    """The LiveKit agent name the production worker registers for dispatch."""
+    openai_llm_model: str = "gpt-4.1-mini"
+    openai_fallback_llm_model: str = "gpt-4.1-nano"
+    openai_stt_model: str = "gpt-4o-mini-transcribe"
+    elevenlabs_voice_id: str = "21m00Tcm4TlvDq8ikWAM"
+    elevenlabs_manager_voice_id: str = "pNInz6obpgDQGcFmaJgB"
+    """The manager speaks with its own voice so callers hear that someone else took over."""
+    egress_filepath: str = "recordings/{call_id}.ogg"
+    """Where LiveKit Egress writes a call's audio (storage is configured on the egress side)."""
+    scenarios_dir: str = "scenarios"
+    var_dir: str = "var"

@@ -1,0 +1,125 @@
+"""The production LiveKit worker: one job per call, the same graph as the text runner.
+
+``python -m switchboard.voice start`` registers with LiveKit (``LIVEKIT_URL``,
+``LIVEKIT_API_KEY``, ``LIVEKIT_API_SECRET``) under ``SB_AGENT_NAME`` and handles calls
+dispatched to it. SIGTERM drains: calls in progress finish first (``drain_timeout``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import sys
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from livekit.agents import AgentServer, AgentSession, JobContext, JobProcess, cli
+from livekit.plugins import silero
+
+from switchboard.runtime.logs import configure_logging
+from switchboard.runtime.settings import load
+from switchboard.voice import logfilter, providers
+from switchboard.voice.agents.roster import Roster
+from switchboard.voice.call import Call, CallInfo, Voices
+from switchboard.voice.egress import EgressRecorder
+from switchboard.voice.recording import SessionRecordSwitch, session_record_options
+from switchboard.voice.settings import VoiceSettings
+from switchboard.voice.wiring import Bus, begin, count_tool_errors, new_call, open_bus
+
+log = logging.getLogger(__name__)
+
+DRAIN_TIMEOUT_S = 3600
+LOAD_THRESHOLD = 0.7
+_bus: Bus | None = None
+_bus_lock = asyncio.Lock()
+
+
+def prewarm(proc: JobProcess) -> None:
+    """Load the VAD once per process, before jobs arrive."""
+    logfilter.install()
+    proc.userdata["vad"] = silero.VAD.load()
+
+
+async def process_bus(settings: VoiceSettings) -> Bus:
+    """One NATS connection per job process, shared by its calls."""
+    global _bus
+    async with _bus_lock:
+        if _bus is None:
+            _bus = await open_bus(settings)
+        return _bus
+
+
+def call_info(
+    job_id: str, room: str, caller_identity: str, attributes: Mapping[str, str]
+) -> CallInfo:
+    """Who is calling: SIP participants carry their number and trunk as attributes.
+
+    The call id must be a safe subject token, so the job id is reduced to its alphabet.
+    """
+    call_id = re.sub(r"[^A-Za-z0-9_-]", "-", job_id)[:64] or uuid.uuid4().hex
+    return CallInfo(
+        call_id=call_id,
+        room=room,
+        caller_identity=caller_identity,
+        caller_number=attributes.get("sip.phoneNumber") or None,
+        trunk=attributes.get("sip.trunkID") or None,
+    )
+
+
+async def handle_call(ctx: JobContext, settings: VoiceSettings) -> None:
+    await ctx.connect()
+    caller = await ctx.wait_for_participant()
+    info = call_info(ctx.job.id, ctx.room.name, caller.identity, caller.attributes)
+    models = providers.build(settings, ctx.proc.userdata["vad"])
+    recorder = EgressRecorder(
+        ctx.api, room=info.room, filepath=settings.egress_filepath.format(call_id=info.call_id)
+    )
+    call = new_call(
+        await process_bus(settings), settings, info, recorder, Voices(manager=models.manager_voice)
+    )
+    session = AgentSession[Call](
+        llm=models.chat_model,
+        stt=models.recognizer,
+        tts=models.voice,
+        vad=models.voice_activity,
+        userdata=call,
+    )
+    count_tool_errors(session, call)
+    call.services.gate.on_change = SessionRecordSwitch(session.options.recording_options)
+    call.on_end = lambda _outcome: _leave(session)
+
+    async def finish() -> None:
+        await call.finish()
+
+    ctx.add_shutdown_callback(finish)
+    await begin(call)
+    await session.start(Roster(call).triage(), room=ctx.room, record=session_record_options(False))
+
+
+def _leave(session: AgentSession[Any]) -> None:
+    # Drain: the last sentence (goodbye, "connecting you now") is still played.
+    session.shutdown(drain=True)
+
+
+def build_server(settings: VoiceSettings) -> AgentServer:
+    server = AgentServer(
+        setup_fnc=prewarm, drain_timeout=DRAIN_TIMEOUT_S, load_threshold=LOAD_THRESHOLD
+    )
+
+    @server.rtc_session(agent_name=settings.agent_name)
+    async def entrypoint(ctx: JobContext) -> None:
+        await handle_call(ctx, settings)
+
+    return server
+
+
+def main(argv: list[str]) -> int:
+    """Run LiveKit's worker CLI (``start``, ``dev``...) with our server."""
+    settings = load(VoiceSettings)
+    configure_logging("voice", settings.log_level)
+    logfilter.install()
+    sys.argv = [sys.argv[0], *argv]
+    cli.run_app(build_server(settings))
+    return 0

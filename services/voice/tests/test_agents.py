@@ -1,0 +1,382 @@
+"""The real agent graph in text mode (session.run) against in-test backends on real NATS."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from livekit.agents import APIConnectionError, APIConnectOptions, llm
+from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS, NOT_GIVEN, NotGivenOr
+from nats.aio.client import Client as NATS
+from voice_fakes import Backends, FakeBridge, FakeLedger, FakeRouter
+
+from switchboard.contracts.call import CallOutcome
+from switchboard.contracts.consent import ConsentDecision, ConsentMode
+from switchboard.contracts.escalation import (
+    EscalationReason,
+    EscalationTrigger,
+    HandoffTarget,
+)
+from switchboard.voice.agents.manager import ManagerAgent
+from switchboard.voice.agents.specialists import BillingAgent, SalesAgent, SupportAgent
+from switchboard.voice.agents.triage import TriageAgent
+from switchboard.voice.observer import CallObserver
+from switchboard.voice.wiring import Bus
+
+HarnessFactory = Any
+
+
+async def _granted(start_call: HarnessFactory) -> Any:
+    h = await start_call()
+    await h.session.run(user_input="Yes, that's fine.")
+    return h
+
+
+async def _settle() -> None:
+    await asyncio.sleep(0.2)
+
+
+async def test_the_call_opens_with_the_policy_disclosure_and_notice(
+    backends: Backends, start_call: HarnessFactory
+) -> None:
+    h = await start_call()
+    said = " ".join(h.said())
+    assert "You're talking with an AI assistant." in said
+    assert "This call may be recorded" in said
+    assert h.call.policy is not None
+    assert h.call.policy.mode is ConsentMode.ASK
+    assert backends.ledger.commands == []  # nothing is recorded before the caller answers
+
+
+async def test_consent_granted_records_a_receipt_then_starts_recording(
+    backends: Backends, start_call: HarnessFactory
+) -> None:
+    h = await start_call()
+    result = await h.session.run(user_input="Yes, that's fine.")
+    result.expect.next_event().is_function_call(
+        name="record_consent_answer", arguments={"answer": "granted"}
+    )
+    [command] = backends.ledger.commands
+    assert command.decision is ConsentDecision.GRANTED
+    assert command.transcript_excerpt == "Yes, that's fine."
+    assert command.notice_version == "test-notice-1"
+    assert h.call.consent is ConsentDecision.GRANTED
+    assert h.call.services.gate.recording
+    assert h.call.consent_sequence == 1
+    assert isinstance(h.session.current_agent, TriageAgent)
+
+
+async def test_consent_denied_is_recorded_and_nothing_is_recorded(
+    backends: Backends, start_call: HarnessFactory
+) -> None:
+    h = await start_call()
+    result = await h.session.run(user_input="No, I'd rather not.")
+    result.expect.contains_function_call(
+        name="record_consent_answer", arguments={"answer": "denied"}
+    )
+    assert [c.decision for c in backends.ledger.commands] == [ConsentDecision.DENIED]
+    assert not h.call.services.gate.recording
+    assert "won't be recorded" in " ".join(h.said())
+
+
+async def test_an_unclear_answer_is_asked_again_once_then_recorded_as_unclear(
+    backends: Backends, start_call: HarnessFactory
+) -> None:
+    h = await start_call()
+    first = await h.session.run(user_input="Hmm, what was that?")
+    first.expect.contains_function_call_output(
+        output="Sorry, I didn't catch that. May we record this call, yes or no?"
+    )
+    assert backends.ledger.commands == []
+    await h.session.run(user_input="I'm not sure.")
+    assert [c.decision for c in backends.ledger.commands] == [ConsentDecision.UNCLEAR]
+    assert not h.call.services.gate.recording
+
+
+async def test_notify_mode_records_consent_from_the_notice_alone(
+    nc: NATS, start_call: HarnessFactory
+) -> None:
+    ledger = await FakeLedger(nc, mode=ConsentMode.NOTIFY).start()
+    h = await start_call()
+    await _settle()
+    assert [c.decision for c in ledger.commands] == [ConsentDecision.GRANTED]
+    assert [c.mode for c in ledger.commands] == [ConsentMode.NOTIFY]
+    assert h.call.services.gate.recording
+    assert isinstance(h.session.current_agent, TriageAgent)
+
+
+async def test_without_a_ledger_the_strictest_policy_is_asked_and_nothing_records(
+    nc: NATS, start_call: HarnessFactory
+) -> None:
+    h = await start_call()
+    assert h.call.policy is not None
+    assert h.call.policy.fallback
+    await h.session.run(user_input="Yes.")
+    assert h.call.consent is ConsentDecision.GRANTED
+    assert not h.call.services.gate.recording  # no receipt, no recording
+    assert h.call.services.gate.timeline[-1].detail == "no consent receipt in time"
+
+
+async def _route(h: Any, text: str) -> Any:
+    return await h.session.run(user_input=text)
+
+
+async def test_triage_routes_billing_with_the_history_carried(
+    backends: Backends, start_call: HarnessFactory
+) -> None:
+    h = await _granted(start_call)
+    result = await _route(h, "I have a question about my bill.")
+    result.expect.contains_function_call(
+        name="route_to_department", arguments={"department": "billing"}
+    )
+    result.expect.contains_agent_handoff(new_agent_type=BillingAgent)
+    agent = h.session.current_agent
+    texts = [i.text_content for i in agent.chat_ctx.items if isinstance(i, llm.ChatMessage)]
+    assert "I have a question about my bill." in texts
+    assert any("Handoff from triage" in (t or "") for t in texts)
+    assert h.call.intent == "billing"
+
+
+async def test_triage_routes_support(backends: Backends, start_call: HarnessFactory) -> None:
+    h = await _granted(start_call)
+    result = await _route(h, "My internet keeps dropping.")
+    result.expect.contains_agent_handoff(new_agent_type=SupportAgent)
+
+
+async def test_triage_routes_sales(backends: Backends, start_call: HarnessFactory) -> None:
+    h = await _granted(start_call)
+    result = await _route(h, "I'd like to buy a headset.")
+    result.expect.contains_agent_handoff(new_agent_type=SalesAgent)
+
+
+async def test_escalation_in_the_first_sentence_goes_to_the_manager_with_consent_unclear(
+    backends: Backends, start_call: HarnessFactory
+) -> None:
+    h = await start_call()
+    result = await h.session.run(user_input="I want to speak to a manager right now.")
+    result.expect.contains_function_call(name="escalate", arguments={"reason": "caller_request"})
+    await _settle()
+    assert [c.decision for c in backends.ledger.commands] == [ConsentDecision.UNCLEAR]
+    [request] = backends.router.requests
+    assert request.trigger is EscalationTrigger.PHRASE
+    assert request.current_agent == "triage"
+    assert isinstance(h.session.current_agent, ManagerAgent)
+    assert not h.call.services.gate.recording
+
+
+async def test_consent_and_escalation_in_one_breath_records_the_grant(
+    backends: Backends, start_call: HarnessFactory
+) -> None:
+    h = await start_call()
+    await h.session.run(user_input="Yes, and get me your supervisor.")
+    await _settle()
+    assert [c.decision for c in backends.ledger.commands] == [ConsentDecision.GRANTED]
+    assert h.call.services.gate.recording
+    assert isinstance(h.session.current_agent, ManagerAgent)
+
+
+async def test_manager_takes_over_with_history_context_and_authority(
+    backends: Backends, start_call: HarnessFactory, bus: Bus
+) -> None:
+    h = await _granted(start_call)
+    observer = await CallObserver().start(bus.nc, h.call.call_id)
+    await h.session.run(user_input="I have a question about my bill.")
+    await h.session.run(user_input="I was charged twice and I want a refund.")
+    result = await h.session.run(user_input="Let me talk to a manager.")
+    result.expect.contains_function_call(name="escalate")
+    result.expect.contains_agent_handoff(new_agent_type=ManagerAgent)
+    [request] = backends.router.requests
+    assert request.reason is EscalationReason.CALLER_REQUEST
+    assert request.current_agent == "billing"
+    assert request.intent == "billing"
+    assert request.attempts == 1
+    assert request.context is not None
+    assert "charged twice" in request.context.summary
+    manager = h.session.current_agent
+    texts = [i.text_content or "" for i in manager.chat_ctx.items if isinstance(i, llm.ChatMessage)]
+    assert "I was charged twice and I want a refund." in texts
+    assert any("Handoff from billing" in t and "Intent: billing" in t for t in texts)
+    credit = await h.session.run(user_input="Please refund $40.")
+    credit.expect.contains_function_call(name="approve_goodwill_credit", arguments={"amount": 40.0})
+    assert h.call.collected["goodwill_credit"] == "40.00"
+    await _settle()
+    handed = [e for e in observer.events if e.kind == "agent.handed_off"]
+    assert [(e.data["from_agent"], e.data["to_agent"]) for e in handed] == [
+        ("triage", "billing"),
+        ("billing", "manager"),
+    ]
+    assert handed[-1].data["context"]["intent"] == "billing"
+    decided = next(e for e in observer.events if e.kind == "escalation.decided")
+    assert handed[-1].data["decision_id"] == decided.data["decision_id"]
+    assert handed[0].data.get("decision_id") is None  # routing is not an escalation
+    await observer.close()
+
+
+async def test_a_person_request_transfers_to_a_human_with_a_whisper(
+    backends: Backends, start_call: HarnessFactory
+) -> None:
+    h = await _granted(start_call)
+    await h.session.run(user_input="I have a question about my bill.")
+    result = await h.session.run(user_input="I want to talk to a real person.")
+    result.expect.contains_function_call(name="escalate")
+    [placed] = backends.bridge.placed
+    assert [d.id for d in placed.destinations] == ["desk-1", "desk-2"]
+    assert placed.whisper is not None
+    assert "billing" in placed.whisper
+    assert placed.context is not None
+    assert placed.context.consent is ConsentDecision.GRANTED
+    assert h.call.outcome is CallOutcome.TRANSFERRED
+    assert backends.router.requests[0].wants_human
+
+
+async def test_a_legal_threat_escalates_without_asking_the_model(
+    backends: Backends, start_call: HarnessFactory
+) -> None:
+    h = await _granted(start_call)
+    await h.session.run(user_input="I'm going to sue you over this.")
+    [request] = backends.router.requests
+    assert request.reason is EscalationReason.LEGAL_THREAT
+    assert request.trigger is EscalationTrigger.PHRASE
+    assert h.call.outcome is CallOutcome.TRANSFERRED
+
+
+async def test_repeated_failure_escalates_on_its_own(
+    backends: Backends, start_call: HarnessFactory
+) -> None:
+    h = await _granted(start_call)
+    await h.session.run(user_input="I have a question about my bill.")
+    for _ in range(3):
+        await h.session.run(user_input="That's not what I asked.")
+    [request] = backends.router.requests
+    assert request.reason is EscalationReason.REPEATED_FAILURE
+    assert request.trigger is EscalationTrigger.FAILURE_COUNT
+    assert isinstance(h.session.current_agent, ManagerAgent)
+
+
+class DownLLM(llm.LLM[Any]):
+    """Every provider is down."""
+
+    def chat(
+        self,
+        *,
+        chat_ctx: llm.ChatContext,
+        tools: list[llm.Tool] | None = None,
+        conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS,
+        parallel_tool_calls: NotGivenOr[bool] = NOT_GIVEN,
+        tool_choice: NotGivenOr[llm.ToolChoice] = NOT_GIVEN,
+        extra_kwargs: NotGivenOr[dict[str, Any]] = NOT_GIVEN,
+    ) -> llm.LLMStream:
+        return _DownStream(self, chat_ctx=chat_ctx, tools=tools or [], conn_options=conn_options)
+
+
+class _DownStream(llm.LLMStream):
+    async def _run(self) -> None:
+        raise APIConnectionError("provider down", retryable=False)
+
+
+async def test_consent_and_escalation_keep_working_when_the_llm_is_down(
+    backends: Backends, start_call: HarnessFactory
+) -> None:
+    h = await start_call(brain=DownLLM())
+    await h.session.run(user_input="I need a human being, now.")
+    await _settle()
+    assert [c.decision for c in backends.ledger.commands] == [ConsentDecision.UNCLEAR]
+    assert h.call.outcome is CallOutcome.TRANSFERRED
+    assert backends.bridge.placed
+
+
+async def test_revoking_consent_mid_call_stops_recording_and_tells_the_ledger(
+    backends: Backends, start_call: HarnessFactory
+) -> None:
+    h = await _granted(start_call)
+    assert h.call.services.gate.recording
+    result = await h.session.run(user_input="Please stop recording.")
+    result.expect.next_event().is_message(role="assistant")
+    assert not h.call.services.gate.recording
+    await _settle()
+    assert [c.decision for c in backends.ledger.commands] == [
+        ConsentDecision.GRANTED,
+        ConsentDecision.REVOKED,
+    ]
+    assert h.call.consent is ConsentDecision.REVOKED
+    assert [t.action for t in h.call.services.gate.timeline] == ["started", "stopped"]
+
+
+async def test_the_intake_group_lets_the_caller_go_back_and_fix_the_email(
+    backends: Backends, start_call: HarnessFactory
+) -> None:
+    h = await _granted(start_call)
+    await h.session.run(user_input="I'd like to buy a headset.")
+    result = await h.session.run(user_input="I want to order the headset.")
+    result.expect.contains_function_call(name="place_order", arguments={"product": "headset"})
+    await h.session.run(user_input="jane dot doe at example dot com")
+    back = await h.session.run(user_input="Wait, that's wrong, change my email.")
+    back.expect.contains_function_call(name="out_of_scope", arguments={"task_ids": ["email"]})
+    await h.session.run(user_input="jane dot smith at example dot com")
+    await h.session.run(user_input="221 Baker Street, Springfield, 12345.")
+    await _settle()
+    assert h.call.collected["email"] == "jane.smith@example.com"
+    assert h.call.collected["shipping_address"] == "221 Baker Street, Springfield, 12345"
+    assert "jane.smith@example.com" in h.said()[-1]
+    assert isinstance(h.session.current_agent, SalesAgent)
+    steps = [a for a in h.transcript.agents if a.endswith("_task") and a != "consent_task"]
+    assert steps == ["email_task", "address_task", "email_task", "address_task"]
+
+
+async def test_an_escalation_inside_the_intake_group_ends_it_and_escalates(
+    backends: Backends, start_call: HarnessFactory
+) -> None:
+    h = await _granted(start_call)
+    await h.session.run(user_input="I'd like to buy a headset.")
+    await h.session.run(user_input="I want to order the headset.")
+    await h.session.run(user_input="This is useless, get me a manager.")
+    await _settle()
+    assert backends.router.requests[0].current_agent == "sales"
+    assert isinstance(h.session.current_agent, ManagerAgent)
+
+
+async def test_the_caller_can_interrupt_while_the_transfer_rings(
+    nc: NATS, start_call: HarnessFactory
+) -> None:
+    await FakeLedger(nc).start()
+    await FakeRouter(nc).start()
+    bridge = await FakeBridge(nc, ring_s=5.0).start()
+    h = await _granted(start_call)
+    run = h.session.run(user_input="Put me through to a real person.")
+    for _ in range(100):
+        if bridge.placed:
+            break
+        await asyncio.sleep(0.02)
+    await asyncio.sleep(0.1)
+    h.session.interrupt()
+    await asyncio.wait_for(asyncio.shield(asyncio.ensure_future(_await(run))), 5)
+    await _settle()
+    assert [c.transfer_id for c in bridge.cancelled] == [bridge.placed[0].transfer_id]
+    assert h.call.outcome is None  # the call goes on with the agent
+    assert "stopped the transfer" in " ".join(h.said())
+
+
+async def _await(run: Any) -> None:
+    await run
+
+
+async def test_without_a_router_a_callback_is_offered_and_the_fallback_is_published(
+    nc: NATS, start_call: HarnessFactory, bus: Bus
+) -> None:
+    await FakeLedger(nc).start()
+    h = await _granted(start_call)
+    observer = await CallObserver().start(bus.nc, h.call.call_id)
+    await h.session.run(user_input="Let me talk to a manager.")
+    result = await h.session.run(user_input="Yes please.")
+    result.expect.contains_function_call(name="accept_callback")
+    await _settle()
+    kinds = [e.kind for e in observer.events]
+    assert "escalation.decided" in kinds
+    decided = next(e for e in observer.events if e.kind == "escalation.decided")
+    assert decided.data["fallback"] is True
+    assert decided.data["target"] == HandoffTarget.CALLBACK
+    callback = next(e for e in observer.events if e.kind == "call.callback_requested")
+    assert callback.data["number"] == "+14155550123"
+    assert callback.data["decision_id"] == decided.data["decision_id"]
+    assert h.call.outcome is CallOutcome.CALLBACK
+    await observer.close()

@@ -1,0 +1,230 @@
+"""Clients against a real nats-server: answers, no responders, slow responders."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import msgspec
+from nats.aio.client import Client as NATS
+from nats.micro import add_service
+from voice_fakes import DESTINATIONS, FakeBridge, FakeLedger, FakeRouter
+
+from switchboard.contracts.consent import (
+    ConsentDecision,
+    ConsentMode,
+    ConsentPolicyQuery,
+    ConsentRecorded,
+    RecordConsent,
+)
+from switchboard.contracts.escalation import (
+    EscalationReason,
+    EscalationRequest,
+    EscalationTrigger,
+    HandoffDecision,
+    HandoffTarget,
+)
+from switchboard.contracts.subjects import ESCALATION_DECIDE, REQUESTS
+from switchboard.contracts.transfer import (
+    FailureReason,
+    PlaceTransfer,
+    TransferAccepted,
+    TransferDialing,
+    TransferRejected,
+)
+from switchboard.runtime.bus import EventPublisher
+from switchboard.runtime.service import add_typed_endpoint
+from switchboard.voice.clients.consent import FALLBACK_NOTICE_VERSION, ConsentClient
+from switchboard.voice.clients.router import RouterClient, queue_from_settings
+from switchboard.voice.clients.transfer import TransferClient
+from switchboard.voice.wiring import Bus
+
+SPEC = {r.subject: r for r in REQUESTS}
+
+
+def _request(call_id: str = "c-1", **kw: object) -> EscalationRequest:
+    return EscalationRequest(
+        call_id=call_id,
+        reason=EscalationReason.CALLER_REQUEST,
+        trigger=EscalationTrigger.PHRASE,
+        current_agent="billing",
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def _command(call_id: str = "c-1") -> RecordConsent:
+    return RecordConsent(
+        call_id=call_id,
+        decision=ConsentDecision.GRANTED,
+        jurisdiction="US-CA",
+        mode=ConsentMode.ASK,
+        notice_version="v1",
+    )
+
+
+async def test_the_policy_comes_from_the_ledger_when_it_answers(nc: NATS, bus: Bus) -> None:
+    await FakeLedger(nc, mode=ConsentMode.NOTIFY).start()
+    client = ConsentClient(bus.nc, bus.js, policy_timeout=0.5)
+    policy = await client.policy(ConsentPolicyQuery(call_id="c-1"))
+    assert policy.mode is ConsentMode.NOTIFY
+    assert policy.fallback is False
+
+
+async def test_no_ledger_means_the_strictest_policy_at_once(bus: Bus) -> None:
+    client = ConsentClient(bus.nc, bus.js, policy_timeout=2.0)
+    started = time.monotonic()
+    policy = await client.policy(ConsentPolicyQuery(call_id="c-1", language="en"))
+    assert time.monotonic() - started < 1.0  # no responders: no need to wait the timeout
+    assert policy.mode is ConsentMode.ASK
+    assert policy.fallback is True
+    assert policy.notice_version == FALLBACK_NOTICE_VERSION
+
+
+async def test_a_slow_ledger_means_the_strictest_policy_after_the_timeout(
+    nc: NATS, bus: Bus
+) -> None:
+    await FakeLedger(nc, mode=ConsentMode.NOTIFY, policy_delay_s=1.0).start()
+    client = ConsentClient(bus.nc, bus.js, policy_timeout=0.2)
+    started = time.monotonic()
+    policy = await client.policy(ConsentPolicyQuery(call_id="c-1"))
+    assert 0.15 < time.monotonic() - started < 0.9
+    assert policy.mode is ConsentMode.ASK
+    assert policy.fallback is True
+
+
+async def test_a_decision_returns_the_ledger_receipt_for_that_command(nc: NATS, bus: Bus) -> None:
+    ledger = await FakeLedger(nc).start()
+    client = ConsentClient(bus.nc, bus.js, receipt_timeout=2.0)
+    command = _command()
+    receipt = await client.record(command)
+    assert isinstance(receipt, ConsentRecorded)
+    assert receipt.command_id == command.command_id
+    assert receipt.receipt.sequence == 1
+    assert [c.command_id for c in ledger.commands] == [command.command_id]
+
+
+async def test_the_command_carries_its_id_as_the_dedup_header(nc: NATS, bus: Bus) -> None:
+    ledger = await FakeLedger(nc).start()
+    client = ConsentClient(bus.nc, bus.js, receipt_timeout=1.0)
+    command = _command()
+    await client.record(command)
+    # Publishing the same command again inside the duplicate window stores nothing.
+    ack = await bus.js.publish(
+        "sb.cmd.consent.record.c-1",
+        msgspec.json.encode(command),
+        headers={"Nats-Msg-Id": command.command_id},
+    )
+    assert ack.duplicate is True
+    await asyncio.sleep(0.3)
+    assert len(ledger.commands) == 1
+
+
+async def test_no_receipt_in_time_returns_none(nc: NATS, bus: Bus) -> None:
+    await FakeLedger(nc, receipts=False).start()
+    client = ConsentClient(bus.nc, bus.js, receipt_timeout=0.3)
+    assert await client.record(_command()) is None
+
+
+async def test_a_receipt_for_another_command_is_not_taken(nc: NATS, bus: Bus) -> None:
+    """Only the receipt whose command id matches counts, even on the same call."""
+    publisher = EventPublisher(bus.js, "other")
+    client = ConsentClient(bus.nc, bus.js, receipt_timeout=0.5)
+
+    async def someone_elses_receipt() -> None:
+        await asyncio.sleep(0.05)
+        ledger = FakeLedger(nc)
+        other = _command()
+        ledger.commands.append(other)
+        await publisher.publish(ledger._apply(other))
+
+    task = asyncio.create_task(someone_elses_receipt())
+    assert await client.record(_command()) is None
+    await task
+
+
+async def test_the_router_decides_when_it_answers(nc: NATS, bus: Bus) -> None:
+    await FakeRouter(nc).start()
+    client = RouterClient(bus.nc, timeout=0.5, fallback_queue=None)
+    decision = await client.decide(_request())
+    assert decision.target is HandoffTarget.AI_MANAGER
+    assert decision.fallback is False
+
+
+async def test_no_router_and_no_queue_means_a_callback(bus: Bus) -> None:
+    client = RouterClient(bus.nc, timeout=0.5, fallback_queue=None)
+    decision = await client.decide(_request())
+    assert decision.target is HandoffTarget.CALLBACK
+    assert decision.fallback is True
+    assert decision.rules_fired[0].rule_id == "voice.fallback.callback"
+
+
+async def test_a_slow_router_means_the_configured_human_queue(nc: NATS, bus: Bus) -> None:
+    await FakeRouter(nc, delay_s=1.0).start()
+    queue = queue_from_settings("fallback", "+14155550199", "")
+    client = RouterClient(bus.nc, timeout=0.2, fallback_queue=queue)
+    decision = await client.decide(_request())
+    assert decision.target is HandoffTarget.HUMAN_QUEUE
+    assert decision.fallback is True
+    assert [d.address for d in decision.destinations] == ["+14155550199"]
+
+
+async def test_a_human_queue_without_destinations_is_replaced_by_the_fallback(
+    nc: NATS, bus: Bus
+) -> None:
+    async def empty_queue(req: EscalationRequest) -> HandoffDecision:
+        return HandoffDecision(
+            call_id=req.call_id,
+            request_id=req.request_id,
+            target=HandoffTarget.HUMAN_QUEUE,
+            say="Hold on.",
+        )
+
+    svc = await add_service(nc, name="escalation", version="0.0.1")
+    await add_typed_endpoint(svc, SPEC[ESCALATION_DECIDE], empty_queue)
+    decision = await RouterClient(bus.nc, timeout=0.5, fallback_queue=None).decide(_request())
+    assert decision.target is HandoffTarget.CALLBACK
+    assert decision.fallback is True
+
+
+def test_an_invalid_fallback_queue_is_ignored() -> None:
+    assert queue_from_settings("q", "call me maybe", "") is None
+    assert queue_from_settings("", "+14155550199", "") is None
+
+
+async def test_no_bridge_means_a_typed_rejection(bus: Bus) -> None:
+    client = TransferClient(bus.nc, timeout=0.3)
+    reply = await client.place(
+        PlaceTransfer(call_id="c-1", room="r", caller_identity="p", destinations=DESTINATIONS)
+    )
+    assert isinstance(reply, TransferRejected)
+    assert reply.reason is FailureReason.CARRIER_ERROR
+
+
+async def test_a_watch_sees_only_its_own_transfer_in_order(nc: NATS, bus: Bus) -> None:
+    await FakeBridge(nc).start()
+    client = TransferClient(bus.nc, timeout=0.5)
+    command = PlaceTransfer(
+        call_id="c-1", room="r", caller_identity="p", destinations=DESTINATIONS[:1]
+    )
+    publisher = EventPublisher(bus.js, "noise")
+    async with client.watch("c-1", command.transfer_id) as watch:
+        await publisher.publish(
+            TransferDialing(call_id="c-1", transfer_id="another", destination_id="x", attempt=1)
+        )
+        reply = await client.place(command)
+        assert isinstance(reply, TransferAccepted)
+        states = [type(await watch.next(2.0)).__name__ for _ in range(5)]
+    assert states == [
+        "TransferDialing",
+        "TransferRinging",
+        "TransferAnswered",
+        "TransferBriefed",
+        "TransferConnected",
+    ]
+
+
+async def test_scripting_the_carrier_without_a_bridge_returns_none(bus: Bus) -> None:
+    from switchboard.contracts.simulation import ScriptCarrier, SimOutcome
+
+    client = TransferClient(bus.nc, timeout=0.3)
+    assert await client.script(ScriptCarrier(call_id="c-1", outcomes=[SimOutcome.BUSY])) is None

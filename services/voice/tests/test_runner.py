@@ -1,0 +1,134 @@
+"""The scenario runner and its command line, against in-test backends on real NATS."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+from voice_fakes import Backends
+
+from switchboard.runtime.natsserver import NatsServer
+from switchboard.voice import scenario as scenarios
+from switchboard.voice.runner import Live, run_scenario
+from switchboard.voice.settings import VoiceSettings
+from switchboard.voice.wiring import Bus
+
+REPO = Path(__file__).resolve().parents[3]
+SCENARIOS = REPO / "scenarios"
+SCENARIO_A = SCENARIOS / "a_consent_billing_manager_transfer.toml"
+
+
+def test_every_shipped_scenario_loads_and_checks_something() -> None:
+    files = scenarios.discover(SCENARIOS)
+    assert len(files) >= 7
+    for path in files:
+        loaded = scenarios.load(path)
+        assert loaded.turns
+        assert loaded.expect.events_in_order
+        assert loaded.expect.outcome is not None
+
+
+def test_a_malformed_scenario_is_refused_with_its_file_name(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('name = "x"\ncall_id = "has spaces"\nturns = []\n')
+    with pytest.raises(scenarios.ScenarioError, match=r"bad\.toml"):
+        scenarios.load(bad)
+    bad.write_text("name = ")
+    with pytest.raises(scenarios.ScenarioError, match="not valid TOML"):
+        scenarios.load(bad)
+
+
+@pytest.mark.parametrize("path", scenarios.discover(SCENARIOS), ids=lambda p: p.stem)
+async def test_shipped_scenarios_pass_against_contract_following_backends(
+    path: Path, backends: Backends, bus: Bus, settings: VoiceSettings
+) -> None:
+    lines: list[str] = []
+    report = await run_scenario(
+        scenarios.load(path), bus, settings, Live(on_line=lambda line: lines.append(line.text))
+    )
+    failed = [c for c in report.checks if not c.ok]
+    assert report.ok, (failed, report.errors)
+    assert lines  # printed as it happened
+    assert report.call_id.startswith(scenarios.load(path).call_id + "-")
+
+
+async def test_scenario_a_reports_transcript_events_receipts_transfers_and_recording(
+    backends: Backends, bus: Bus, settings: VoiceSettings
+) -> None:
+    report = await run_scenario(scenarios.load(SCENARIO_A), bus, settings)
+    kinds = [e.kind for e in report.events]
+    assert kinds[0] == "call.started"
+    assert kinds[-1] == "call.ended"
+    assert [r.decision for r in report.receipts] == ["granted"]
+    assert report.receipts[0].sequence == 1
+    [transfer] = report.transfers
+    assert [s.state for s in transfer.steps][:3] == ["dialing", "ringing", "answered"]
+    assert [r.action for r in report.recording] == ["started", "stopped"]
+    assert report.recording[0].consent_sequence == 1
+    speakers = {u.speaker for u in report.transcript}
+    assert {"caller", "consent_task", "triage", "billing", "manager"} <= speakers
+    assert report.outcome == "transferred"
+
+
+async def test_unmet_expectations_fail_the_report(
+    backends: Backends, bus: Bus, settings: VoiceSettings, tmp_path: Path
+) -> None:
+    text = SCENARIO_A.read_text().replace('outcome = "transferred"', 'outcome = "callback"')
+    path = tmp_path / "wrong.toml"
+    path.write_text(text)
+    report = await run_scenario(scenarios.load(path), bus, settings)
+    assert not report.ok
+    assert [c.name for c in report.checks if not c.ok] == ["outcome"]
+
+
+async def _cli(url: str, *args: str) -> tuple[int, bytes, bytes]:
+    env = {**os.environ, "SB_NATS_URL": url, "SB_CONSENT_RECEIPT_TIMEOUT_S": "2"}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "switchboard.voice",
+        *args,
+        env=env,
+        cwd=REPO,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 120)
+    assert proc.returncode is not None
+    return proc.returncode, out, err
+
+
+async def test_the_command_line_prints_the_report_as_json(
+    backends: Backends, nats_server: NatsServer
+) -> None:
+    code, out, err = await _cli(nats_server.url, "run-scenario", str(SCENARIO_A), "--json")
+    assert code == 0, err.decode()[-2000:]
+    report = json.loads(out)
+    assert report["ok"] is True
+    assert report["outcome"] == "transferred"
+    assert report["events"][0]["kind"] == "call.started"
+    assert report["receipts"][0]["decision"] == "granted"
+    assert report["transfers"][0]["steps"][0]["state"] == "dialing"
+
+
+async def test_the_command_line_prints_the_call_as_it_happens(
+    backends: Backends, nats_server: NatsServer
+) -> None:
+    code, out, _ = await _cli(nats_server.url, "run-scenario", str(SCENARIO_A))
+    text = out.decode()
+    assert code == 0
+    assert "caller │ Yes, that's fine." in text
+    assert "◆ consent.recorded" in text
+    assert "Expectations PASSED" in text
+
+
+async def test_the_command_line_exits_2_for_a_bad_file(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    code, _, err = await _cli(nats_server.url, "run-scenario", str(tmp_path / "missing.toml"))
+    assert code == 2
+    assert b"Cannot read scenario" in err

@@ -1,0 +1,69 @@
+"""The production worker builds without a LiveKit server; providers follow credentials."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from livekit.agents import AgentServer, llm
+
+from switchboard.voice import logfilter, providers, worker
+from switchboard.voice.brain import RulesBrain
+from switchboard.voice.settings import VoiceSettings
+
+
+def test_the_worker_server_builds_and_registers_the_agent_name() -> None:
+    server = worker.build_server(VoiceSettings(agent_name="switchboard-test"))
+    assert isinstance(server, AgentServer)
+
+
+def test_sip_attributes_give_the_caller_and_a_subject_safe_call_id() -> None:
+    info = worker.call_info(
+        "AJ_abc.123/x",
+        "room-1",
+        "sip_caller",
+        {"sip.phoneNumber": "+14155550123", "sip.trunkID": "ST_1"},
+    )
+    assert info.call_id == "AJ_abc-123-x"
+    assert info.caller_number == "+14155550123"
+    assert info.trunk == "ST_1"
+    web = worker.call_info("AJ_1", "room-1", "web-user", {})
+    assert web.caller_number is None
+
+
+def test_without_an_openai_key_the_rules_brain_is_the_llm() -> None:
+    assert isinstance(providers.language_model(VoiceSettings(), {}), RulesBrain)
+
+
+def test_with_an_openai_key_the_rules_brain_is_the_last_fallback() -> None:
+    model = providers.language_model(VoiceSettings(), {"OPENAI_API_KEY": "sk-test"})
+    assert isinstance(model, llm.FallbackAdapter)
+    assert isinstance(model._llm_instances[-1], RulesBrain)
+    assert len(model._llm_instances) == 3
+
+
+def test_speech_without_credentials_fails_with_a_clear_message() -> None:
+    with pytest.raises(providers.ProviderError, match="OPENAI_API_KEY"):
+        providers.speech_models(VoiceSettings(), {}, voice_activity=None)  # type: ignore[arg-type]
+
+
+def test_livekit_personal_data_extras_are_redacted() -> None:
+    record = logging.LogRecord("livekit", logging.WARNING, __file__, 1, "skipped", None, None)
+    record.__dict__["lk.pii.user_input"] = "my card is 4111"
+    assert logfilter.LiveKitPiiFilter().filter(record)
+    assert record.__dict__["lk.pii.user_input"] == "[redacted]"
+
+
+def test_the_manager_speaks_with_a_different_voice() -> None:
+    from livekit.plugins import silero
+
+    settings = VoiceSettings()
+    env = {"OPENAI_API_KEY": "sk-test", "ELEVEN_API_KEY": "el-test"}
+    _, voice, manager = providers.speech_models(settings, env, silero.VAD.load())
+    # ElevenLabs first, OpenAI behind it, each with its own voice for the manager.
+    main_chain = voice._tts_instances  # type: ignore[attr-defined]
+    manager_chain = manager._tts_instances  # type: ignore[attr-defined]
+    assert main_chain[0]._opts.voice_id == settings.elevenlabs_voice_id
+    assert manager_chain[0]._opts.voice_id == settings.elevenlabs_manager_voice_id
+    assert main_chain[0]._opts.voice_id != manager_chain[0]._opts.voice_id
+    assert main_chain[1]._opts.voice != manager_chain[1]._opts.voice
