@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+from pathlib import Path
 
+import pytest
 from nats.aio.client import Client as NATS
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
@@ -13,7 +16,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from switchboard.contracts import CallStarted, decode_event
 from switchboard.contracts.streams import EVENTS
 from switchboard.runtime import telemetry
-from switchboard.runtime.bus import EventPublisher, ensure_stream
+from switchboard.runtime.bus import EventPublisher, connect, ensure_stream
+from switchboard.runtime.natsserver import NatsServer
+from switchboard.runtime.settings import ServiceSettings
 
 
 async def test_an_event_is_stored_once_even_when_published_twice(nc: NATS) -> None:
@@ -61,3 +66,45 @@ def test_span_names_hide_the_call_id() -> None:
     assert telemetry.span_name("sb.evt.call.started.abc123") == "sb.evt.call.started.{call_id}"
     assert telemetry.span_name("sb.cmd.consent.record.abc") == "sb.cmd.consent.record.{call_id}"
     assert telemetry.span_name("sb.consent.policy") == "sb.consent.policy"
+
+
+async def test_a_deliberate_close_is_not_logged_as_a_lost_connection(
+    nats_server: NatsServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = ServiceSettings(nats_url=nats_server.url)
+    nc = await connect(settings, "test")
+    with caplog.at_level(logging.INFO):
+        await nc.drain()
+    assert "Disconnected from NATS; reconnecting." not in caplog.messages
+
+
+async def test_a_lost_connection_is_logged_and_reconnects(tmp_path: Path) -> None:
+    server = NatsServer(store_dir=tmp_path / "nats").start()
+    port = server.port
+    records: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: records.append(record.getMessage())  # type: ignore[method-assign]
+    bus_log = logging.getLogger("switchboard.runtime.bus")
+    bus_log.addHandler(handler)
+    previous_level = bus_log.level
+    bus_log.setLevel(logging.INFO)
+    try:
+        nc = await connect(ServiceSettings(nats_url=server.url), "test")
+        server.stop()
+        for _ in range(100):
+            if "Disconnected from NATS; reconnecting." in records:
+                break
+            await asyncio.sleep(0.02)
+        assert "Disconnected from NATS; reconnecting." in records
+        server = NatsServer(port=port, store_dir=tmp_path / "nats").start()
+        for _ in range(200):
+            if nc.is_connected and "Reconnected to NATS." in records:
+                break
+            await asyncio.sleep(0.05)
+        assert nc.is_connected
+        assert "Reconnected to NATS." in records
+        await nc.close()
+    finally:
+        bus_log.removeHandler(handler)
+        bus_log.setLevel(previous_level)
+        server.stop()

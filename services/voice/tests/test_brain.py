@@ -198,3 +198,21 @@ async def test_the_task_group_summary_prompt_gets_a_faithful_summary() -> None:
     out = await _ask(ctx, [])
     assert "new@example.com" in out.text
     assert "old@example.com" not in out.text
+
+
+@function_tool(name="out_of_scope")
+async def out_of_scope_to_address(
+    task_ids: Annotated[
+        list[str],
+        Field(json_schema_extra={"items": {"type": "string", "enum": ["address"]}}),
+    ],
+) -> None:
+    """Go back (only the address step was visited besides the current one)."""
+
+
+async def test_correcting_the_current_step_is_not_a_step_back() -> None:
+    out = await _ask(
+        _ctx(("user", "That's wrong, my email is jane at example dot com")),
+        [record_email, out_of_scope_to_address],
+    )
+    assert [c.name for c in out.tool_calls] == ["record_email"]

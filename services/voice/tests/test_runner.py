@@ -132,3 +132,20 @@ async def test_the_command_line_exits_2_for_a_bad_file(
     code, _, err = await _cli(nats_server.url, "run-scenario", str(tmp_path / "missing.toml"))
     assert code == 2
     assert b"Cannot read scenario" in err
+
+
+async def test_concurrent_calls_in_one_worker_do_not_mix(
+    backends: Backends, bus: Bus, settings: VoiceSettings
+) -> None:
+    """Calls share the process's NATS connection and nothing else."""
+    files = scenarios.discover(SCENARIOS)
+    runs = [scenarios.load(files[i % len(files)]) for i in range(14)]
+    reports = await asyncio.gather(*(run_scenario(s, bus, settings) for s in runs))
+    assert [r.ok for r in reports] == [True] * len(runs), [
+        (r.scenario, [c.detail for c in r.checks if not c.ok], r.errors)
+        for r in reports
+        if not r.ok
+    ]
+    assert len({r.call_id for r in reports}) == len(runs)
+    for report in reports:
+        assert {e.data["call_id"] for e in report.events} == {report.call_id}

@@ -43,7 +43,12 @@ async def connect(settings: ServiceSettings, name: str, **options: Any) -> NATS:
     async def on_error(exc: Exception) -> None:
         log.warning("NATS connection error.", extra={"error": repr(exc)})
 
+    client: list[NATS] = []
+
     async def on_disconnected() -> None:
+        # nats-py also calls this on a deliberate close or drain; only a lost link matters.
+        if client and (client[0].is_closed or client[0].is_draining):
+            return
         log.warning("Disconnected from NATS; reconnecting.")
 
     async def on_reconnected() -> None:
@@ -65,7 +70,9 @@ async def connect(settings: ServiceSettings, name: str, **options: Any) -> NATS:
         kwargs["user"] = settings.nats_user
         kwargs["password"] = settings.nats_password
     kwargs.update(options)
-    return await nats.connect(**kwargs)
+    nc = await nats.connect(**kwargs)
+    client.append(nc)
+    return nc
 
 
 def stream_config(spec: StreamSpec, replicas: int = 1) -> StreamConfig:

@@ -18,13 +18,7 @@ from livekit.agents import tts
 from livekit.agents.types import NOT_GIVEN, NotGivenOr
 
 from switchboard.contracts.call import CallEnded, CallOutcome
-from switchboard.contracts.consent import (
-    ConsentDecision,
-    ConsentPolicy,
-    ConsentRecorded,
-    ConsentRevoked,
-    RecordConsent,
-)
+from switchboard.contracts.consent import ConsentDecision, ConsentPolicy, RecordConsent
 from switchboard.voice.clients.consent import ConsentClient
 from switchboard.voice.clients.events import EventSink
 from switchboard.voice.clients.router import RouterClient
@@ -34,6 +28,8 @@ from switchboard.voice.settings import VoiceSettings
 from switchboard.voice.triggers import EscalationAsk, FailureTracker
 
 log = logging.getLogger(__name__)
+
+MAX_TURNS_KEPT = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +85,8 @@ class Call:
     trigger and whether a person was asked for."""
     outcome: CallOutcome | None = None
     caller_turns: list[str] = field(default_factory=list)
-    """What the caller said, in memory only: for summaries and consent excerpts."""
+    """What the caller said (the last ``MAX_TURNS_KEPT``), in memory only: for summaries
+    and consent excerpts."""
     screened: set[str] = field(default_factory=set)
     """Ids of caller messages already screened for triggers (each is screened once)."""
     on_end: Callable[[CallOutcome], None] | None = None
@@ -109,6 +106,11 @@ class Call:
     @property
     def last_caller_text(self) -> str:
         return self.caller_turns[-1] if self.caller_turns else ""
+
+    def heard(self, text: str) -> None:
+        """Keep a caller sentence for summaries; old ones are dropped (memory is bounded)."""
+        self.caller_turns.append(text)
+        del self.caller_turns[:-MAX_TURNS_KEPT]
 
     def take_forced_escalation(self) -> EscalationAsk | None:
         """The escalation the screening forced for this turn (consumed once)."""
@@ -155,7 +157,7 @@ class Call:
         if decision is not ConsentDecision.REVOKED:
             self.consent = decision
         receipt = await self.services.consent.record(command)
-        if isinstance(receipt, ConsentRecorded | ConsentRevoked):
+        if receipt is not None:
             self.consent_sequence = receipt.receipt.sequence
         await self.services.gate.apply(receipt)
         return receipt is not None

@@ -122,7 +122,10 @@ def _go_back(
     if "out_of_scope" not in names or not u.wants_to_go_back(text):
         return None
     allowed = _out_of_scope_ids(tools)
-    targets = [t for t in u.correction_targets(text) if t in allowed] or allowed[:1]
+    named = u.correction_targets(text)
+    # "Go back" alone means the previous step; naming the current step ("my email is
+    # wrong" while giving the email) is not a step back, the step's own tool handles it.
+    targets = [t for t in named if t in allowed] if named else allowed[-1:]
     if not targets:
         return None
     return CallTool("out_of_scope", {"task_ids": targets})

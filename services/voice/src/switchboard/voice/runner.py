@@ -8,7 +8,6 @@ and the same services on the other end of NATS.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass

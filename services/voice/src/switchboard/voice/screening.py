@@ -54,7 +54,7 @@ def new_caller_message(chat_ctx: llm.ChatContext, screened: set[str]) -> llm.Cha
 
 async def screen(call: Call, text: str, *, handles_revocation: bool = True) -> Verdict:
     """Screen one caller message and update the call state it affects."""
-    call.caller_turns.append(text)
+    call.heard(text)
     call.failures.observe_turn(text)
     ack: str | None = None
     reply_needed = True

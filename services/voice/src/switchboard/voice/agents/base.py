@@ -9,6 +9,7 @@ the trigger or the model chose it (and ``RunResult`` assertions see it).
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from collections.abc import AsyncIterator
@@ -156,9 +157,7 @@ class CallTask(Screened, AgentTask[T]):
 
 
 def _forced_escalate(ask: EscalationAsk) -> llm.ChatChunk:
-    arguments = (
-        f'{{"reason": "{_choice(ask.reason)}", "wants_person": {str(ask.wants_human).lower()}}}'
-    )
+    arguments = json.dumps({"reason": _choice(ask.reason), "wants_person": ask.wants_human})
     return llm.ChatChunk(
         id=f"screening-{uuid.uuid4().hex[:12]}",
         delta=llm.ChoiceDelta(
