@@ -3,6 +3,7 @@ checkpoints, dead letters."""
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 import threading
 from collections.abc import Callable
@@ -10,7 +11,13 @@ from collections.abc import Callable
 import psycopg
 import pytest
 
-from switchboard.consent.ledger.chain import GENESIS, chain_hash
+from switchboard.consent.ledger.chain import (
+    GENESIS,
+    TIME_FORMAT,
+    chain_hash,
+    format_time,
+    parse_time,
+)
 from switchboard.consent.ledger.ledger import Appended, Ledger, QueryError, Refused
 from switchboard.consent.ledger.open import open_store
 from switchboard.consent.ledger.sealing import LedgerSecret
@@ -30,6 +37,26 @@ def test_appends_chain_each_record_to_the_one_before(ledger: Ledger, command: Co
         assert after.prev_hash == before.hash
     assert all(chain_hash(s.record, s.prev_hash) == s.hash for s in stored)
     assert ledger.verify().ok
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        dt.datetime(2025, 3, 4, 5, 6, 7, 891011, tzinfo=dt.UTC),
+        dt.datetime(2025, 3, 4, 5, 6, 7, 0, tzinfo=dt.UTC),
+        dt.datetime(2025, 3, 4, 5, 6, 7, 500000, tzinfo=dt.UTC),
+        dt.datetime(2025, 3, 4, 5, 6, 7, 1),
+        dt.datetime(2025, 3, 4, 23, 30, 0, 42, tzinfo=dt.timezone(dt.timedelta(hours=-5))),
+        dt.datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=dt.UTC),
+        dt.datetime(999, 1, 2, 3, 4, 5, 6, tzinfo=dt.UTC),
+    ],
+)
+def test_the_canonical_time_text_is_the_documented_format(value: dt.datetime) -> None:
+    utc = (value if value.tzinfo else value.replace(tzinfo=dt.UTC)).astimezone(dt.UTC)
+    text = format_time(value)
+    assert text == utc.strftime(TIME_FORMAT)
+    if utc.year >= 1000:
+        assert parse_time(text) == utc
 
 
 def test_a_command_id_is_applied_once_across_and_within_batches(
@@ -74,6 +101,18 @@ def test_personal_data_is_stored_only_encrypted(ledger: Ledger, command: Command
             assert b"4155550123" not in f.read()
 
 
+def test_every_encryption_in_an_append_has_its_own_nonce(ledger: Ledger, command: Command) -> None:
+    outcomes = ledger.append([command() for _ in range(300)])
+    sealed = [o.stored.record.sealed for o in outcomes if isinstance(o, Appended)]
+    keys = ledger.store.subject_keys_for(
+        [o.stored.record.subject or "" for o in outcomes if isinstance(o, Appended)]
+    )
+    nonces = [s[:12] for s in sealed if s] + [k.wrapped[:12] for k in keys.values()]
+    assert len(nonces) == 300 + len(keys) > 300
+    assert len(set(nonces)) == len(nonces)
+    assert len({k.subject for k in keys.values()}) == len(keys)
+
+
 def test_lookups_by_call_and_by_caller_open_the_personal_data(
     ledger: Ledger, command: Command
 ) -> None:
@@ -93,6 +132,32 @@ def test_lookups_by_call_and_by_caller_open_the_personal_data(
     assert ledger.lookup(LookupConsent(caller_number="+19999999999")) == []
     with pytest.raises(QueryError):
         ledger.lookup(LookupConsent())
+
+
+AWKWARD = "it's \\ \"quoted\" ; $$ %s %(x)s \n\t ünï 😀 ' OR '1'='1"
+
+
+def test_awkward_text_is_stored_and_read_back_exactly(ledger: Ledger, command: Command) -> None:
+    cmd = command(
+        command_id=f"id-{AWKWARD}"[:128],
+        jurisdiction=AWKWARD,
+        notice_version=AWKWARD[:128],
+        source=AWKWARD[:128],
+        transcript_excerpt=AWKWARD,
+    )
+    [first] = ledger.append([cmd])
+    [again] = ledger.append([cmd])  # found again by its awkward command id
+    assert isinstance(first, Appended)
+    assert isinstance(again, Appended)
+    assert (again.duplicate, again.stored) == (True, first.stored)
+    [view] = ledger.lookup(LookupConsent(call_id=cmd.call_id))
+    assert (view.command_id, view.jurisdiction, view.notice_version) == (
+        cmd.command_id,
+        AWKWARD,
+        AWKWARD[:128],
+    )
+    assert view.transcript_excerpt == AWKWARD
+    assert ledger.verify().ok
 
 
 def test_erasure_makes_records_unreadable_and_the_chain_still_verifies(
@@ -222,3 +287,38 @@ def test_postgres_connection_errors_are_store_errors() -> None:
         open_store("postgresql://nobody@127.0.0.1:1/none")
     assert issubclass(StoreError, RuntimeError)
     assert psycopg is not None
+
+
+def test_a_postgres_ledger_recovers_when_its_prepared_statements_are_dropped(
+    postgres_dsn: str, secret: LedgerSecret, signer: CheckpointSigner, command: Command
+) -> None:
+    store = open_store(postgres_dsn)
+    try:
+        ledger = Ledger(store, secret, signer)
+        ledger.append([command()])
+        store._execute("DEALLOCATE ALL")  # type: ignore[attr-defined]
+        with pytest.raises(StoreError, match="does not exist"):
+            ledger.append([command()])
+        outcomes = ledger.append([command(), command()])
+        assert [o.stored.seq for o in outcomes if isinstance(o, Appended)] == [2, 3]
+        assert ledger.verify().ok
+    finally:
+        store.close()
+
+
+def test_a_failed_postgres_append_leaves_no_transaction_open(
+    postgres_dsn: str, secret: LedgerSecret, signer: CheckpointSigner, command: Command
+) -> None:
+    store = open_store(postgres_dsn)
+    try:
+        ledger = Ledger(store, secret, signer)
+        ledger.append([command()])
+        store._execute("ALTER TABLE consent_records ADD CHECK (call_id <> 'refused')")  # type: ignore[attr-defined]
+        with pytest.raises(StoreError, match="check constraint"):
+            ledger.append([command(), command(call_id="refused")])
+        assert store.head()[0] == 1
+        ledger.append([command()])
+        assert store.head()[0] == 2
+        assert ledger.verify().ok
+    finally:
+        store.close()

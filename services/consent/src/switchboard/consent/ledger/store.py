@@ -13,6 +13,8 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
+import msgspec
+
 from switchboard.consent.ledger.chain import GENESIS, StoredRecord
 from switchboard.contracts.consent import LedgerCheckpoint
 
@@ -21,8 +23,7 @@ class StoreError(RuntimeError):
     """The database refused an operation or is unusable."""
 
 
-@dataclass(frozen=True, slots=True)
-class SubjectKey:
+class SubjectKey(msgspec.Struct, frozen=True):
     """One person's key: keyed hash of the number -> pseudonym and wrapped AES key."""
 
     ref: str
@@ -46,18 +47,25 @@ class DeadLetter:
     id: int | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class AppendBasis:
+    """What an append reads first, inside its transaction: the head it chains from, the
+    records already holding its command ids, and the keys its callers already have."""
+
+    head: tuple[int, bytes]
+    existing: dict[str, StoredRecord]
+    keys: dict[str, SubjectKey]
+
+
 class WriteTx(Protocol):
-    """What an append does inside its exclusive transaction."""
+    """What an append does inside its exclusive transaction: one read, then one write
+    (a backend may send each as a single round trip)."""
 
-    def head(self) -> tuple[int, bytes]: ...
+    def read_for_append(self, command_ids: Sequence[str], refs: Sequence[str]) -> AppendBasis:
+        """The head, the records of ``command_ids`` and the keys of ``refs``."""
 
-    def records_by_command(self, command_ids: Sequence[str]) -> dict[str, StoredRecord]: ...
-
-    def subject_keys(self, refs: Sequence[str]) -> dict[str, SubjectKey]: ...
-
-    def insert_subject_keys(self, keys: Sequence[SubjectKey]) -> None: ...
-
-    def insert_records(self, records: Sequence[StoredRecord]) -> None: ...
+    def insert(self, keys: Sequence[SubjectKey], records: Sequence[StoredRecord]) -> None:
+        """Store new callers' keys and the newly chained records."""
 
 
 class LedgerStore(ABC):
