@@ -32,7 +32,6 @@ from typing import Any
 
 import msgspec
 import nats
-import psycopg
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js.api import StreamConfig
@@ -48,6 +47,7 @@ from switchboard.contracts.envelope import decode_event
 from switchboard.contracts.subjects import consent_record_subject
 from switchboard.runtime.launcher import ServiceProcess
 from switchboard.runtime.natsserver import NatsServer
+from switchboard.testing.postgres import fresh_schema, reachable
 
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 Figures = dict[str, Any]
@@ -75,29 +75,6 @@ def _say(text: str) -> None:
 
 
 # -- databases -------------------------------------------------------------------------
-
-
-@contextmanager
-def postgres_schema(server_dsn: str) -> Iterator[str]:
-    """A DSN whose search_path is a fresh schema, dropped afterwards."""
-    schema = f"bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(server_dsn, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    sep = "&" if "?" in server_dsn else "?"
-    try:
-        yield f"{server_dsn}{sep}options=-csearch_path%3D{schema}"
-    finally:
-        with psycopg.connect(server_dsn, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
-
-
-def postgres_reachable(dsn: str) -> bool:
-    try:
-        with psycopg.connect(dsn, connect_timeout=2) as conn:
-            conn.execute("SELECT 1")
-    except psycopg.Error:
-        return False
-    return True
 
 
 RAW_TABLES = {
@@ -407,7 +384,7 @@ async def backend_figures(
     figures.update(append_and_raw_rates(db, args.raw_rows, sync))
     _say(f"[{name}] the service at {args.rate:g} decisions/s, then a burst ...")
     if name == "postgresql":
-        with postgres_schema(args.postgres) as fresh:
+        with fresh_schema(args.postgres) as fresh:
             figures.update(await service_figures(nats_url, fresh, sync, root, args))
     else:
         service_db = str(root / f"service-{name}.db")
@@ -448,8 +425,8 @@ async def run(args: argparse.Namespace) -> Figures:
         out["sqlite_sync_normal"] = await backend_figures(
             "sqlite_sync_normal", str(root / "raw-normal.db"), server.url, root, args, "normal"
         )
-        if postgres_reachable(args.postgres):
-            with postgres_schema(args.postgres) as dsn:
+        if reachable(args.postgres):
+            with fresh_schema(args.postgres) as dsn:
                 out["postgresql"] = await backend_figures("postgresql", dsn, server.url, root, args)
         else:
             out["postgresql"] = {"skipped": f"{args.postgres} does not answer"}

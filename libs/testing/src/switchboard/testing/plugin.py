@@ -7,11 +7,9 @@ package's tests get these fixtures without a conftest.
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import nats
-import psycopg
 import pytest
 from nats.aio.client import Client as NATS
 
@@ -63,12 +61,5 @@ def postgres_server_dsn() -> Iterator[str]:
 @pytest.fixture
 def postgres_dsn(postgres_server_dsn: str) -> Iterator[str]:
     """A DSN whose ``search_path`` is a fresh schema, dropped after the test."""
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(postgres_server_dsn, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    sep = "&" if "?" in postgres_server_dsn else "?"
-    try:
-        yield f"{postgres_server_dsn}{sep}options=-csearch_path%3D{schema}"
-    finally:
-        with psycopg.connect(postgres_server_dsn, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    with postgres.fresh_schema(postgres_server_dsn) as dsn:
+        yield dsn

@@ -14,6 +14,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -98,3 +99,17 @@ def throwaway_cluster() -> Iterator[str | None]:
             capture_output=True,
         )
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def fresh_schema(server_dsn: str, prefix: str = "t") -> Iterator[str]:
+    """A DSN whose ``search_path`` is a new schema, dropped with everything in it afterwards."""
+    schema = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server_dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    sep = "&" if "?" in server_dsn else "?"
+    try:
+        yield f"{server_dsn}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        with psycopg.connect(server_dsn, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
