@@ -108,3 +108,12 @@ async def test_a_lost_connection_is_logged_and_reconnects(tmp_path: Path) -> Non
         bus_log.removeHandler(handler)
         bus_log.setLevel(previous_level)
         server.stop()
+
+
+def test_without_a_tracer_provider_the_incoming_trace_still_flows_downstream() -> None:
+    assert not telemetry.tracing_enabled(), "no test installs a global provider"
+    incoming = {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}
+    with telemetry.consumer_span("sb.escalation.decide", incoming):
+        outgoing = telemetry.inject()
+    assert outgoing["traceparent"].split("-")[1] == "0af7651916cd43dd8448eb211c80319c"
+    assert "traceparent" not in telemetry.inject(), "the context is detached afterwards"

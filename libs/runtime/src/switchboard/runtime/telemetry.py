@@ -60,6 +60,13 @@ def tracer() -> trace.Tracer:
     return _tracer
 
 
+def tracing_enabled() -> bool:
+    """Whether a real tracer provider is installed (ours or the host application's)."""
+    return not isinstance(
+        trace.get_tracer_provider(), trace.ProxyTracerProvider | trace.NoOpTracerProvider
+    )
+
+
 def inject(headers: dict[str, str] | None = None) -> dict[str, str]:
     """Return ``headers`` with the current trace context added (``traceparent``...)."""
     out = dict(headers or {})
@@ -90,7 +97,18 @@ def consumer_span(
     group: str | None = None,
     message_id: str | None = None,
 ) -> Iterator[trace.Span]:
-    """A CONSUMER span continuing the producer's trace, with messaging attributes."""
+    """A CONSUMER span continuing the producer's trace, with messaging attributes.
+
+    With no tracer provider installed, no span is built: the producer's context is only
+    made current, so events published while handling still carry its trace id.
+    """
+    if not tracing_enabled():
+        token = otel_context.attach(extract(headers))
+        try:
+            yield trace.get_current_span()
+        finally:
+            otel_context.detach(token)
+        return
     attributes: dict[str, str] = {
         "messaging.system": "nats",
         "messaging.destination.name": span_name(subject),

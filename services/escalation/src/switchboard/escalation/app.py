@@ -65,14 +65,15 @@ class DecisionHandler:
             )
         states = await self._queues.snapshot()
         decision = decide(self._rules(), request, states, self._clock())
-        log.debug(
-            "Decided.",
-            extra={
-                "call_id": decision.call_id,
-                "target": decision.target.value,
-                "rules": [hit.rule_id for hit in decision.rules_fired],
-            },
-        )
+        if log.isEnabledFor(logging.DEBUG):  # the extras cost more than the rules at load
+            log.debug(
+                "Decided.",
+                extra={
+                    "call_id": decision.call_id,
+                    "target": decision.target.value,
+                    "rules": [hit.rule_id for hit in decision.rules_fired],
+                },
+            )
         # Written before the reply; acknowledged in the background (see events.py).
         await self._events.send(decision)
         return decision
