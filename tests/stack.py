@@ -29,11 +29,12 @@ class Stack:
         """Environment for another process joining this stack."""
         return {**os.environ, "SB_NATS_URL": self.nats.url}
 
-    def logs(self) -> str:
+    def logs(self, tail: int | None = 3000) -> str:
+        """Every process's log (the last ``tail`` characters of each; all with None)."""
         out = []
-        for name, proc in self.services.items():
-            if proc.log_path and proc.log_path.exists():
-                out.append(f"--- {name} ---\n{proc.log_path.read_text()[-3000:]}")
+        for path in sorted((self.workdir / "logs").glob("*.log")):
+            text = path.read_text(errors="replace")
+            out.append(f"--- {path.stem} ---\n{text if tail is None else text[-tail:]}")
         return "\n".join(out)
 
 

@@ -11,6 +11,7 @@ import asyncio
 import json
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,7 @@ def run_voice_scenario(stack: Stack, scenario: Path) -> dict[str, Any]:
         check=False,
     )
     assert done.returncode == 0, (done.stdout[-3000:], done.stderr[-3000:], stack.logs())
+    (stack.workdir / "logs" / "voice.log").open("ab").write(done.stderr)
     report: dict[str, Any] = json.loads(done.stdout)
     return report
 
@@ -134,3 +136,13 @@ def test_one_call_goes_through_consent_router_and_bridge_in_order(stack: Stack) 
 
     # The report the runner printed agrees with the bus.
     assert report["ok"] is True
+
+
+def test_no_service_log_holds_the_callers_number_or_words(stack: Stack) -> None:
+    scenario = tomllib.loads(SCENARIO.read_text())
+    call_id = run_voice_scenario(stack, SCENARIO)["call_id"]
+    logs = stack.logs(tail=None)
+    assert call_id in logs, "the services log the call's facts (so the check below means something)"
+    number = scenario["caller_number"]
+    for secret in [number, number.removeprefix("+"), *scenario["turns"]]:
+        assert secret not in logs, f"personal data in a service log: {secret[:12]}…"
