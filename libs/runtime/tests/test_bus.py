@@ -117,3 +117,14 @@ def test_without_a_tracer_provider_the_incoming_trace_still_flows_downstream() -
         outgoing = telemetry.inject()
     assert outgoing["traceparent"].split("-")[1] == "0af7651916cd43dd8448eb211c80319c"
     assert "traceparent" not in telemetry.inject(), "the context is detached afterwards"
+
+
+async def test_replies_come_to_an_inbox_named_for_the_process(nats_server: NatsServer) -> None:
+    # With NATS permissions on, each process may subscribe only under _INBOX.<its role>.
+    nc = await connect(ServiceSettings(nats_url=nats_server.url), "sip-bridge")
+    try:
+        assert nc.new_inbox().startswith("_INBOX.sip-bridge.")
+    finally:
+        await nc.close()
+    with pytest.raises(ValueError, match="one subject token"):
+        await connect(ServiceSettings(nats_url=nats_server.url), "voice worker")

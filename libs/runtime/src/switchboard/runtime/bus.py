@@ -27,6 +27,7 @@ from nats.micro.request import ERROR_CODE_HEADER, ERROR_HEADER
 from switchboard.contracts.base import Message, new_id
 from switchboard.contracts.envelope import OutgoingEvent, encode_event
 from switchboard.contracts.errors import ErrorCode, ErrorReply
+from switchboard.contracts.permissions import inbox_prefix
 from switchboard.contracts.streams import Retention, StreamSpec
 from switchboard.runtime import telemetry
 from switchboard.runtime.settings import ServiceSettings
@@ -38,7 +39,12 @@ T = TypeVar("T")
 
 
 async def connect(settings: ServiceSettings, name: str, **options: Any) -> NATS:
-    """Connect with unlimited reconnects; connection problems are logged, not raised."""
+    """Connect with unlimited reconnects; connection problems are logged, not raised.
+
+    Replies come to ``_INBOX.<name>.…``: with NATS permissions on, a process may subscribe
+    only under its own inbox prefix (``contracts.permissions``), so ``name`` is the
+    process's role (``voice``, ``consent``, …) and must be one subject token.
+    """
 
     async def on_error(exc: Exception) -> None:
         log.warning("NATS connection error.", extra={"error": repr(exc)})
@@ -63,6 +69,7 @@ async def connect(settings: ServiceSettings, name: str, **options: Any) -> NATS:
         "error_cb": on_error,
         "disconnected_cb": on_disconnected,
         "reconnected_cb": on_reconnected,
+        "inbox_prefix": inbox_prefix(name),
     }
     if settings.nats_creds:
         kwargs["user_credentials"] = settings.nats_creds

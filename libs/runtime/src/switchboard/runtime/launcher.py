@@ -14,7 +14,7 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import nats
 
@@ -51,15 +51,17 @@ class ServiceProcess:
         )
         return self
 
-    async def ready(self, nats_url: str, timeout: float = 20.0) -> None:
+    async def ready(self, nats_url: str, timeout: float = 20.0, **connect_options: Any) -> None:
         """Wait until the service reports ``state=ready`` in ``$SRV.INFO`` and every
         endpoint it lists answers a request.
 
         ``$SRV`` answers as soon as the micro service exists, before its endpoints are
         registered; ``run_service`` flips the metadata after setup, and each endpoint is
         then probed with an empty body (a ``bad_request`` reply proves it is subscribed).
+        ``connect_options`` go to ``nats.connect`` (e.g. the ``ops`` user's credentials and
+        inbox prefix when NATS permissions are on).
         """
-        nc = await nats.connect(nats_url)
+        nc = await nats.connect(nats_url, **connect_options)
         try:
             deadline = asyncio.get_running_loop().time() + timeout
             while asyncio.get_running_loop().time() < deadline:

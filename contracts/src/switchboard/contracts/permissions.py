@@ -1,0 +1,524 @@
+"""Who may publish and subscribe to what on NATS, derived from the subject table.
+
+Every request subject in ``subjects.REQUESTS`` is answered only by its owner, every event
+in ``envelope.EVENTS`` is published only by its owner (plus the documented exceptions in
+``EXTRA_PUBLISHERS``), and the JetStream API subjects each process needs are listed with
+the reason it needs them. ``render`` turns the table into a nats-server configuration
+fragment (one account, one user per role)::
+
+    python -m switchboard.contracts.permissions --out deploy/k8s/nats/permissions.conf
+
+Production passwords are ``$SB_NATS_PASSWORD_<USER>`` references that nats-server resolves
+from its environment; ``--passwords generate`` writes literal random passwords instead
+(local runs, tests) and ``--credentials FILE`` saves them as JSON.
+
+Replies: every user subscribes only under its own inbox prefix ``_INBOX.<user>``, so one
+process cannot read the replies meant for another (a CRM cannot read ledger look-ups).
+Clients must connect with ``inbox_prefix=inbox_prefix(user)``; ``runtime.bus.connect``
+does so for the services, whose NATS user is their service name.
+"""
+
+from __future__ import annotations
+
+import argparse
+import enum
+import json
+import os
+import re
+import secrets
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from switchboard.contracts import streams, subjects
+from switchboard.contracts.envelope import EVENTS, EventSpec
+from switchboard.contracts.subjects import REQUESTS, Owner
+
+ACCOUNT: Final = "SWITCHBOARD"
+"""The one NATS account all Switchboard users (and the JetStream streams) live in."""
+INBOX_ROOT: Final = "_INBOX"
+JS_API: Final = "$JS.API"
+JS_ACK: Final = "$JS.ACK"
+SRV: Final = "$SRV"
+KV_PREFIX: Final = "$KV"
+QUEUE_STATE_BUCKET: Final = "sb_queue_state"
+"""The KV bucket a workforce system writes queue state into and the router reads
+(``SB_QUEUE_STATE_BUCKET`` of the escalation router)."""
+DEFAULT_CRM_USERS: Final = ("crm",)
+PASSWORD_VARIABLE_PREFIX: Final = "SB_NATS_PASSWORD_"
+
+_TOKEN = re.compile(r"[A-Za-z0-9_-]+")
+
+
+class Role(enum.StrEnum):
+    """What a NATS user is for. Service roles are named like ``subjects.Owner``."""
+
+    VOICE = "voice"
+    CONSENT = "consent"
+    ESCALATION = "escalation"
+    SIP_BRIDGE = "sip-bridge"
+    CRM = "crm"
+    WORKFORCE = "workforce"
+    OPS = "ops"
+
+
+CALLERS: Final[Mapping[str, tuple[Role, ...]]] = {
+    subjects.CONSENT_POLICY: (Role.VOICE,),
+    subjects.CONSENT_VERIFY: (),
+    subjects.CONSENT_LOOKUP: (),
+    subjects.CONSENT_ERASE: (),
+    subjects.CONSENT_CHECKPOINT: (),
+    subjects.ESCALATION_DECIDE: (Role.VOICE,),
+    subjects.TRANSFER_PLACE: (Role.VOICE,),
+    subjects.TRANSFER_CANCEL: (Role.VOICE,),
+    subjects.TRANSFER_SIMULATE: (Role.VOICE,),
+}
+"""Who sends each request besides ``ops`` (which may send every request: audits,
+erasure, readiness probes). A new request subject must be added here (a test checks)."""
+
+EXTRA_PUBLISHERS: Final[Mapping[tuple[str, str], tuple[tuple[Role, str], ...]]] = {
+    ("escalation", "decided"): (
+        (
+            Role.VOICE,
+            "its local fallback decision, when the router does not answer",
+        ),
+    ),
+}
+"""Events published by a role other than their owner, with the reason."""
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """One subject a user may publish or subscribe to, and why."""
+
+    subject: str
+    why: str
+
+
+@dataclass(frozen=True, slots=True)
+class UserPermissions:
+    """One NATS user: its role and its publish/subscribe allow lists."""
+
+    user: str
+    role: Role
+    summary: str
+    publish: tuple[Grant, ...]
+    subscribe: tuple[Grant, ...]
+    allow_responses: bool = False
+    """Answer requests it received (``nats.micro`` replies) without a publish grant
+    on the requester's inbox."""
+
+    def may_publish(self, subject: str) -> bool:
+        """Whether the server lets this user publish to ``subject``."""
+        return any(subject_matches(g.subject, subject) for g in self.publish)
+
+    def may_subscribe(self, subject: str) -> bool:
+        """Whether the server lets this user subscribe to ``subject`` (a wildcard
+        subscription only when an allowed one is as wide)."""
+        return any(subject_matches(g.subject, subject) for g in self.subscribe)
+
+
+def subject_matches(pattern: str, subject: str) -> bool:
+    """NATS matching: ``*`` is one token, a final ``>`` one or more. A wildcard in
+    ``subject`` matches only the same or a wider wildcard in ``pattern``."""
+    want = pattern.split(".")
+    have = subject.split(".")
+    for i, token in enumerate(want):
+        if token == ">":
+            return len(have) > i
+        if i >= len(have):
+            return False
+        if have[i] == ">":
+            return False
+        if token != "*" and token != have[i]:
+            return False
+    return len(have) == len(want)
+
+
+def inbox_prefix(user: str) -> str:
+    """The inbox prefix a user must connect with (``nats.connect(inbox_prefix=...)``)."""
+    if not _TOKEN.fullmatch(user):
+        raise ValueError(f"A NATS user or service name must be one subject token: {user!r}.")
+    return f"{INBOX_ROOT}.{user}"
+
+
+def password_variable(user: str) -> str:
+    """The environment variable nats-server reads the user's password from."""
+    return PASSWORD_VARIABLE_PREFIX + re.sub(r"[^A-Za-z0-9]", "_", user).upper()
+
+
+def _inbox(user: str) -> Grant:
+    return Grant(
+        f"{inbox_prefix(user)}.>",
+        "replies to its own requests and JetStream API calls, and pulled messages",
+    )
+
+
+def _service_discovery(name: str) -> tuple[Grant, ...]:
+    why = "nats.micro discovery: PING, INFO, STATS"
+    return (
+        Grant(f"{SRV}.PING", why),
+        Grant(f"{SRV}.INFO", why),
+        Grant(f"{SRV}.STATS", why),
+        Grant(f"{SRV}.*.{name}", why),
+        Grant(f"{SRV}.*.{name}.*", why),
+    )
+
+
+def _stream_admin(spec: streams.StreamSpec) -> tuple[Grant, ...]:
+    why = f"ensure_stream at start-up: create {spec.name}, or update it to the contract"
+    return (
+        Grant(f"{JS_API}.STREAM.CREATE.{spec.name}", why),
+        Grant(f"{JS_API}.STREAM.UPDATE.{spec.name}", why),
+        Grant(f"{JS_API}.STREAM.INFO.{spec.name}", f"read {spec.name}'s state and config"),
+    )
+
+
+def _consumer_owner(stream: str, consumer: str, why: str) -> tuple[Grant, ...]:
+    """Create, inspect, pull from and acknowledge one durable consumer."""
+    create = f"create or update its durable consumer {consumer} on {stream} ({why})"
+    return (
+        Grant(f"{JS_API}.CONSUMER.DURABLE.CREATE.{stream}.{consumer}", create),
+        Grant(f"{JS_API}.CONSUMER.CREATE.{stream}.{consumer}", create + ", named form"),
+        Grant(f"{JS_API}.CONSUMER.CREATE.{stream}.{consumer}.>", create + ", filtered form"),
+        Grant(f"{JS_API}.CONSUMER.INFO.{stream}.{consumer}", f"read {consumer}'s lag"),
+        Grant(f"{JS_API}.CONSUMER.MSG.NEXT.{stream}.{consumer}", f"pull from {consumer}"),
+        Grant(f"{JS_ACK}.{stream}.{consumer}.>", "ack, nak or term what it pulled"),
+    )
+
+
+def _answers(owner: Owner) -> tuple[Grant, ...]:
+    return tuple(
+        Grant(r.subject, f"answer it (queue group {owner})") for r in REQUESTS if r.owner is owner
+    )
+
+
+def _asks(role: Role) -> tuple[Grant, ...]:
+    return tuple(
+        Grant(req.subject, f"ask {req.owner}")
+        for req in REQUESTS
+        if role is Role.OPS or role in CALLERS.get(req.subject, ())
+    )
+
+
+def _publishes_events(role: Role) -> tuple[Grant, ...]:
+    out: list[Grant] = []
+    for spec in EVENTS:
+        if spec.owner.value == role.value:
+            out.append(_event_grant(spec, "it owns them"))
+        for extra, why in EXTRA_PUBLISHERS.get((spec.domain, spec.name), ()):
+            if extra is role:
+                out.append(_event_grant(spec, why))
+    return tuple(out)
+
+
+def _event_grant(spec: EventSpec, why: str) -> Grant:
+    # JetStream publish; the stream's ack comes back to the publisher's inbox.
+    return Grant(spec.wildcard, f"{spec.domain}.{spec.name} events: {why}")
+
+
+def _queue_state_stream(bucket: str) -> str:
+    return f"KV_{bucket}"
+
+
+def voice() -> UserPermissions:
+    user = Role.VOICE.value
+    return UserPermissions(
+        user=user,
+        role=Role.VOICE,
+        summary="Voice workers: ask the ledger, router and bridge; record consent decisions; "
+        "publish call, agent and recording events; follow their own calls' events.",
+        publish=(
+            *_asks(Role.VOICE),
+            *(g for spec in streams.ALL_STREAMS for g in _stream_admin(spec)),
+            Grant(
+                subjects.consent_record_subject("*"),
+                "RecordConsent commands (JetStream publish; the ledger appends them)",
+            ),
+            *_publishes_events(Role.VOICE),
+        ),
+        subscribe=(
+            Grant(
+                subjects.EVENTS_WILDCARD,
+                "its calls' events (sb.evt.*.*.<call_id>): consent receipts, transfer status",
+            ),
+            _inbox(user),
+        ),
+    )
+
+
+def consent() -> UserPermissions:
+    user = subjects.CONSENT_SERVICE
+    cmds = streams.CONSENT_COMMANDS
+    return UserPermissions(
+        user=user,
+        role=Role.CONSENT,
+        summary="Consent ledger: answers sb.consent.*, consumes consent commands, "
+        "publishes consent receipts.",
+        publish=(
+            *_stream_admin(cmds),
+            *_stream_admin(streams.EVENTS),
+            *_consumer_owner(cmds.name, streams.CONSENT_LEDGER_CONSUMER, "the ledger's ingest"),
+            *_publishes_events(Role.CONSENT),
+        ),
+        subscribe=(
+            *_answers(Owner.CONSENT),
+            *_service_discovery(user),
+            _inbox(user),
+        ),
+        allow_responses=True,
+    )
+
+
+def escalation(bucket: str = QUEUE_STATE_BUCKET) -> UserPermissions:
+    user = subjects.ESCALATION_SERVICE
+    kv = _queue_state_stream(bucket)
+    read = f"read queue state from the {bucket} KV bucket"
+    return UserPermissions(
+        user=user,
+        role=Role.ESCALATION,
+        summary="Escalation router: answers sb.escalation.decide, publishes its decisions, "
+        "reads queue state.",
+        publish=(
+            *_stream_admin(streams.EVENTS),
+            *_publishes_events(Role.ESCALATION),
+            Grant(f"{JS_API}.STREAM.INFO.{kv}", f"js.key_value(): open the {bucket} bucket"),
+            Grant(f"{JS_API}.STREAM.CREATE.{kv}", f"create the {bucket} bucket when missing"),
+            Grant(f"{JS_API}.DIRECT.GET.{kv}", read + " (direct get)"),
+            Grant(f"{JS_API}.DIRECT.GET.{kv}.>", read + " (direct get by key)"),
+            Grant(f"{JS_API}.STREAM.MSG.GET.{kv}", read + " (buckets without direct get)"),
+        ),
+        subscribe=(
+            *_answers(Owner.ESCALATION),
+            *_service_discovery(user),
+            _inbox(user),
+        ),
+        allow_responses=True,
+    )
+
+
+def sip_bridge() -> UserPermissions:
+    user = subjects.SIP_BRIDGE_SERVICE
+    return UserPermissions(
+        user=user,
+        role=Role.SIP_BRIDGE,
+        summary="SIP bridge: answers sb.transfer.*, publishes transfer status events.",
+        publish=(*_stream_admin(streams.EVENTS), *_publishes_events(Role.SIP_BRIDGE)),
+        subscribe=(
+            *_answers(Owner.SIP_BRIDGE),
+            *_service_discovery(user),
+            _inbox(user),
+        ),
+        allow_responses=True,
+    )
+
+
+def crm(user: str = DEFAULT_CRM_USERS[0]) -> UserPermissions:
+    """A CRM integration: reads events only, through the durable consumer named ``user``."""
+    events = streams.EVENTS.name
+    return UserPermissions(
+        user=user,
+        role=Role.CRM,
+        summary=f"CRM integration: reads events only (live, or through its durable "
+        f"consumer {user!r} on {events}); publishes nothing on sb.>.",
+        publish=(
+            Grant(f"{JS_API}.STREAM.INFO.{events}", f"read {events}'s state"),
+            *_consumer_owner(events, user, "read every event durably"),
+            Grant(f"{JS_API}.CONSUMER.DELETE.{events}.{user}", "remove its own consumer"),
+        ),
+        subscribe=(
+            Grant(subjects.EVENTS_WILDCARD, "live events (core NATS, no replay)"),
+            _inbox(user),
+        ),
+    )
+
+
+def workforce(bucket: str = QUEUE_STATE_BUCKET) -> UserPermissions:
+    user = Role.WORKFORCE.value
+    return UserPermissions(
+        user=user,
+        role=Role.WORKFORCE,
+        summary=f"Workforce feed: writes queue state into the {bucket} KV bucket.",
+        publish=(
+            Grant(f"{KV_PREFIX}.{bucket}.>", "put one queue's state (a JetStream publish)"),
+            Grant(
+                f"{JS_API}.STREAM.INFO.{_queue_state_stream(bucket)}",
+                f"js.key_value(): open the {bucket} bucket",
+            ),
+        ),
+        subscribe=(_inbox(user),),
+    )
+
+
+def ops() -> UserPermissions:
+    user = Role.OPS.value
+    why = "read-only JetStream status for operators"
+    return UserPermissions(
+        user=user,
+        role=Role.OPS,
+        summary="Operators and auditors: every request (verify, lookup, erase, "
+        "checkpoints, probes), service discovery, read-only JetStream status; no events, "
+        "no commands, no message contents.",
+        publish=(
+            *_asks(Role.OPS),
+            Grant(f"{SRV}.>", "nats.micro discovery: PING, INFO, STATS of every service"),
+            Grant(f"{JS_API}.INFO", why),
+            Grant(f"{JS_API}.STREAM.NAMES", why),
+            Grant(f"{JS_API}.STREAM.LIST", why),
+            Grant(f"{JS_API}.STREAM.INFO.*", why),
+            Grant(f"{JS_API}.CONSUMER.NAMES.*", why),
+            Grant(f"{JS_API}.CONSUMER.LIST.*", why),
+            Grant(f"{JS_API}.CONSUMER.INFO.*.*", why),
+        ),
+        subscribe=(_inbox(user),),
+    )
+
+
+def table(
+    crm_users: Sequence[str] = DEFAULT_CRM_USERS, bucket: str = QUEUE_STATE_BUCKET
+) -> tuple[UserPermissions, ...]:
+    """Every user, services first. One CRM user per integration, each with its consumer."""
+    users = (
+        voice(),
+        consent(),
+        escalation(bucket),
+        sip_bridge(),
+        *(crm(name) for name in crm_users),
+        workforce(bucket),
+        ops(),
+    )
+    names = [u.user for u in users]
+    if len(set(names)) != len(names):
+        raise ValueError(f"NATS user names must be unique: {names}.")
+    return users
+
+
+def generate_passwords(users: Iterable[UserPermissions]) -> dict[str, str]:
+    """A random password per user (for local runs and tests)."""
+    return {u.user: secrets.token_urlsafe(24) for u in users}
+
+
+def render(
+    users: Sequence[UserPermissions],
+    passwords: Mapping[str, str] | None = None,
+    account: str = ACCOUNT,
+) -> str:
+    """The nats-server configuration fragment: one account with JetStream and the users.
+
+    Without ``passwords`` each password is a ``$SB_NATS_PASSWORD_<USER>`` reference that
+    nats-server resolves from its environment (it refuses to start when one is unset).
+    """
+    lines = [
+        "# NATS users and permissions of Switchboard, one user per role.",
+        "# Generated from switchboard.contracts (subjects, events, streams) by",
+        "#   python -m switchboard.contracts.permissions --out <this file>",
+        "# Do not edit: change the contracts and regenerate (a test compares).",
+    ]
+    if passwords is None:
+        lines.append(
+            "# Passwords come from the server's environment: "
+            + ", ".join(password_variable(u.user) for u in users)
+            + "."
+        )
+    lines += ["accounts {", f"  {account} {{", "    jetstream: enabled", "    users: ["]
+    for u in users:
+        secret = _password(u.user, passwords)
+        lines += [
+            f"      # {u.user}: {u.summary}",
+            "      {",
+            f"        user: {_quote(u.user)}",
+            f"        password: {secret}",
+            "        permissions: {",
+            *_allow("publish", u.publish),
+            *_allow("subscribe", u.subscribe),
+        ]
+        if u.allow_responses:
+            lines.append("          allow_responses: true")
+        lines += ["        }", "      }"]
+    lines += ["    ]", "  }", "}", ""]
+    return "\n".join(lines)
+
+
+def _password(user: str, passwords: Mapping[str, str] | None) -> str:
+    if passwords is None:
+        return "$" + password_variable(user)
+    return _quote(passwords[user])
+
+
+def _allow(direction: str, grants: tuple[Grant, ...]) -> list[str]:
+    lines = [f"          {direction}: {{", "            allow: ["]
+    seen: set[str] = set()
+    for g in grants:
+        if g.subject in seen:
+            continue
+        seen.add(g.subject)
+        lines.append(f"              {_quote(g.subject)}  # {_comment(g.why)}")
+    return [*lines, "            ]", "          }"]
+
+
+def _quote(value: str) -> str:
+    # Quoted strings are literal in the NATS config format (a `$` is not a variable).
+    if any(c in value for c in '"\\\n'):
+        raise ValueError(f"Cannot quote {value!r} for a NATS config file.")
+    return f'"{value}"'
+
+
+def _comment(text: str) -> str:
+    return " ".join(text.split())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m switchboard.contracts.permissions",
+        description="Write the nats-server users and permissions of Switchboard.",
+    )
+    parser.add_argument("--out", type=Path, help="write here instead of stdout")
+    parser.add_argument(
+        "--passwords",
+        choices=("env", "generate"),
+        default="env",
+        help="env: $SB_NATS_PASSWORD_<USER> references (production); "
+        "generate: random literal passwords (local runs)",
+    )
+    parser.add_argument(
+        "--credentials", type=Path, help="with --passwords generate: save them here as JSON"
+    )
+    parser.add_argument(
+        "--crm",
+        action="append",
+        metavar="USER",
+        help=f"a CRM user (repeatable; default {', '.join(DEFAULT_CRM_USERS)})",
+    )
+    parser.add_argument("--bucket", default=QUEUE_STATE_BUCKET, help="the queue-state KV bucket")
+    args = parser.parse_args(argv)
+    if args.credentials is not None and args.passwords != "generate":
+        parser.error("--credentials needs --passwords generate")
+    try:
+        users = table(tuple(args.crm or DEFAULT_CRM_USERS), args.bucket)
+    except ValueError as exc:
+        parser.error(str(exc))
+    passwords = generate_passwords(users) if args.passwords == "generate" else None
+    text = render(users, passwords)
+    if args.credentials is not None and passwords is not None:
+        _write_private(args.credentials, json.dumps(passwords, indent=2) + "\n")
+    if args.out is None:
+        sys.stdout.write(text)
+    elif passwords is not None:
+        _write_private(args.out, text)
+    else:
+        args.out.write_text(text)
+    return 0
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write a file holding passwords readable by its owner only."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # an existing file keeps its mode through O_CREAT
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,222 @@
+"""The permission table follows the subject table, and the deployed file matches the code.
+
+These check the table itself; tests/test_permissions.py checks a real nats-server
+enforcing it.
+"""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+
+import pytest
+
+from switchboard.contracts import permissions, streams, subjects
+from switchboard.contracts.envelope import EVENTS, EventSpec
+from switchboard.contracts.permissions import Role, UserPermissions, subject_matches
+from switchboard.contracts.subjects import REQUESTS
+
+DEPLOYED = Path(__file__).resolve().parents[2] / "deploy" / "k8s" / "nats" / "permissions.conf"
+USERS = permissions.table()
+BY_USER = {u.user: u for u in USERS}
+CALL = "c-1"
+
+
+def test_the_deployed_permissions_have_not_drifted_from_the_contracts() -> None:
+    assert DEPLOYED.read_text() == permissions.render(USERS), (
+        "deploy/k8s/nats/permissions.conf is stale: run `python -m "
+        "switchboard.contracts.permissions --out deploy/k8s/nats/permissions.conf`."
+    )
+
+
+def test_production_passwords_are_environment_references_never_literals() -> None:
+    text = permissions.render(USERS)
+    for user in USERS:
+        assert f"password: ${permissions.password_variable(user.user)}\n" in text
+    assert text.count("password:") == len(USERS)
+
+
+def test_every_role_has_exactly_one_user_by_default() -> None:
+    assert sorted(u.role for u in USERS) == sorted(Role)
+    assert BY_USER["sip-bridge"].role is Role.SIP_BRIDGE
+
+
+def test_every_request_subject_declares_who_may_send_it() -> None:
+    assert set(permissions.CALLERS) == {r.subject for r in REQUESTS}
+
+
+@pytest.mark.parametrize("req", REQUESTS, ids=lambda r: r.subject)
+def test_only_the_owner_may_answer_a_request(req: subjects.RequestSubject) -> None:
+    answerers = {u.user for u in USERS if u.may_subscribe(req.subject)}
+    assert answerers == {req.owner.value}
+
+
+@pytest.mark.parametrize("req", REQUESTS, ids=lambda r: r.subject)
+def test_only_declared_callers_and_ops_may_send_a_request(req: subjects.RequestSubject) -> None:
+    senders = {u.user for u in USERS if u.may_publish(req.subject)}
+    assert senders == {"ops", *(r.value for r in permissions.CALLERS[req.subject])}
+
+
+def test_the_voice_worker_asks_for_policy_but_cannot_erase_or_read_the_ledger() -> None:
+    voice = BY_USER["voice"]
+    assert voice.may_publish(subjects.CONSENT_POLICY)
+    for subject in (subjects.CONSENT_ERASE, subjects.CONSENT_LOOKUP, subjects.CONSENT_VERIFY):
+        assert not voice.may_publish(subject)
+
+
+@pytest.mark.parametrize("spec", EVENTS, ids=lambda s: f"{s.domain}.{s.name}")
+def test_events_are_published_by_their_owner_and_the_declared_fallback_only(
+    spec: EventSpec,
+) -> None:
+    publishers = {u.user for u in USERS if u.may_publish(spec.subject(CALL))}
+    expected = {spec.owner.value}
+    if (spec.domain, spec.name) == ("escalation", "decided"):
+        expected.add("voice")  # the worker's own decision when the router is silent
+    assert publishers == expected
+
+
+def test_only_the_ledger_consumes_consent_commands_and_only_voice_sends_them() -> None:
+    command = subjects.consent_record_subject(CALL)
+    assert {u.user for u in USERS if u.may_publish(command)} == {"voice"}
+    assert not any(u.may_subscribe(command) for u in USERS)
+    pull = (
+        f"$JS.API.CONSUMER.MSG.NEXT.{streams.CONSENT_COMMANDS.name}."
+        f"{streams.CONSENT_LEDGER_CONSUMER}"
+    )
+    assert {u.user for u in USERS if u.may_publish(pull)} == {"consent"}
+
+
+def test_a_crm_publishes_nothing_on_sb_and_reads_only_events_and_its_inbox() -> None:
+    crm = BY_USER["crm"]
+    for subject in [
+        *(r.subject for r in REQUESTS),
+        *(e.subject(CALL) for e in EVENTS),
+        subjects.consent_record_subject(CALL),
+        "sb.anything.else",
+    ]:
+        assert not crm.may_publish(subject), subject
+    assert {g.subject for g in crm.subscribe} == {"sb.evt.>", "_INBOX.crm.>"}
+    for grant in crm.publish:
+        assert grant.subject.startswith(("$JS.API.", "$JS.ACK.SB_EVENTS.crm.")), grant
+        assert ".SB_EVENTS" in grant.subject, grant
+
+
+def test_a_crm_may_manage_only_its_own_consumer_on_the_events_stream() -> None:
+    crm = BY_USER["crm"]
+    assert crm.may_publish("$JS.API.CONSUMER.DURABLE.CREATE.SB_EVENTS.crm")
+    assert crm.may_publish("$JS.API.CONSUMER.CREATE.SB_EVENTS.crm.sb.evt.>")
+    assert crm.may_publish("$JS.API.CONSUMER.MSG.NEXT.SB_EVENTS.crm")
+    assert crm.may_publish("$JS.ACK.SB_EVENTS.crm.1.2.3.4.5")
+    for forbidden in (
+        "$JS.API.CONSUMER.CREATE.SB_EVENTS.other",
+        "$JS.API.CONSUMER.DELETE.SB_EVENTS.other",
+        "$JS.API.CONSUMER.DURABLE.CREATE.SB_CONSENT_CMDS.crm",
+        "$JS.API.STREAM.UPDATE.SB_EVENTS",
+        "$JS.API.STREAM.DELETE.SB_EVENTS",
+        "$JS.API.STREAM.PURGE.SB_EVENTS",
+        "$JS.ACK.SB_CONSENT_CMDS.consent-ledger.1.2.3.4.5",
+    ):
+        assert not crm.may_publish(forbidden), forbidden
+
+
+def test_several_crm_users_each_get_their_own_consumer_and_inbox() -> None:
+    users = {u.user: u for u in permissions.table(crm_users=("crm-a", "crm-b"))}
+    assert users["crm-a"].may_publish("$JS.API.CONSUMER.MSG.NEXT.SB_EVENTS.crm-a")
+    assert not users["crm-a"].may_publish("$JS.API.CONSUMER.MSG.NEXT.SB_EVENTS.crm-b")
+    assert not users["crm-a"].may_subscribe("_INBOX.crm-b.x")
+
+
+@pytest.mark.parametrize("user", USERS, ids=lambda u: u.user)
+def test_each_user_reads_replies_under_its_own_inbox_only(user: UserPermissions) -> None:
+    assert user.may_subscribe(f"{permissions.inbox_prefix(user.user)}.abc.1")
+    for other in USERS:
+        if other.user != user.user:
+            assert not user.may_subscribe(f"{permissions.inbox_prefix(other.user)}.abc.1")
+    assert not user.may_subscribe("_INBOX.>")
+
+
+@pytest.mark.parametrize("user", USERS, ids=lambda u: u.user)
+def test_no_user_holds_a_catch_all_grant(user: UserPermissions) -> None:
+    catch_all = {">", "sb.>", "$JS.>", "$JS.API.>", "$JS.ACK.>", "_INBOX.>", "$KV.>"}
+    assert not catch_all & {g.subject for g in (*user.publish, *user.subscribe)}
+    assert not user.may_publish("$JS.API.STREAM.DELETE.SB_EVENTS")
+    assert not user.may_publish("$JS.API.STREAM.PURGE.SB_CONSENT_CMDS")
+
+
+def test_only_the_micro_services_may_answer_without_a_publish_grant() -> None:
+    answering = {u.user for u in USERS if u.allow_responses}
+    assert answering == {"consent", "escalation", "sip-bridge"}
+
+
+def test_stream_admin_rights_follow_what_each_process_ensures() -> None:
+    ensures = {
+        "voice": {"SB_EVENTS", "SB_CONSENT_CMDS"},
+        "consent": {"SB_EVENTS", "SB_CONSENT_CMDS"},
+        "escalation": {"SB_EVENTS", f"KV_{permissions.QUEUE_STATE_BUCKET}"},
+        "sip-bridge": {"SB_EVENTS"},
+    }
+    names = {s.name for s in streams.ALL_STREAMS} | {f"KV_{permissions.QUEUE_STATE_BUCKET}"}
+    for user in USERS:
+        creates = {n for n in names if user.may_publish(f"$JS.API.STREAM.CREATE.{n}")}
+        assert creates == ensures.get(user.user, set()), user.user
+
+
+def test_only_the_workforce_feed_writes_queue_state_and_the_router_reads_it() -> None:
+    key = f"$KV.{permissions.QUEUE_STATE_BUCKET}.billing"
+    assert {u.user for u in USERS if u.may_publish(key)} == {"workforce"}
+    get = f"$JS.API.DIRECT.GET.KV_{permissions.QUEUE_STATE_BUCKET}.{key}"
+    assert {u.user for u in USERS if u.may_publish(get)} == {"escalation"}
+
+
+@pytest.mark.parametrize(
+    ("pattern", "subject", "matches"),
+    [
+        ("sb.evt.>", "sb.evt.call.started.c1", True),
+        ("sb.evt.>", "sb.evt", False),
+        ("sb.evt.*.*.*", "sb.evt.call.started.c1", True),
+        ("sb.evt.*.*.*", "sb.evt.call.started", False),
+        ("sb.evt.*.*.*", "sb.evt.*.*.c1", True),
+        ("sb.evt.*.*.c1", "sb.evt.*.*.*", False),
+        ("sb.evt.call.*", "sb.evt.>", False),
+        ("sb.>", "sb.evt.>", True),
+        ("a.b", "a.b", True),
+        ("a.b", "a.b.c", False),
+    ],
+)
+def test_subjects_match_like_nats(pattern: str, subject: str, matches: bool) -> None:
+    assert subject_matches(pattern, subject) is matches
+
+
+def test_user_names_must_be_single_subject_tokens_and_unique() -> None:
+    with pytest.raises(ValueError, match="one subject token"):
+        permissions.inbox_prefix("crm.a")
+    with pytest.raises(ValueError, match="unique"):
+        permissions.table(crm_users=("voice",))
+    assert permissions.password_variable("sip-bridge") == "SB_NATS_PASSWORD_SIP_BRIDGE"
+
+
+def test_the_generator_writes_literal_passwords_only_to_private_files(tmp_path: Path) -> None:
+    conf, creds = tmp_path / "nats.conf", tmp_path / "creds.json"
+    code = permissions.main(
+        ["--out", str(conf), "--passwords", "generate", "--credentials", str(creds)]
+    )
+    assert code == 0
+    passwords = json.loads(creds.read_text())
+    assert set(passwords) == set(BY_USER)
+    text = conf.read_text()
+    for user, password in passwords.items():
+        assert f'user: "{user}"\n        password: "{password}"' in text
+    for path in (conf, creds):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_the_generator_defaults_to_environment_references(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert permissions.main(["--crm", "acme"]) == 0
+    out = capsys.readouterr().out
+    assert "password: $SB_NATS_PASSWORD_ACME" in out
+    assert '"$JS.API.CONSUMER.MSG.NEXT.SB_EVENTS.acme"' in out
+    with pytest.raises(SystemExit):
+        permissions.main(["--credentials", str(tmp_path / "c.json")])
