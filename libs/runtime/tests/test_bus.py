@@ -35,6 +35,7 @@ async def test_an_event_is_stored_once_even_when_published_twice(nc: NATS) -> No
     msg = await js.get_msg(EVENTS.name, subject="sb.evt.call.started.c1")
     assert msg.headers is not None
     assert msg.headers["Nats-Msg-Id"] == "evt-1"
+    assert msg.data is not None
     event, decoded = decode_event(msg.data)
     assert decoded == payload
     assert event.source == "voice/test"

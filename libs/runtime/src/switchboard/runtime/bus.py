@@ -7,7 +7,7 @@ reconnect policy, headers and error decoding are the same everywhere.
 from __future__ import annotations
 
 import logging
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 import msgspec
 import nats
@@ -158,13 +158,25 @@ _encoder = msgspec.json.Encoder()
 _error_decoder = msgspec.json.Decoder(ErrorReply)
 
 
+@overload
+async def request(
+    nc: NATS, subject: str, message: msgspec.Struct, reply_type: type[T], timeout: float
+) -> T: ...
+
+
+@overload
+async def request(
+    nc: NATS, subject: str, message: msgspec.Struct, reply_type: Any, timeout: float
+) -> Any: ...
+
+
 async def request(
     nc: NATS,
     subject: str,
     message: msgspec.Struct,
-    reply_type: type[T] | Any,
+    reply_type: Any,
     timeout: float,
-) -> T:
+) -> Any:
     """Send a typed request and decode the typed reply.
 
     Raises ``RequestFailed`` carrying an ``ErrorReply`` for error replies, for no responders
@@ -201,5 +213,4 @@ async def request(
                 subject=subject,
             )
         raise RequestFailed(error)
-    result: T = msgspec.json.decode(msg.data, type=reply_type)
-    return result
+    return msgspec.json.decode(msg.data, type=reply_type)
