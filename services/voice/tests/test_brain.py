@@ -59,7 +59,7 @@ async def out_of_scope(
     """Go back to an earlier task (same shape as TaskGroup's tool)."""
 
 
-TRIAGE = [route_to_department, escalate, end_call]
+TRIAGE: list[llm.Tool] = [route_to_department, escalate, end_call]
 
 
 def _ctx(*turns: tuple[str, str]) -> llm.ChatContext:
