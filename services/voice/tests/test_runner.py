@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import sys
@@ -11,9 +12,11 @@ from pathlib import Path
 import pytest
 from voice_fakes import Backends
 
+from switchboard.contracts.base import Message
 from switchboard.runtime.natsserver import NatsServer
+from switchboard.voice import collector
 from switchboard.voice import scenario as scenarios
-from switchboard.voice.runner import Live, run_scenario
+from switchboard.voice.runner import Live, Probe, run_scenario
 from switchboard.voice.settings import VoiceSettings
 from switchboard.voice.wiring import Bus
 
@@ -149,3 +152,50 @@ async def test_concurrent_calls_in_one_worker_do_not_mix(
     assert len({r.call_id for r in reports}) == len(runs)
     for report in reports:
         assert {e.data["call_id"] for e in report.events} == {report.call_id}
+
+
+class _Kept:
+    """An event sink that keeps what the call would have published."""
+
+    def __init__(self) -> None:
+        self.kinds: list[str] = []
+
+    async def publish(self, payload: Message) -> str | None:
+        self.kinds.append(type(payload).__name__)
+        return None
+
+    async def settle(self) -> None:
+        return None
+
+
+async def test_a_probe_times_every_turn_and_can_replace_the_event_publisher(
+    backends: Backends, bus: Bus, settings: VoiceSettings
+) -> None:
+    scenario = scenarios.load(SCENARIOS / "b_consent_declined_support_resolved.toml")
+    turns: list[int] = []
+    pauses: list[int] = []
+
+    async def before_turn() -> None:
+        pauses.append(len(turns))
+
+    sink = _Kept()
+    probe = Probe(on_turn=lambda n, s: turns.append(n), before_turn=before_turn, events=sink)
+    report = await run_scenario(scenario, bus, settings, probe=probe)
+    assert turns == list(range(len(scenario.turns) + 1))  # the opening, then each caller turn
+    assert pauses == [1, 2, 3, 4]
+    assert sink.kinds == ["CallStarted", "AgentHandedOff", "CallEnded"]
+    # Nothing of the worker's own reached the bus; the ledger's receipt still did.
+    assert [e.kind for e in report.events] == ["consent.recorded"]
+    assert report.consent == "denied"
+    assert report.outcome == "resolved"
+
+
+def test_the_collector_is_set_for_many_calls_and_keeps_startup_objects_out() -> None:
+    before = gc.get_threshold()
+    try:
+        collector.prepare_for_calls()
+        assert gc.get_threshold()[:2] == (collector.YOUNG_THRESHOLD, collector.MIDDLE_THRESHOLD)
+        assert gc.get_freeze_count() > 1000
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)

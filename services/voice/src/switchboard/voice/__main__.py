@@ -15,7 +15,7 @@ from pathlib import Path
 
 from switchboard.runtime.logs import configure_logging
 from switchboard.runtime.settings import SettingsError, load
-from switchboard.voice import logfilter
+from switchboard.voice import collector, logfilter
 from switchboard.voice import report as reports
 from switchboard.voice import scenario as scenarios
 from switchboard.voice.demo import run_demo
@@ -96,9 +96,11 @@ def main(argv: list[str] | None = None) -> int:
         log_file = Path(settings.var_dir) / "logs" / "voice.log"
         log_file.parent.mkdir(parents=True, exist_ok=True)
         _quiet_logs(settings, log_file)
+        collector.prepare_for_calls()
         directory = args.scenarios or Path(settings.scenarios_dir)
         return run_demo(settings, directory)
     _quiet_logs(settings)
+    collector.prepare_for_calls()
     return asyncio.run(_run_one(settings, args.file, args.json))
 
 

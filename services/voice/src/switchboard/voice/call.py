@@ -20,7 +20,7 @@ from livekit.agents.types import NOT_GIVEN, NotGivenOr
 from switchboard.contracts.call import CallEnded, CallOutcome
 from switchboard.contracts.consent import ConsentDecision, ConsentPolicy, RecordConsent
 from switchboard.voice.clients.consent import ConsentClient
-from switchboard.voice.clients.events import EventSink
+from switchboard.voice.clients.events import CallEventSink
 from switchboard.voice.clients.router import RouterClient
 from switchboard.voice.clients.transfer import TransferClient
 from switchboard.voice.recording import RecordingGate
@@ -51,7 +51,7 @@ class Services:
     consent: ConsentClient
     router: RouterClient
     transfer: TransferClient
-    events: EventSink
+    events: CallEventSink
     gate: RecordingGate
 
 
@@ -169,7 +169,8 @@ class Call:
         self.spawn(self.decide_consent(ConsentDecision.REVOKED, excerpt))
 
     async def finish(self) -> None:
-        """Tear down: stop recording, flush ledger writes, publish ``CallEnded`` once."""
+        """Tear down: stop recording, flush ledger writes, publish ``CallEnded`` once and
+        wait until the call's events are stored."""
         if self._ended_event_sent:
             return
         self._ended_event_sent = True
@@ -184,3 +185,4 @@ class Call:
                 duration_s=round(time.monotonic() - self.started_at, 3),
             )
         )
+        await self.services.events.settle()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from livekit.agents import AgentSession
@@ -19,6 +19,7 @@ from switchboard.contracts.simulation import ScriptCarrier
 from switchboard.voice import report as reports
 from switchboard.voice.agents.roster import Roster
 from switchboard.voice.call import Call, CallInfo
+from switchboard.voice.clients.events import CallEventSink
 from switchboard.voice.observer import CallObserver, ObservedEvent
 from switchboard.voice.recording import TimelineRecorder
 from switchboard.voice.scenario import Scenario
@@ -42,10 +43,29 @@ class Live:
     on_event: Callable[[ObservedEvent], None] | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Probe:
+    """Measurement hooks for the voice benchmark (``bench/voice_bench.py``)."""
+
+    on_turn: Callable[[int, float], None] | None = None
+    """Called with each turn's number and seconds: 0 is the opening (``begin`` and the
+    greeting), then one per scripted caller turn (its ``session.run``)."""
+    before_turn: Callable[[], Awaitable[None]] | None = None
+    """Awaited before each scripted caller turn (a caller's pause)."""
+    events: CallEventSink | None = None
+    """Replaces the call's event publisher (a no-op, to measure what publishing costs).
+    The report then holds only the other services' events, so event checks fail."""
+
+
 async def run_scenario(
-    scenario: Scenario, bus: Bus, settings: VoiceSettings, live: Live | None = None
+    scenario: Scenario,
+    bus: Bus,
+    settings: VoiceSettings,
+    live: Live | None = None,
+    probe: Probe | None = None,
 ) -> reports.Report:
     live = live or Live()
+    probe = probe or Probe()
     call_id = scenario.run_call_id()
     observer = await CallObserver(live.on_event).start(bus.nc, call_id)
     info = CallInfo(
@@ -56,7 +76,7 @@ async def run_scenario(
         trunk=scenario.trunk,
         language=scenario.language,
     )
-    call = new_call(bus, settings, info, TimelineRecorder())
+    call = new_call(bus, settings, info, TimelineRecorder(), events=probe.events)
     transcript = Transcript(live.on_line)
     errors: list[str] = []
     if scenario.carrier is not None:
@@ -71,15 +91,24 @@ async def run_scenario(
             errors.append("the simulated carrier could not be scripted (is the sip-bridge up?)")
     session = text_session(call)
     transcript.attach(session)
+    loop = asyncio.get_running_loop()
     try:
+        started = loop.time()
         await begin(call)
         first = await session.start(Roster(call).triage(), capture_run=True, record=False)
         await first
+        if probe.on_turn is not None:
+            probe.on_turn(0, loop.time() - started)
         await _settle(session, transcript)
-        for turn in scenario.turns:
+        for number, turn in enumerate(scenario.turns, start=1):
             if call.ended:
                 break
+            if probe.before_turn is not None:
+                await probe.before_turn()
+            started = loop.time()
             await session.run(user_input=turn)
+            if probe.on_turn is not None:
+                probe.on_turn(number, loop.time() - started)
             await _settle(session, transcript)
     except Exception as exc:
         log.exception("A scenario turn failed.", extra={"call_id": call_id})
@@ -87,7 +116,8 @@ async def run_scenario(
     finally:
         await call.finish()
         await session.aclose()
-        await observer.wait_for("call.ended", TRAILING_EVENTS_S)
+        if probe.events is None:  # our own call.ended closes the call's events
+            await observer.wait_for("call.ended", TRAILING_EVENTS_S)
         await asyncio.sleep(QUIET_S)
         await observer.close()
     return reports.build(

@@ -20,11 +20,11 @@ from nats.js import JetStreamContext
 from switchboard.contracts import streams
 from switchboard.contracts.call import CallStarted
 from switchboard.contracts.consent import ConsentPolicyQuery
-from switchboard.runtime.bus import connect, ensure_stream
+from switchboard.runtime.bus import EventPublisher, connect, ensure_stream
 from switchboard.voice.brain import RulesBrain
 from switchboard.voice.call import Call, CallInfo, Services, Voices
 from switchboard.voice.clients.consent import ConsentClient
-from switchboard.voice.clients.events import CallEvents
+from switchboard.voice.clients.events import CallEvents, CallEventSink, EventAcks
 from switchboard.voice.clients.router import RouterClient, queue_from_settings
 from switchboard.voice.clients.transfer import TransferClient
 from switchboard.voice.recording import Recorder, RecordingGate
@@ -41,8 +41,11 @@ class Bus:
     js: JetStreamContext
     source: str
     """CloudEvents ``source`` of the events this process publishes."""
+    events: EventAcks
+    """Confirms that the events of every call are stored (see ``clients/events.py``)."""
 
     async def close(self) -> None:
+        await self.events.close()
         await self.nc.drain()
 
 
@@ -53,7 +56,8 @@ async def open_bus(settings: VoiceSettings, name: str = "voice") -> Bus:
     for spec in streams.ALL_STREAMS:
         await ensure_stream(js, spec, settings.stream_replicas)
     source = settings.instance or f"{name}@{socket.gethostname()}"
-    return Bus(nc=nc, js=js, source=source)
+    events = await EventAcks(nc, EventPublisher(js, source=source)).start()
+    return Bus(nc=nc, js=js, source=source, events=events)
 
 
 def new_call(
@@ -62,9 +66,15 @@ def new_call(
     info: CallInfo,
     recorder: Recorder,
     voices: Voices | None = None,
+    events: CallEventSink | None = None,
 ) -> Call:
-    """A call with its clients and recording gate, not started yet."""
-    events = CallEvents(bus.js, source=bus.source)
+    """A call with its clients and recording gate, not started yet.
+
+    ``events`` replaces the call's JetStream publisher (the voice benchmark's no-op
+    baseline); production always publishes.
+    """
+    if events is None:
+        events = CallEvents(bus.events)
     services = Services(
         consent=ConsentClient(
             bus.nc,

@@ -20,7 +20,7 @@ from livekit.plugins import silero
 
 from switchboard.runtime.logs import configure_logging
 from switchboard.runtime.settings import load
-from switchboard.voice import logfilter, providers
+from switchboard.voice import collector, logfilter, providers
 from switchboard.voice.agents.roster import Roster
 from switchboard.voice.call import Call, CallInfo, Voices
 from switchboard.voice.egress import EgressRecorder
@@ -40,6 +40,7 @@ def prewarm(proc: JobProcess) -> None:
     """Load the VAD once per process, before jobs arrive."""
     logfilter.install()
     proc.userdata["vad"] = silero.VAD.load()
+    collector.prepare_for_calls()
 
 
 async def process_bus(settings: VoiceSettings) -> Bus:
