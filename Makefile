@@ -7,11 +7,12 @@ UV_VERSION := 0.13.9
 TOOLS := .tools
 UV := $(TOOLS)/bin/uv
 RUN := $(UV) run --locked --no-sync
-SRC := contracts/src libs/runtime/src libs/testing/src services/voice/src \
+SRC := contracts/src libs/runtime/src libs/testing/src libs/simulation/src services/voice/src \
        services/consent/src services/escalation/src services/sip-bridge/src
 # Test folders are type-checked one at a time: each has its own conftest module.
 TESTS := "contracts/tests libs/runtime/tests libs/testing/tests tests" services/consent/tests \
-         services/escalation/tests services/sip-bridge/tests services/voice/tests
+         services/escalation/tests services/sip-bridge/tests services/voice/tests \
+         libs/simulation/tests
 
 .PHONY: install demo test lint typecheck pytest schemas bench clean
 
@@ -24,7 +25,7 @@ install: $(UV)
 	$(UV) sync --locked --python $(PYTHON)
 
 demo: install
-	$(RUN) python -m switchboard.voice demo
+	$(RUN) python -m switchboard.simulation demo
 
 test: install lint typecheck pytest
 
@@ -33,7 +34,7 @@ lint:
 	$(RUN) ruff format --check .
 
 typecheck:
-	$(RUN) mypy $(SRC) bench
+	$(RUN) mypy $(SRC) bench tools
 	@for dirs in $(TESTS); do echo "mypy $$dirs"; $(RUN) mypy $$dirs || exit 1; done
 
 pytest:

@@ -66,11 +66,11 @@ from switchboard.runtime.bus import EventPublisher
 from switchboard.runtime.launcher import ServiceProcess
 from switchboard.runtime.logs import configure_logging
 from switchboard.runtime.natsserver import NatsServer
+from switchboard.simulation import scenario as scenarios
+from switchboard.simulation.report import Report
+from switchboard.simulation.runner import Probe, run_scenario
 from switchboard.voice import collector, logfilter
-from switchboard.voice import scenario as scenarios
 from switchboard.voice.clients.events import CallEvents
-from switchboard.voice.report import Report
-from switchboard.voice.runner import Probe, run_scenario
 from switchboard.voice.settings import VoiceSettings
 from switchboard.voice.wiring import Bus, open_bus
 

@@ -50,7 +50,7 @@ REQUIRED_ORDER = [
 def run_voice_scenario(stack: Stack, scenario: Path) -> dict[str, Any]:
     """Run the voice worker's scenario runner as a subprocess, like an operator would."""
     done = subprocess.run(
-        [sys.executable, "-m", "switchboard.voice", "run-scenario", str(scenario), "--json"],
+        [sys.executable, "-m", "switchboard.simulation", "run-scenario", str(scenario), "--json"],
         env={**stack.env_for_subprocess(), "SB_VAR_DIR": str(stack.workdir / "voice")},
         capture_output=True,
         timeout=120,

@@ -11,6 +11,7 @@ from switchboard.contracts.envelope import EVENTS
 from switchboard.contracts.subjects import REQUESTS
 from switchboard.escalation.settings import EscalationSettings
 from switchboard.runtime.settings import ServiceSettings, variables
+from switchboard.simulation.settings import SimulationSettings
 from switchboard.sip_bridge.settings import SipBridgeSettings
 from switchboard.voice.settings import VoiceSettings
 
@@ -19,7 +20,14 @@ README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 
 @pytest.mark.parametrize(
     "settings",
-    [ServiceSettings, ConsentSettings, EscalationSettings, SipBridgeSettings, VoiceSettings],
+    [
+        ServiceSettings,
+        ConsentSettings,
+        EscalationSettings,
+        SipBridgeSettings,
+        VoiceSettings,
+        SimulationSettings,
+    ],
 )
 def test_every_environment_variable_is_documented(settings: type[ServiceSettings]) -> None:
     missing = [name for name, _ in variables(settings) if f"`{name}`" not in README]

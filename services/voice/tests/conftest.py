@@ -3,7 +3,6 @@ text-mode call harness."""
 
 from __future__ import annotations
 
-import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -12,19 +11,19 @@ from typing import Any
 
 import pytest
 from livekit.agents import AgentSession, llm
-from nats.aio.client import Client as NATS
 
 from switchboard.runtime.natsserver import NatsServer
+from switchboard.simulation.backoffice import ScriptedBackOffice
+from switchboard.simulation.transcript import Transcript
+from switchboard.testing import fake_backends
 from switchboard.voice.agents.roster import Roster
-from switchboard.voice.call import Call, CallInfo
+from switchboard.voice.backoffice import BackOffice
+from switchboard.voice.brain import RulesBrain
+from switchboard.voice.call import Call
 from switchboard.voice.recording import TimelineRecorder
 from switchboard.voice.settings import VoiceSettings
-from switchboard.voice.transcript import Transcript
-from switchboard.voice.wiring import Bus, begin, new_call, open_bus, text_session
-
-sys.path.insert(0, str(Path(__file__).parent))
-
-from voice_fakes import RUNNING, Backends, start_backends
+from switchboard.voice.state import CallInfo
+from switchboard.voice.wiring import Bus, begin, new_call, new_session, open_bus
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -33,8 +32,7 @@ REPO = Path(__file__).resolve().parents[3]
 async def _stop_fakes() -> AsyncIterator[None]:
     """Fakes started inside a test are stopped before its NATS connection closes."""
     yield
-    while RUNNING:
-        await RUNNING.pop().stop()
+    await fake_backends.stop_all()
 
 
 @pytest.fixture
@@ -59,15 +57,6 @@ async def bus(settings: VoiceSettings) -> AsyncIterator[Bus]:
         await opened.close()
 
 
-@pytest.fixture
-async def backends(nc: NATS) -> AsyncIterator[Backends]:
-    started = await start_backends(nc)
-    try:
-        yield started
-    finally:
-        await started.stop()
-
-
 @dataclass
 class Harness:
     call: Call
@@ -87,7 +76,10 @@ async def start_call(bus: Bus, settings: VoiceSettings) -> AsyncIterator[Harness
     sessions: list[Harness] = []
 
     async def factory(
-        *, caller_number: str | None = "+14155550123", brain: llm.LLM[Any] | None = None
+        *,
+        caller_number: str | None = "+14155550123",
+        brain: llm.LLM[Any] | None = None,
+        back_office: BackOffice | None = None,
     ) -> Harness:
         call_id = f"t-{uuid.uuid4().hex[:10]}"
         info = CallInfo(
@@ -97,9 +89,11 @@ async def start_call(bus: Bus, settings: VoiceSettings) -> AsyncIterator[Harness
             caller_number=caller_number,
             trunk="main",
         )
-        call = new_call(bus, settings, info, TimelineRecorder())
+        call = new_call(
+            bus, settings, info, TimelineRecorder(), back_office or ScriptedBackOffice()
+        )
         await begin(call)
-        session = text_session(call, brain)
+        session = new_session(call, brain or RulesBrain())
         transcript = Transcript()
         transcript.attach(session)
         first = await session.start(Roster(call).triage(), capture_run=True, record=False)

@@ -8,7 +8,6 @@ from typing import Any
 from livekit.agents import APIConnectionError, APIConnectOptions, llm
 from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS, NOT_GIVEN, NotGivenOr
 from nats.aio.client import Client as NATS
-from voice_fakes import Backends, FakeBridge, FakeLedger, FakeRouter
 
 from switchboard.contracts.call import CallOutcome
 from switchboard.contracts.consent import ConsentDecision, ConsentMode
@@ -17,10 +16,13 @@ from switchboard.contracts.escalation import (
     EscalationTrigger,
     HandoffTarget,
 )
+from switchboard.simulation.backoffice import ScriptedBackOffice
+from switchboard.simulation.observer import CallObserver
+from switchboard.testing.fake_backends import Backends, FakeBridge, FakeLedger, FakeRouter
 from switchboard.voice.agents.manager import ManagerAgent
 from switchboard.voice.agents.specialists import BillingAgent, SalesAgent, SupportAgent
 from switchboard.voice.agents.triage import TriageAgent
-from switchboard.voice.observer import CallObserver
+from switchboard.voice.backoffice import NoBackOffice
 from switchboard.voice.wiring import Bus
 
 HarnessFactory = Any
@@ -43,8 +45,8 @@ async def test_the_call_opens_with_the_policy_disclosure_and_notice(
     said = " ".join(h.said())
     assert "You're talking with an AI assistant." in said
     assert "This call may be recorded" in said
-    assert h.call.policy is not None
-    assert h.call.policy.mode is ConsentMode.ASK
+    assert h.call.state.policy is not None
+    assert h.call.state.policy.mode is ConsentMode.ASK
     assert backends.ledger.commands == []  # nothing is recorded before the caller answers
 
 
@@ -60,9 +62,9 @@ async def test_consent_granted_records_a_receipt_then_starts_recording(
     assert command.decision is ConsentDecision.GRANTED
     assert command.transcript_excerpt == "Yes, that's fine."
     assert command.notice_version == "test-notice-1"
-    assert h.call.consent is ConsentDecision.GRANTED
-    assert h.call.services.gate.recording
-    assert h.call.consent_sequence == 1
+    assert h.call.state.consent is ConsentDecision.GRANTED
+    assert h.call.ports.gate.recording
+    assert h.call.state.consent_sequence == 1
     assert isinstance(h.session.current_agent, TriageAgent)
 
 
@@ -75,7 +77,7 @@ async def test_consent_denied_is_recorded_and_nothing_is_recorded(
         name="record_consent_answer", arguments={"answer": "denied"}
     )
     assert [c.decision for c in backends.ledger.commands] == [ConsentDecision.DENIED]
-    assert not h.call.services.gate.recording
+    assert not h.call.ports.gate.recording
     assert "won't be recorded" in " ".join(h.said())
 
 
@@ -90,7 +92,7 @@ async def test_an_unclear_answer_is_asked_again_once_then_recorded_as_unclear(
     assert backends.ledger.commands == []
     await h.session.run(user_input="I'm not sure.")
     assert [c.decision for c in backends.ledger.commands] == [ConsentDecision.UNCLEAR]
-    assert not h.call.services.gate.recording
+    assert not h.call.ports.gate.recording
 
 
 async def test_notify_mode_records_consent_from_the_notice_alone(
@@ -101,7 +103,7 @@ async def test_notify_mode_records_consent_from_the_notice_alone(
     await _settle()
     assert [c.decision for c in ledger.commands] == [ConsentDecision.GRANTED]
     assert [c.mode for c in ledger.commands] == [ConsentMode.NOTIFY]
-    assert h.call.services.gate.recording
+    assert h.call.ports.gate.recording
     assert isinstance(h.session.current_agent, TriageAgent)
 
 
@@ -109,12 +111,12 @@ async def test_without_a_ledger_the_strictest_policy_is_asked_and_nothing_record
     nc: NATS, start_call: HarnessFactory
 ) -> None:
     h = await start_call()
-    assert h.call.policy is not None
-    assert h.call.policy.fallback
+    assert h.call.state.policy is not None
+    assert h.call.state.policy.fallback
     await h.session.run(user_input="Yes.")
-    assert h.call.consent is ConsentDecision.GRANTED
-    assert not h.call.services.gate.recording  # no receipt, no recording
-    assert h.call.services.gate.timeline[-1].detail == "no consent receipt in time"
+    assert h.call.state.consent is ConsentDecision.GRANTED
+    assert not h.call.ports.gate.recording  # no receipt, no recording
+    assert h.call.ports.gate.timeline[-1].detail == "no consent receipt in time"
 
 
 async def _route(h: Any, text: str) -> Any:
@@ -134,7 +136,7 @@ async def test_triage_routes_billing_with_the_history_carried(
     texts = [i.text_content for i in agent.chat_ctx.items if isinstance(i, llm.ChatMessage)]
     assert "I have a question about my bill." in texts
     assert any("Handoff from triage" in (t or "") for t in texts)
-    assert h.call.intent == "billing"
+    assert h.call.state.intent == "billing"
 
 
 async def test_triage_routes_support(backends: Backends, start_call: HarnessFactory) -> None:
@@ -161,7 +163,7 @@ async def test_escalation_in_the_first_sentence_goes_to_the_manager_with_consent
     assert request.trigger is EscalationTrigger.PHRASE
     assert request.current_agent == "triage"
     assert isinstance(h.session.current_agent, ManagerAgent)
-    assert not h.call.services.gate.recording
+    assert not h.call.ports.gate.recording
 
 
 async def test_consent_and_escalation_in_one_breath_records_the_grant(
@@ -171,7 +173,7 @@ async def test_consent_and_escalation_in_one_breath_records_the_grant(
     await h.session.run(user_input="Yes, and get me your supervisor.")
     await _settle()
     assert [c.decision for c in backends.ledger.commands] == [ConsentDecision.GRANTED]
-    assert h.call.services.gate.recording
+    assert h.call.ports.gate.recording
     assert isinstance(h.session.current_agent, ManagerAgent)
 
 
@@ -198,7 +200,7 @@ async def test_manager_takes_over_with_history_context_and_authority(
     assert any("Handoff from billing" in t and "Intent: billing" in t for t in texts)
     credit = await h.session.run(user_input="Please refund $40.")
     credit.expect.contains_function_call(name="approve_goodwill_credit", arguments={"amount": 40.0})
-    assert h.call.collected["goodwill_credit"] == "40.00"
+    assert h.call.state.collected["goodwill_credit"] == "40.00"
     await _settle()
     handed = [e for e in observer.events if e.kind == "agent.handed_off"]
     assert [(e.data["from_agent"], e.data["to_agent"]) for e in handed] == [
@@ -225,7 +227,7 @@ async def test_a_person_request_transfers_to_a_human_with_a_whisper(
     assert "billing" in placed.whisper
     assert placed.context is not None
     assert placed.context.consent is ConsentDecision.GRANTED
-    assert h.call.outcome is CallOutcome.TRANSFERRED
+    assert h.call.state.outcome is CallOutcome.TRANSFERRED
     assert backends.router.requests[0].wants_human
 
 
@@ -237,7 +239,7 @@ async def test_a_legal_threat_escalates_without_asking_the_model(
     [request] = backends.router.requests
     assert request.reason is EscalationReason.LEGAL_THREAT
     assert request.trigger is EscalationTrigger.PHRASE
-    assert h.call.outcome is CallOutcome.TRANSFERRED
+    assert h.call.state.outcome is CallOutcome.TRANSFERRED
 
 
 async def test_repeated_failure_escalates_on_its_own(
@@ -281,7 +283,7 @@ async def test_consent_and_escalation_keep_working_when_the_llm_is_down(
     await h.session.run(user_input="I need a human being, now.")
     await _settle()
     assert [c.decision for c in backends.ledger.commands] == [ConsentDecision.UNCLEAR]
-    assert h.call.outcome is CallOutcome.TRANSFERRED
+    assert h.call.state.outcome is CallOutcome.TRANSFERRED
     assert backends.bridge.placed
 
 
@@ -289,17 +291,17 @@ async def test_revoking_consent_mid_call_stops_recording_and_tells_the_ledger(
     backends: Backends, start_call: HarnessFactory
 ) -> None:
     h = await _granted(start_call)
-    assert h.call.services.gate.recording
+    assert h.call.ports.gate.recording
     result = await h.session.run(user_input="Please stop recording.")
     result.expect.next_event().is_message(role="assistant")
-    assert not h.call.services.gate.recording
+    assert not h.call.ports.gate.recording
     await _settle()
     assert [c.decision for c in backends.ledger.commands] == [
         ConsentDecision.GRANTED,
         ConsentDecision.REVOKED,
     ]
-    assert h.call.consent is ConsentDecision.REVOKED
-    assert [t.action for t in h.call.services.gate.timeline] == ["started", "stopped"]
+    assert h.call.state.consent is ConsentDecision.REVOKED
+    assert [t.action for t in h.call.ports.gate.timeline] == ["started", "stopped"]
 
 
 async def test_the_intake_group_lets_the_caller_go_back_and_fix_the_email(
@@ -315,8 +317,8 @@ async def test_the_intake_group_lets_the_caller_go_back_and_fix_the_email(
     await h.session.run(user_input="jane dot smith at example dot com")
     await h.session.run(user_input="221 Baker Street, Springfield, 12345.")
     await _settle()
-    assert h.call.collected["email"] == "jane.smith@example.com"
-    assert h.call.collected["shipping_address"] == "221 Baker Street, Springfield, 12345"
+    assert h.call.state.collected["email"] == "jane.smith@example.com"
+    assert h.call.state.collected["shipping_address"] == "221 Baker Street, Springfield, 12345"
     assert "jane.smith@example.com" in h.said()[-1]
     assert isinstance(h.session.current_agent, SalesAgent)
     steps = [a for a in h.transcript.agents if a.endswith("_task") and a != "consent_task"]
@@ -352,7 +354,7 @@ async def test_the_caller_can_interrupt_while_the_transfer_rings(
     await asyncio.wait_for(asyncio.shield(asyncio.ensure_future(_await(run))), 5)
     await _settle()
     assert [c.transfer_id for c in bridge.cancelled] == [bridge.placed[0].transfer_id]
-    assert h.call.outcome is None  # the call goes on with the agent
+    assert h.call.state.outcome is None  # the call goes on with the agent
     assert "stopped the transfer" in " ".join(h.said())
 
 
@@ -378,5 +380,68 @@ async def test_without_a_router_a_callback_is_offered_and_the_fallback_is_publis
     callback = next(e for e in observer.events if e.kind == "call.callback_requested")
     assert callback.data["number"] == "+14155550123"
     assert callback.data["decision_id"] == decided.data["decision_id"]
-    assert h.call.outcome is CallOutcome.CALLBACK
+    assert h.call.state.outcome is CallOutcome.CALLBACK
     await observer.close()
+
+
+async def test_without_a_back_office_nothing_is_invented_and_a_person_is_offered(
+    backends: Backends, start_call: HarnessFactory
+) -> None:
+    h = await start_call(back_office=NoBackOffice())
+    await h.session.run(user_input="Yes, that's fine.")
+    await h.session.run(user_input="I have a question about my bill.")
+    bill = await h.session.run(user_input="Can you explain my latest bill?")
+    bill.expect.contains_function_call(name="explain_latest_bill")
+    said = h.said()[-1]
+    assert "can't reach our billing system" in said
+    assert "person" in said
+    assert "$" not in " ".join(h.said())
+    assert h.call.state.attempts == 1  # counts towards escalating to someone who can
+
+
+async def test_the_manager_applies_no_credit_when_billing_does_not_answer(
+    backends: Backends, start_call: HarnessFactory
+) -> None:
+    h = await start_call(back_office=NoBackOffice())
+    await h.session.run(user_input="Yes, that's fine.")
+    await h.session.run(user_input="Let me talk to a manager.")
+    credit = await h.session.run(user_input="Please refund $40.")
+    credit.expect.contains_function_call(name="approve_goodwill_credit", arguments={"amount": 40.0})
+    assert "No credit was applied" in h.said()[-1]
+    assert "goodwill_credit" not in h.call.state.collected
+
+
+async def test_an_order_goes_to_the_back_office_with_what_the_intake_collected(
+    backends: Backends, start_call: HarnessFactory
+) -> None:
+    office = ScriptedBackOffice()
+    h = await start_call(back_office=office)
+    await h.session.run(user_input="Yes, that's fine.")
+    await h.session.run(user_input="I'd like to buy a headset.")
+    await h.session.run(user_input="I want to order the headset.")
+    await h.session.run(user_input="jane dot doe at example dot com")
+    await h.session.run(user_input="221 Baker Street, Springfield, 12345.")
+    await _settle()
+    [order] = office.orders
+    assert (order.call_id, order.product, order.email, order.address) == (
+        h.call.call_id,
+        "headset",
+        "jane.doe@example.com",
+        "221 Baker Street, Springfield, 12345",
+    )
+    assert order.reference in h.said()[-1]
+
+
+async def test_an_order_the_back_office_cannot_take_is_not_confirmed(
+    backends: Backends, start_call: HarnessFactory
+) -> None:
+    h = await start_call(back_office=NoBackOffice())
+    await h.session.run(user_input="Yes, that's fine.")
+    await h.session.run(user_input="I'd like to buy a headset.")
+    await h.session.run(user_input="I want to order the headset.")
+    await h.session.run(user_input="jane dot doe at example dot com")
+    await h.session.run(user_input="221 Baker Street, Springfield, 12345.")
+    await _settle()
+    said = h.said()[-1]
+    assert "Nothing was ordered" in said
+    assert "is placed" not in " ".join(h.said())

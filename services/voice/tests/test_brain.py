@@ -10,8 +10,9 @@ from livekit.agents import llm
 from livekit.agents.llm import function_tool
 from pydantic import Field
 
-from switchboard.voice.brain import BRAIN_MODEL, RulesBrain
-from switchboard.voice.rules import SUMMARY_PROMPT_PREFIX
+from switchboard.voice.brain import RulesBrain
+from switchboard.voice.brain.decisions import SUMMARY_PROMPT_PREFIX
+from switchboard.voice.brain.model import BRAIN_MODEL
 
 
 @function_tool

@@ -8,7 +8,6 @@ import time
 import msgspec
 from nats.aio.client import Client as NATS
 from nats.micro import add_service
-from voice_fakes import DESTINATIONS, FakeBridge, FakeLedger, FakeRouter
 
 from switchboard.contracts.consent import (
     ConsentDecision,
@@ -34,6 +33,7 @@ from switchboard.contracts.transfer import (
 )
 from switchboard.runtime.bus import EventPublisher
 from switchboard.runtime.service import add_typed_endpoint
+from switchboard.testing.fake_backends import DESTINATIONS, FakeBridge, FakeLedger, FakeRouter
 from switchboard.voice.clients.consent import FALLBACK_NOTICE_VERSION, ConsentClient
 from switchboard.voice.clients.router import RouterClient, queue_from_settings
 from switchboard.voice.clients.transfer import TransferClient

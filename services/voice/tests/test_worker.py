@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 
 import pytest
 from livekit.agents import AgentServer, llm
 
-from switchboard.voice import logfilter, providers, worker
+from switchboard.voice import collector, logfilter, providers, worker
 from switchboard.voice.brain import RulesBrain
 from switchboard.voice.settings import VoiceSettings
 
@@ -67,3 +68,14 @@ def test_the_manager_speaks_with_a_different_voice() -> None:
     assert manager_chain[0]._opts.voice_id == settings.elevenlabs_manager_voice_id
     assert main_chain[0]._opts.voice_id != manager_chain[0]._opts.voice_id
     assert main_chain[1]._opts.voice != manager_chain[1]._opts.voice
+
+
+def test_the_collector_is_set_for_many_calls_and_keeps_startup_objects_out() -> None:
+    before = gc.get_threshold()
+    try:
+        collector.prepare_for_calls()
+        assert gc.get_threshold()[:2] == (collector.YOUNG_THRESHOLD, collector.MIDDLE_THRESHOLD)
+        assert gc.get_freeze_count() > 1000
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)

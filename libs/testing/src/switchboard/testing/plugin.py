@@ -15,6 +15,7 @@ from nats.aio.client import Client as NATS
 
 from switchboard.runtime.natsserver import NatsServer
 from switchboard.testing import postgres
+from switchboard.testing.fake_backends import Backends, start_backends
 
 
 def in_ci() -> bool:
@@ -39,6 +40,17 @@ async def nc(nats_server: NatsServer) -> AsyncIterator[NATS]:
         yield client
     finally:
         await client.close()
+
+
+@pytest.fixture
+async def backends(nc: NATS) -> AsyncIterator[Backends]:
+    """In-memory stand-ins for the ledger, the router and the sip-bridge on the test's
+    server (``fake_backends``)."""
+    started = await start_backends(nc)
+    try:
+        yield started
+    finally:
+        await started.stop()
 
 
 @pytest.fixture(scope="session")

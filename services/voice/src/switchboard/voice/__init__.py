@@ -1,8 +1,8 @@
-"""Switchboard voice worker: the LiveKit Agents call graph, its rules brain and runners.
+"""Switchboard voice worker: the LiveKit Agents call graph, its ports and its rules brain.
 
-``python -m switchboard.voice start`` runs the production LiveKit worker,
-``run-scenario FILE`` plays one scripted call in text mode over the real bus, and ``demo``
-starts NATS and the backend services and plays every scenario in ``scenarios/``.
+``python -m switchboard.voice start`` runs the production LiveKit worker. Scripted
+text-mode calls and ``make demo`` live in the simulation package
+(``python -m switchboard.simulation``), which depends on this one.
 """
 
 __version__ = "0.1.0"

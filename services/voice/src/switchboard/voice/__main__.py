@@ -1,107 +1,40 @@
 """Command line of the voice worker.
 
-python -m switchboard.voice run-scenario FILE [--json]   one scripted call, text mode
-python -m switchboard.voice demo [--scenarios DIR]       what `make demo` runs
 python -m switchboard.voice start [LIVEKIT CLI ARGS]     the production LiveKit worker
+
+Everything after ``start`` goes to LiveKit's own worker CLI (``start``, ``dev``...).
+Scripted text-mode calls and the demo are ``python -m switchboard.simulation``.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import logging
 import sys
-from pathlib import Path
 
-from switchboard.runtime.logs import configure_logging
 from switchboard.runtime.settings import SettingsError, load
-from switchboard.voice import collector, logfilter
-from switchboard.voice import report as reports
-from switchboard.voice import scenario as scenarios
-from switchboard.voice.demo import run_demo
-from switchboard.voice.runner import Live, run_scenario
 from switchboard.voice.settings import VoiceSettings
-from switchboard.voice.wiring import open_bus
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m switchboard.voice")
     sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run-scenario", help="Play one scenario file in text mode.")
-    run.add_argument("file", type=Path)
-    run.add_argument("--json", action="store_true", help="Print the report as JSON.")
-    demo = sub.add_parser("demo", help="Start NATS and the services; play every scenario.")
-    demo.add_argument("--scenarios", type=Path, default=None)
     start = sub.add_parser("start", help="Run the production LiveKit worker.", add_help=False)
     start.add_argument("livekit_args", nargs=argparse.REMAINDER)
     return parser
-
-
-def _quiet_logs(settings: VoiceSettings, log_file: Path | None = None) -> None:
-    """Reports go to stdout; logs (JSON, personal data redacted) to stderr or a file."""
-    stream = log_file.open("a", encoding="utf-8") if log_file is not None else None
-    level = settings.log_level if log_file is not None else "WARNING"
-    configure_logging("voice", level, stream)
-    logfilter.install()
-    # livekit-agents is chatty about text-only sessions; keep warnings from it for files.
-    logging.getLogger("livekit").setLevel(logging.ERROR if log_file is None else logging.WARNING)
-
-
-async def _run_one(settings: VoiceSettings, path: Path, as_json: bool) -> int:
-    try:
-        scenario = scenarios.load(path)
-    except scenarios.ScenarioError as exc:
-        print(exc, file=sys.stderr)
-        return 2
-    try:
-        bus = await open_bus(settings)
-    except Exception as exc:
-        print(f"Cannot reach NATS at {settings.nats_url}: {type(exc).__name__}.", file=sys.stderr)
-        return 2
-    live = (
-        None
-        if as_json
-        else Live(
-            on_line=lambda line: print(reports.format_line(line), flush=True),
-            on_event=lambda event: print(reports.format_event(event), flush=True),
-        )
-    )
-    try:
-        report = await run_scenario(scenario, bus, settings, live)
-    finally:
-        await bus.close()
-    if as_json:
-        sys.stdout.buffer.write(reports.to_json(report) + b"\n")
-    else:
-        print(reports.render_tail(report))
-    return 0 if report.ok else 1
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     # Everything after ``start`` belongs to LiveKit's own CLI, options included.
     args, extra = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
-    if extra and args.command != "start":
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
-        settings = load(VoiceSettings)
+        load(VoiceSettings)
     except SettingsError as exc:
         print(exc, file=sys.stderr)
         return 2
-    if args.command == "start":
-        from switchboard.voice import worker  # imports the provider plugins: only here
+    from switchboard.voice import worker  # imports the provider plugins: only here
 
-        return worker.main(["start", *args.livekit_args, *extra])
-    if args.command == "demo":
-        log_file = Path(settings.var_dir) / "logs" / "voice.log"
-        log_file.parent.mkdir(parents=True, exist_ok=True)
-        _quiet_logs(settings, log_file)
-        collector.prepare_for_calls()
-        directory = args.scenarios or Path(settings.scenarios_dir)
-        return run_demo(settings, directory)
-    _quiet_logs(settings)
-    collector.prepare_for_calls()
-    return asyncio.run(_run_one(settings, args.file, args.json))
+    return worker.main(["start", *args.livekit_args, *extra])
 
 
 if __name__ == "__main__":

@@ -8,13 +8,13 @@ mark it so); it travels in events and to the human, never into logs.
 from __future__ import annotations
 
 from switchboard.contracts.handoff import HandoffContext
-from switchboard.voice.call import Call
+from switchboard.voice.state import CallState
 
 SUMMARY_TURNS = 3
 SUMMARY_MAX = 600
 
 
-def summary(call: Call) -> str:
+def summary(call: CallState) -> str:
     """One paragraph: the need, what was tried, and the caller's last words."""
     parts: list[str] = []
     if call.intent:
@@ -30,7 +30,7 @@ def summary(call: Call) -> str:
     return text[:SUMMARY_MAX]
 
 
-def context(call: Call, from_agent: str) -> HandoffContext:
+def context(call: CallState, from_agent: str) -> HandoffContext:
     """The versioned handoff context for the current state of ``call``."""
     return HandoffContext(
         summary=summary(call),

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from livekit.agents import llm
 
 from switchboard.contracts.consent import ConsentDecision
-from switchboard.voice.call import Call
+from switchboard.voice.state import CallState
 from switchboard.voice.triggers import REVOKE, EscalationAsk, detect_escalation, revokes_consent
 from switchboard.voice.understanding import normalise
 
@@ -34,6 +34,8 @@ class Verdict:
     """Said before any reply (e.g. confirming that recording stopped)."""
     reply_needed: bool = True
     """False when the acknowledgement is the whole answer."""
+    revoke: bool = False
+    """The caller withdrew a granted consent: recording must stop now."""
 
 
 def new_caller_message(chat_ctx: llm.ChatContext, screened: set[str]) -> llm.ChatMessage | None:
@@ -52,21 +54,22 @@ def new_caller_message(chat_ctx: llm.ChatContext, screened: set[str]) -> llm.Cha
     return None
 
 
-async def screen(call: Call, text: str, *, handles_revocation: bool = True) -> Verdict:
-    """Screen one caller message and update the call state it affects."""
-    call.heard(text)
-    call.failures.observe_turn(text)
+def screen(state: CallState, text: str, *, handles_revocation: bool = True) -> Verdict:
+    """Screen one caller message and update the call facts it affects (no I/O: the
+    agent acts on the verdict)."""
+    state.heard(text)
+    state.failures.observe_turn(text)
     ack: str | None = None
     reply_needed = True
+    revoke = False
     if handles_revocation and revokes_consent(text):
-        if call.consent is ConsentDecision.GRANTED:
-            await call.revoke_consent(text)
-            ack = REVOKED_ACK
-        else:
-            ack = NOT_RECORDING_ACK
+        revoke = state.consent is ConsentDecision.GRANTED
+        ack = REVOKED_ACK if revoke else NOT_RECORDING_ACK
         reply_needed = _has_more_to_say(text)
-    escalation = detect_escalation(text) or call.failures.escalation()
-    return Verdict(escalation=escalation, acknowledgement=ack, reply_needed=reply_needed)
+    escalation = detect_escalation(text) or state.failures.escalation()
+    return Verdict(
+        escalation=escalation, acknowledgement=ack, reply_needed=reply_needed, revoke=revoke
+    )
 
 
 def _has_more_to_say(text: str) -> bool:

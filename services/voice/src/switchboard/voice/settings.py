@@ -43,5 +43,3 @@ class VoiceSettings(ServiceSettings, kw_only=True, frozen=True):
     """The manager speaks with its own voice so callers hear that someone else took over."""
     egress_filepath: str = "recordings/{call_id}.ogg"
     """Where LiveKit Egress writes a call's audio (storage is configured on the egress side)."""
-    scenarios_dir: str = "scenarios"
-    var_dir: str = "var"

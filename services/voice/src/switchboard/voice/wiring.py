@@ -1,7 +1,8 @@
-"""Wiring one call to the bus: the NATS connection, the clients, the gate and the session.
+"""Wiring one call: the NATS connection, the ports, the gate and the agent session.
 
-Shared by the production worker and the text-mode runner, so both run the same graph
-over the same clients; only the recorder, the models and the room differ.
+Shared by the production worker and the simulation's text-mode runner, so both run the
+same graph over the same clients; only the recorder, the back office, the models and the
+room differ.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ import socket
 from dataclasses import dataclass
 from typing import Any
 
-from livekit.agents import AgentSession, llm
+from livekit.agents import AgentSession, llm, stt, tts, vad
+from livekit.agents.types import NOT_GIVEN, NotGivenOr
 from livekit.agents.voice.events import FunctionToolsExecutedEvent
 from livekit.agents.voice.turn import TurnHandlingOptions
 from nats.aio.client import Client as NATS
@@ -21,14 +23,16 @@ from switchboard.contracts import streams
 from switchboard.contracts.call import CallStarted
 from switchboard.contracts.consent import ConsentPolicyQuery
 from switchboard.runtime.bus import EventPublisher, connect, ensure_stream
-from switchboard.voice.brain import RulesBrain
-from switchboard.voice.call import Call, CallInfo, Services, Voices
+from switchboard.voice.backoffice import BackOffice
+from switchboard.voice.call import Call
 from switchboard.voice.clients.consent import ConsentClient
 from switchboard.voice.clients.events import CallEvents, CallEventSink, EventAcks
 from switchboard.voice.clients.router import RouterClient, queue_from_settings
 from switchboard.voice.clients.transfer import TransferClient
+from switchboard.voice.ports import Ports, Voices
 from switchboard.voice.recording import Recorder, RecordingGate
 from switchboard.voice.settings import VoiceSettings
+from switchboard.voice.state import CallInfo, CallState
 
 log = logging.getLogger(__name__)
 
@@ -65,17 +69,18 @@ def new_call(
     settings: VoiceSettings,
     info: CallInfo,
     recorder: Recorder,
+    back_office: BackOffice,
     voices: Voices | None = None,
     events: CallEventSink | None = None,
 ) -> Call:
-    """A call with its clients and recording gate, not started yet.
+    """A call with its ports and recording gate, not started yet.
 
     ``events`` replaces the call's JetStream publisher (the voice benchmark's no-op
     baseline); production always publishes.
     """
     if events is None:
         events = CallEvents(bus.events)
-    services = Services(
+    ports = Ports(
         consent=ConsentClient(
             bus.nc,
             bus.js,
@@ -94,16 +99,17 @@ def new_call(
         transfer=TransferClient(bus.nc, timeout=settings.transfer_place_timeout_s),
         events=events,
         gate=RecordingGate(info.call_id, recorder, events),
+        back_office=back_office,
     )
-    call = Call(info=info, services=services, settings=settings, voices=voices or Voices())
-    call.failures.limit = settings.repeated_failure_limit
-    return call
+    state = CallState(info=info)
+    state.failures.limit = settings.repeated_failure_limit
+    return Call(state=state, ports=ports, settings=settings, voices=voices or Voices())
 
 
 async def begin(call: Call) -> None:
     """Announce the call and fetch its consent policy (the strictest one if the ledger fails)."""
-    info = call.info
-    await call.services.events.publish(
+    info = call.state.info
+    await call.ports.events.publish(
         CallStarted(
             call_id=info.call_id,
             room=info.room,
@@ -112,7 +118,7 @@ async def begin(call: Call) -> None:
             language=info.language,
         )
     )
-    call.policy = await call.services.consent.policy(
+    policy = call.state.policy = await call.ports.consent.policy(
         ConsentPolicyQuery(
             call_id=info.call_id,
             caller_number=info.caller_number,
@@ -124,30 +130,42 @@ async def begin(call: Call) -> None:
         "Call started.",
         extra={
             "call_id": info.call_id,
-            "consent_mode": str(call.policy.mode),
-            "policy_fallback": call.policy.fallback,
+            "consent_mode": str(policy.mode),
+            "policy_fallback": policy.fallback,
         },
     )
 
 
-def count_tool_errors(session: AgentSession[Any], call: Call) -> None:
-    """Failed tool calls count towards the repeated-failure trigger."""
+def new_session(
+    call: Call,
+    chat_model: llm.LLM[Any],
+    *,
+    recognizer: NotGivenOr[stt.STT[Any]] = NOT_GIVEN,
+    voice: NotGivenOr[tts.TTS[Any]] = NOT_GIVEN,
+    voice_activity: vad.VAD | None = None,
+) -> AgentSession[Call]:
+    """The call's AgentSession. Without voice activity detection (text mode: no room, no
+    audio) there is no turn detector either; each ``session.run`` is one caller turn.
+    Failed tool calls count towards the repeated-failure trigger."""
+    if voice_activity is None:
+        session = AgentSession[Call](
+            llm=chat_model,
+            stt=recognizer,
+            tts=voice,
+            vad=None,
+            turn_handling=TurnHandlingOptions(turn_detection=None),
+            userdata=call,
+        )
+    else:
+        session = AgentSession[Call](
+            llm=chat_model, stt=recognizer, tts=voice, vad=voice_activity, userdata=call
+        )
+    failures = call.state.failures
 
     def on_tools(ev: FunctionToolsExecutedEvent) -> None:
         for output in ev.function_call_outputs:
             if output.is_error:
-                call.failures.observe_tool_error()
+                failures.observe_tool_error()
 
     session.on("function_tools_executed", on_tools)
-
-
-def text_session(call: Call, brain: llm.LLM[Any] | None = None) -> AgentSession[Call]:
-    """An AgentSession with no room, audio or turn detector: text in, text out."""
-    session = AgentSession[Call](
-        llm=brain or RulesBrain(),
-        vad=None,
-        turn_handling=TurnHandlingOptions(turn_detection=None),
-        userdata=call,
-    )
-    count_tool_errors(session, call)
     return session

@@ -22,11 +22,13 @@ from switchboard.runtime.logs import configure_logging
 from switchboard.runtime.settings import load
 from switchboard.voice import collector, logfilter, providers
 from switchboard.voice.agents.roster import Roster
-from switchboard.voice.call import Call, CallInfo, Voices
+from switchboard.voice.backoffice import BackOffice, NoBackOffice
 from switchboard.voice.egress import EgressRecorder
+from switchboard.voice.ports import Voices
 from switchboard.voice.recording import SessionRecordSwitch, session_record_options
 from switchboard.voice.settings import VoiceSettings
-from switchboard.voice.wiring import Bus, begin, count_tool_errors, new_call, open_bus
+from switchboard.voice.state import CallInfo
+from switchboard.voice.wiring import Bus, begin, new_call, new_session, open_bus
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +71,9 @@ def call_info(
     )
 
 
-async def handle_call(ctx: JobContext, settings: VoiceSettings) -> None:
+async def handle_call(
+    ctx: JobContext, settings: VoiceSettings, back_office: BackOffice | None = None
+) -> None:
     await ctx.connect()
     caller = await ctx.wait_for_participant()
     info = call_info(ctx.job.id, ctx.room.name, caller.identity, caller.attributes)
@@ -78,17 +82,21 @@ async def handle_call(ctx: JobContext, settings: VoiceSettings) -> None:
         ctx.api, room=info.room, filepath=settings.egress_filepath.format(call_id=info.call_id)
     )
     call = new_call(
-        await process_bus(settings), settings, info, recorder, Voices(manager=models.manager_voice)
+        await process_bus(settings),
+        settings,
+        info,
+        recorder,
+        back_office or NoBackOffice(),
+        Voices(manager=models.manager_voice),
     )
-    session = AgentSession[Call](
-        llm=models.chat_model,
-        stt=models.recognizer,
-        tts=models.voice,
-        vad=models.voice_activity,
-        userdata=call,
+    session = new_session(
+        call,
+        models.chat_model,
+        recognizer=models.recognizer,
+        voice=models.voice,
+        voice_activity=models.voice_activity,
     )
-    count_tool_errors(session, call)
-    call.services.gate.on_change = SessionRecordSwitch(session.options.recording_options)
+    call.ports.gate.on_change = SessionRecordSwitch(session.options.recording_options)
     call.on_end = lambda _outcome: _leave(session)
 
     async def finish() -> None:

@@ -4,7 +4,9 @@
 once (see ``screening.py``), and when a deterministic trigger fires the model is not
 asked at all: the agent's ``escalate`` tool is called directly with the detected reason.
 The tool still goes through the normal tool pipeline, so the turn looks the same whether
-the trigger or the model chose it (and ``RunResult`` assertions see it).
+the trigger or the model chose it (and ``RunResult`` assertions see it). The agent keeps
+what the screening found under the id of the tool call it made, so the tool knows the
+exact trigger without any state shared beyond that one call.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from livekit.agents.voice.speech_handle import SpeechHandle
 from switchboard.contracts.call import CallOutcome
 from switchboard.contracts.escalation import EscalationReason, EscalationTrigger
 from switchboard.contracts.handoff import HandoffContext
-from switchboard.voice import handoff, prompts
+from switchboard.voice import consent_records, handoff, prompts
 from switchboard.voice.agents import escalation
 from switchboard.voice.agents.speech import speak
 from switchboard.voice.agents.staff import Staff
@@ -46,6 +48,8 @@ class Screened(Agent):
     handles_revocation: ClassVar[bool] = True
     """The consent task answers "don't record" as a consent answer instead."""
     _call: Call
+    _forced: dict[str, EscalationAsk]
+    """Escalations the screening forced, by the id of the tool call it made."""
 
     @property
     def call(self) -> Call:
@@ -57,15 +61,18 @@ class Screened(Agent):
         tools: list[llm.Tool],
         model_settings: ModelSettings,
     ) -> AsyncIterator[llm.ChatChunk | str | FlushSentinel]:
-        message = new_caller_message(chat_ctx, self._call.screened)
+        state = self._call.state
+        message = new_caller_message(chat_ctx, state.screened)
         if message is not None:
-            self._call.screened.add(message.id)
-            verdict = await screen(
-                self._call, message.text_content or "", handles_revocation=self.handles_revocation
-            )
+            state.screened.add(message.id)
+            text = message.text_content or ""
+            verdict = screen(state, text, handles_revocation=self.handles_revocation)
+            if verdict.revoke:
+                await consent_records.revoke(self._call, text)
             if verdict.escalation is not None and any(t.id == "escalate" for t in tools):
-                self._call.forced_escalation = verdict.escalation
-                yield _forced_escalate(verdict.escalation)
+                tool_call_id = f"screen_{uuid.uuid4().hex[:16]}"
+                self._forced[tool_call_id] = verdict.escalation
+                yield _forced_escalate(verdict.escalation, tool_call_id)
                 return
             if verdict.acknowledgement:
                 yield verdict.acknowledgement + " "
@@ -87,7 +94,7 @@ class Screened(Agent):
             reason: Why the call must be escalated.
             wants_person: True when the caller explicitly asked for a human being.
         """
-        ask = self._call.take_forced_escalation() or EscalationAsk(
+        ask = self._forced.pop(context.function_call.call_id, None) or EscalationAsk(
             EscalationReason(reason), EscalationTrigger.LLM_TOOL, wants_person
         )
         log.info(
@@ -121,6 +128,7 @@ class CallAgent(Screened):
         tts: NotGivenOr[tts.TTS[Any]] = NOT_GIVEN,
     ) -> None:
         self._call = call
+        self._forced = {}
         self._staff = staff
         history = (
             chat_ctx.copy(exclude_instructions=True, exclude_function_call=True)
@@ -153,19 +161,18 @@ class CallTask(Screened, AgentTask[T]):
 
     def __init__(self, call: Call, *, prompt: str) -> None:
         self._call = call
+        self._forced = {}
         super().__init__(instructions=prompts.instructions(prompt))
 
 
-def _forced_escalate(ask: EscalationAsk) -> llm.ChatChunk:
+def _forced_escalate(ask: EscalationAsk, tool_call_id: str) -> llm.ChatChunk:
     arguments = json.dumps({"reason": _choice(ask.reason), "wants_person": ask.wants_human})
     return llm.ChatChunk(
         id=f"screening-{uuid.uuid4().hex[:12]}",
         delta=llm.ChoiceDelta(
             role="assistant",
             tool_calls=[
-                llm.FunctionToolCall(
-                    name="escalate", arguments=arguments, call_id=f"screen_{uuid.uuid4().hex[:16]}"
-                )
+                llm.FunctionToolCall(name="escalate", arguments=arguments, call_id=tool_call_id)
             ],
         ),
     )

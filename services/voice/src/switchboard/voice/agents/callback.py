@@ -24,7 +24,7 @@ class CallbackOfferTask(CallTask[bool]):
         super().__init__(call, prompt="callback")
 
     async def on_enter(self) -> None:
-        where = "at the number you're calling from" if self.call.info.caller_number else ""
+        where = "at the number you're calling from" if self.call.state.info.caller_number else ""
         self.session.say(
             "I'm sorry, I couldn't reach anyone right now. "
             f"Would you like us to call you back {where}?".replace(" ?", "?")

@@ -17,6 +17,7 @@ from livekit.agents.llm import function_tool
 from livekit.agents.voice.speech_handle import SpeechHandle
 
 from switchboard.contracts.consent import ConsentDecision, ConsentMode, ConsentPolicy
+from switchboard.voice import consent_records
 from switchboard.voice.agents.base import CallTask
 from switchboard.voice.agents.speech import speak
 from switchboard.voice.call import Call
@@ -40,6 +41,9 @@ class ConsentOutcome:
     decision: ConsentDecision
     receipt: bool
     """Whether the ledger confirmed the decision in time."""
+    escalation: EscalationAsk | None = None
+    """The caller asked to escalate instead of (or while) answering; the agent that
+    started the task acts on it once consent is settled."""
 
 
 class ConsentTask(CallTask[ConsentOutcome]):
@@ -77,22 +81,29 @@ class ConsentTask(CallTask[ConsentOutcome]):
         if decision is ConsentDecision.UNCLEAR and not self._reasked:
             self._reasked = True
             return REASK_LINE
-        await self._decide(decision, excerpt=self._call.last_caller_text, ack=ACKS[decision])
+        await self._decide(decision, excerpt=self._call.state.last_caller_text, ack=ACKS[decision])
         return None
 
     async def on_escalation(self, ask: EscalationAsk, speech: SpeechHandle | None) -> Any:
         # The escalation runs once consent is settled, from the parent agent; a request
         # for a person is not an answer, so only a clear yes in the same breath counts.
-        self._call.pending_escalation = ask
-        decision = consent_answer(self._call.last_caller_text)
+        said = self._call.state.last_caller_text
+        decision = consent_answer(said)
         ack = (
             ACKS[ConsentDecision.GRANTED] if decision is ConsentDecision.GRANTED else ESCALATION_ACK
         )
-        await self._decide(decision, excerpt=self._call.last_caller_text, ack=ack)
+        await self._decide(decision, excerpt=said, ack=ack, escalation=ask)
         return None
 
-    async def _decide(self, decision: ConsentDecision, *, excerpt: str | None, ack: str) -> None:
-        receipt = await self._call.decide_consent(decision, excerpt)
+    async def _decide(
+        self,
+        decision: ConsentDecision,
+        *,
+        excerpt: str | None,
+        ack: str,
+        escalation: EscalationAsk | None = None,
+    ) -> None:
+        receipt = await consent_records.record(self._call, decision, excerpt)
         log.info(
             "Consent decided.",
             extra={
@@ -104,4 +115,4 @@ class ConsentTask(CallTask[ConsentOutcome]):
         )
         await speak(self.session, ack)
         if not self.done():
-            self.complete(ConsentOutcome(decision=decision, receipt=receipt))
+            self.complete(ConsentOutcome(decision, receipt, escalation))

@@ -41,22 +41,22 @@ async def run(
 ) -> Agent | None:
     """Escalate from ``agent``; returns the agent to hand off to, or ``None`` when the call
     continues with ``agent`` or is over (transferred, callback arranged)."""
-    ctx = handoff.context(call, from_agent=agent.id)
+    ctx = handoff.context(call.state, from_agent=agent.id)
     request = EscalationRequest(
         call_id=call.call_id,
         reason=_reason(agent.id, ask),
         trigger=ask.trigger,
         current_agent=agent.id,
-        intent=call.intent,
-        language=call.info.language,
-        attempts=call.attempts,
+        intent=call.state.intent,
+        language=call.state.info.language,
+        attempts=call.state.attempts,
         wants_human=ask.wants_human,
         context=ctx,
     )
-    decision = await call.services.router.decide(request)
+    decision = await call.ports.router.decide(request)
     if decision.fallback:
         # The router never saw this decision, so the worker states it on the bus itself.
-        await call.services.events.publish(decision)
+        await call.ports.events.publish(decision)
     log.info(
         "Handoff decided.",
         extra={
@@ -66,7 +66,7 @@ async def run(
             "rules": [r.rule_id for r in decision.rules_fired],
         },
     )
-    call.failures.reset()
+    call.state.failures.reset()
     return await act(agent, call, staff, decision, ctx, speech)
 
 
@@ -115,7 +115,7 @@ async def hand_off(
     decision_id: str | None = None,
 ) -> Agent:
     """Publish ``AgentHandedOff`` and return ``new`` for the caller to switch to."""
-    await call.services.events.publish(
+    await call.ports.events.publish(
         AgentHandedOff(
             call_id=call.call_id,
             from_agent=old.id,
@@ -133,7 +133,7 @@ def _specialist(
 ) -> Agent | None:
     """The specialist the router named, else the one for the caller's intent, else triage."""
     for department in DEPARTMENTS:
-        if (named or call.intent) == department and agent.id != department:
+        if (named or call.state.intent) == department and agent.id != department:
             return staff.specialist(department, agent.chat_ctx, ctx)
     if agent.id != TRIAGE_ID:
         return staff.triage(agent.chat_ctx, ctx)

@@ -84,11 +84,11 @@ async def place_and_follow(
     speech: SpeechHandle | None,
 ) -> TransferResult:
     """Place the transfer and follow its events until answered, failed or interrupted."""
-    client = call.services.transfer
+    client = call.ports.transfer
     command = PlaceTransfer(
         call_id=call.call_id,
-        room=call.info.room,
-        caller_identity=call.info.caller_identity,
+        room=call.state.info.room,
+        caller_identity=call.state.info.caller_identity,
         destinations=decision.destinations[:10],
         mode=TransferMode.WARM,
         whisper=handoff.whisper(ctx),
@@ -132,10 +132,10 @@ async def _follow(
         except TimeoutError:
             if answered:
                 return TransferResult(answered=True)
-            await call.services.transfer.cancel(call.call_id, transfer_id, "no answer in time")
+            await call.ports.transfer.cancel(call.call_id, transfer_id, "no answer in time")
             return TransferResult(answered=False, reason=FailureReason.NO_ANSWER)
         if event is None:
-            await call.services.transfer.cancel(call.call_id, transfer_id, "cancelled by caller")
+            await call.ports.transfer.cancel(call.call_id, transfer_id, "cancelled by caller")
             return TransferResult(answered=False, cancelled_by_caller=True)
         if isinstance(event, TransferConnected):
             return TransferResult(answered=True)
@@ -182,11 +182,11 @@ async def offer_callback(
     session: AgentSession[Any] = agent.session
     accepted = await staff.callback_offer()
     if accepted:
-        await call.services.events.publish(
+        await call.ports.events.publish(
             CallbackRequested(
                 call_id=call.call_id,
                 reason=reason[:512],
-                number=call.info.caller_number,
+                number=call.state.info.caller_number,
                 context=ctx,
                 decision_id=decision_id,
             )

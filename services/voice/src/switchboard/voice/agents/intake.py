@@ -3,8 +3,8 @@
 The caller can go back and correct an earlier step ("that's wrong, change my email"):
 TaskGroup offers the active task an ``out_of_scope`` tool naming the steps already
 visited, re-runs the named step and then continues in order. An escalation inside a step
-is parked on the call; the remaining steps end at once and the caller of ``collect``
-acts on it.
+ends that step with the ``EscalationAsk`` as its result; the steps after it end at once,
+and ``collect`` returns the ask for the agent that started the intake to act on.
 """
 
 from __future__ import annotations
@@ -12,8 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from livekit.agents import ToolError
+from livekit.agents import AgentTask, ToolError
 from livekit.agents.beta.workflows import TaskGroup
+from livekit.agents.beta.workflows.task_group import TaskCompletedEvent
 from livekit.agents.llm import function_tool
 from livekit.agents.voice.speech_handle import SpeechHandle
 
@@ -22,6 +23,9 @@ from switchboard.voice.call import Call
 from switchboard.voice.triggers import EscalationAsk
 from switchboard.voice.understanding import find_address, find_email
 
+StepResult = str | EscalationAsk | None
+"""What a step found: its value, an escalation that cut it short, or nothing (skipped)."""
+
 
 @dataclass(frozen=True, slots=True)
 class IntakeDetails:
@@ -29,21 +33,13 @@ class IntakeDetails:
     address: str
 
 
-class IntakeStep(CallTask[str | None]):
-    """A step that yields one value, or ``None`` when an escalation cut it short."""
+class IntakeStep(CallTask[StepResult]):
+    """A step that yields one value, or the escalation the caller asked for instead."""
 
     async def on_escalation(self, ask: EscalationAsk, speech: SpeechHandle | None) -> Any:
-        self.call.pending_escalation = ask
         if not self.done():
-            self.complete(None)
+            self.complete(ask)
         return None
-
-    def _skip_if_escalating(self) -> bool:
-        if self.call.pending_escalation is None:
-            return False
-        if not self.done():
-            self.complete(None)
-        return True
 
 
 class EmailTask(IntakeStep):
@@ -51,9 +47,7 @@ class EmailTask(IntakeStep):
         super().__init__(call, prompt="email")
 
     async def on_enter(self) -> None:
-        if self._skip_if_escalating():
-            return
-        if "email" in self.call.collected:
+        if "email" in self.call.state.collected:
             self.session.say("Sure, let's fix the email. What's the right address?")
         else:
             self.session.say("What email address should we send the confirmation to?")
@@ -70,7 +64,7 @@ class EmailTask(IntakeStep):
             raise ToolError(
                 "That doesn't sound like a complete email address. Could you say it again?"
             )
-        self.call.collected["email"] = found
+        self.call.state.collected["email"] = found
         if not self.done():
             self.complete(found)
 
@@ -80,8 +74,6 @@ class AddressTask(IntakeStep):
         super().__init__(call, prompt="address")
 
     async def on_enter(self) -> None:
-        if self._skip_if_escalating():
-            return
         self.session.say("And what's the shipping address?")
 
     @function_tool
@@ -97,32 +89,57 @@ class AddressTask(IntakeStep):
                 "I need the full street address, starting with the house number. "
                 "Could you say it again?"
             )
-        self.call.collected["shipping_address"] = found
+        self.call.state.collected["shipping_address"] = found
         if not self.done():
             self.complete(found)
 
 
-def group(call: Call) -> TaskGroup:
-    """The intake group; each step is built fresh when (re)visited."""
-    tasks = TaskGroup(summarize_chat_ctx=True)
-    tasks.add(
-        lambda: EmailTask(call),
-        id="email",
-        description="Collect the email address for the order confirmation",
-    )
-    tasks.add(
-        lambda: AddressTask(call),
-        id="address",
-        description="Collect the shipping address for the order",
-    )
-    return tasks
+class Skipped(AgentTask[StepResult]):
+    """Stands in for the steps after an escalation: ends at once, says nothing."""
+
+    def __init__(self) -> None:
+        super().__init__(instructions="Say nothing.")
+
+    async def on_enter(self) -> None:
+        self.complete(None)
 
 
-async def collect(call: Call) -> IntakeDetails | None:
-    """Run the intake; ``None`` when it was cut short (an escalation is then pending)."""
-    result = await group(call)
-    email = result.task_results.get("email")
-    address = result.task_results.get("address")
-    if isinstance(email, str) and isinstance(address, str):
-        return IntakeDetails(email=email, address=address)
-    return None
+class Intake:
+    """One run of the intake group; knows whether a step was cut short by an escalation."""
+
+    def __init__(self, call: Call) -> None:
+        self._call = call
+        self.escalation: EscalationAsk | None = None
+
+    def group(self) -> TaskGroup:
+        """The intake group; each step is built fresh when (re)visited."""
+        tasks = TaskGroup(summarize_chat_ctx=True, on_task_completed=self._completed)
+        tasks.add(
+            lambda: self._step(EmailTask),
+            id="email",
+            description="Collect the email address for the order confirmation",
+        )
+        tasks.add(
+            lambda: self._step(AddressTask),
+            id="address",
+            description="Collect the shipping address for the order",
+        )
+        return tasks
+
+    def _step(self, cls: type[EmailTask] | type[AddressTask]) -> AgentTask[StepResult]:
+        return Skipped() if self.escalation is not None else cls(self._call)
+
+    async def _completed(self, event: TaskCompletedEvent) -> None:
+        if isinstance(event.result, EscalationAsk):
+            self.escalation = event.result
+
+    async def run(self) -> IntakeDetails | EscalationAsk | None:
+        """The details, the escalation that cut the intake short, or ``None``."""
+        result = await self.group()
+        if self.escalation is not None:
+            return self.escalation
+        email = result.task_results.get("email")
+        address = result.task_results.get("address")
+        if isinstance(email, str) and isinstance(address, str):
+            return IntakeDetails(email=email, address=address)
+        return None

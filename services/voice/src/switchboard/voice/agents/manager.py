@@ -8,7 +8,9 @@ from livekit.agents.llm import function_tool
 
 from switchboard.contracts.handoff import HandoffContext
 from switchboard.voice.agents.base import CallAgent
+from switchboard.voice.agents.specialists import unavailable
 from switchboard.voice.agents.staff import Staff
+from switchboard.voice.backoffice import BackOfficeUnavailable
 from switchboard.voice.call import Call
 
 GREETING = (
@@ -41,14 +43,21 @@ class ManagerAgent(CallAgent):
         Args:
             amount: The credit in dollars that the caller asked for.
         """
+        state = self.call.state
         limit = self.call.settings.manager_credit_limit
-        if 0 < amount <= limit:
-            self.call.collected["goodwill_credit"] = f"{amount:.2f}"
+        if not 0 < amount <= limit:
+            state.attempts += 1
             return (
-                f"I've approved a goodwill credit of ${amount:.2f}. It will show on your next bill."
+                f"That's more than I can approve. The most I can offer is a ${limit:.2f} credit "
+                "today, or I can pass you to a colleague."
             )
-        self.call.attempts += 1
+        try:
+            reference = await self.call.ports.back_office.grant_credit(state.info, amount)
+        except BackOfficeUnavailable as exc:
+            state.attempts += 1
+            return f"No credit was applied. {unavailable(exc)}"
+        state.collected["goodwill_credit"] = f"{amount:.2f}"
         return (
-            f"That's more than I can approve. The most I can offer is a ${limit:.2f} credit "
-            "today, or I can pass you to a colleague."
+            f"I've approved a goodwill credit of ${amount:.2f}, reference {reference}. "
+            "It will show on your next bill."
         )

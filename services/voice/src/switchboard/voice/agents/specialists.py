@@ -1,8 +1,8 @@
 """The specialists: billing, support and sales.
 
-Their tools stand in for the systems a deployment wires in (billing platform, device
-diagnostics, order system): they return fixed, realistic answers so whole calls can run
-on a fresh machine. None of them can approve money; that is the manager's authority.
+What they tell the caller about bills, fixes, plans and orders comes from the back office
+(``backoffice.py``); when it cannot answer they say so and offer a person. None of them
+can approve money; that is the manager's authority.
 """
 
 from __future__ import annotations
@@ -13,39 +13,33 @@ from livekit.agents import RunContext, llm
 from livekit.agents.llm import function_tool
 
 from switchboard.contracts.handoff import HandoffContext
-from switchboard.voice.agents import intake
+from switchboard.voice.agents.intake import Intake, IntakeDetails
 from switchboard.voice.agents.staff import Staff
 from switchboard.voice.agents.triage import Routes
+from switchboard.voice.backoffice import BackOfficeUnavailable
 from switchboard.voice.call import Call
 
-LATEST_BILL: Final = (
-    "Your latest invoice is $64.20, dated the first of this month: your plan at $49.00 "
-    "plus a one-off equipment fee of $15.20."
-)
 REFUND_REFUSED: Final = (
     "I'm not able to approve refunds or credits myself, but a manager can. "
     "Would you like me to get a manager?"
 )
-STEPS: Final[dict[str, str]] = {
-    "internet": "unplug your router for thirty seconds, plug it back in, and wait two minutes "
-    "for the light to turn green",
-    "wifi": "forget the network on your device, then reconnect with the password on the "
-    "router's label",
-    "password": "use 'forgot password' on the sign-in page; the reset link is valid for an hour",
-    "general": "restart the device and check that all cables are firmly plugged in",
-}
 OUT_OF_FIXES: Final = (
     "I've run out of fixes I can do remotely. I can escalate this to someone who can "
     "look deeper, if you like."
 )
-PLANS: Final = (
-    "Basic is $29 a month, Premium is $49 a month with priority support, and our wireless "
-    "headset is $59."
+UNAVAILABLE: Final = (
+    "I can't reach our {system} system right now, so I can't do that for you myself. "
+    "I can put you through to a person, or arrange a callback."
 )
 Product = Literal["headset", "router", "premium plan", "basic plan"]
 Problem = Literal[
     "internet", "wifi", "router", "password", "login", "connection", "error", "general"
 ]
+
+
+def unavailable(exc: BackOfficeUnavailable) -> str:
+    """What the caller hears when a system of record did not answer."""
+    return UNAVAILABLE.format(system=exc.system)
 
 
 class BillingAgent(Routes):
@@ -64,13 +58,17 @@ class BillingAgent(Routes):
     @function_tool
     async def explain_latest_bill(self) -> str:
         """Look up and explain the caller's latest bill."""
-        return LATEST_BILL
+        try:
+            return await self.call.ports.back_office.latest_bill(self.call.state.info)
+        except BackOfficeUnavailable as exc:
+            self.call.state.attempts += 1
+            return unavailable(exc)
 
     @function_tool
     async def request_refund(self) -> str:
         """The caller wants a refund or credit. You cannot approve one; this tells you what
         to offer instead."""
-        self.call.attempts += 1
+        self.call.state.attempts += 1
         return REFUND_REFUSED
 
 
@@ -94,15 +92,14 @@ class SupportAgent(Routes):
             problem: A one-word description of the problem.
         """
         self._tries += 1
-        if self._tries > 2:
-            self.call.attempts += 1
+        try:
+            steps = await self.call.ports.back_office.troubleshooting(problem, self._tries)
+        except BackOfficeUnavailable as exc:
+            self.call.state.attempts += 1
+            return unavailable(exc)
+        if steps is None:
+            self.call.state.attempts += 1
             return OUT_OF_FIXES
-        key = {"router": "internet", "connection": "internet", "login": "password"}.get(
-            problem, problem
-        )
-        steps = STEPS.get(key, STEPS["general"])
-        if self._tries == 2:
-            steps = STEPS["general"]
         return f"Let's try this: {steps}. Did that fix it?"
 
 
@@ -122,7 +119,10 @@ class SalesAgent(Routes):
     @function_tool
     async def quote_plans(self) -> str:
         """Tell the caller our plans and prices."""
-        return PLANS
+        try:
+            return await self.call.ports.back_office.plans()
+        except BackOfficeUnavailable as exc:
+            return unavailable(exc)
 
     @function_tool
     async def place_order(self, context: RunContext[Call], product: Product) -> Any:
@@ -132,14 +132,19 @@ class SalesAgent(Routes):
         Args:
             product: What the caller wants to buy.
         """
-        details = await intake.collect(self.call)
-        ask = self.call.pending_escalation
-        if ask is not None:
-            self.call.pending_escalation = None
-            return await self.on_escalation(ask, context.speech_handle)
-        if details is None:
+        found = await Intake(self.call).run()
+        if found is None:
             return "I couldn't take the order details, so nothing was ordered."
+        if not isinstance(found, IntakeDetails):
+            return await self.on_escalation(found, context.speech_handle)
+        info = self.call.state.info
+        try:
+            reference = await self.call.ports.back_office.place_order(
+                info, product, found.email, found.address
+            )
+        except BackOfficeUnavailable as exc:
+            return f"Nothing was ordered. {unavailable(exc)}"
         return (
-            f"Your order for the {product} is placed. The confirmation goes to "
-            f"{details.email}, and it ships to {details.address}."
+            f"Your order for the {product} is placed, reference {reference}. The confirmation "
+            f"goes to {found.email}, and it ships to {found.address}."
         )

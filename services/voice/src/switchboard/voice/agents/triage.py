@@ -41,8 +41,8 @@ class Routes(CallAgent):
         if department == self.id:
             return f"You're already speaking with {LABELS[department]}."
         call = self.call
-        call.intent = department
-        ctx = handoff.context(call, from_agent=self.id)
+        call.state.intent = department
+        ctx = handoff.context(call.state, from_agent=self.id)
         await speak(self.session, f"I'll put you through to {LABELS[department]}.")
         nxt = self.staff.specialist(department, self.chat_ctx, ctx)
         return await escalation.hand_off(call, self, nxt, ctx, "routing")
@@ -64,20 +64,19 @@ class TriageAgent(Routes):
 
     async def on_enter(self) -> None:
         call = self.call
-        if call.consent is None and call.policy is not None:
+        state = call.state
+        if state.consent is None and state.policy is not None:
             try:
-                await ConsentTask(call, call.policy)
+                outcome = await ConsentTask(call, state.policy)
             except ToolError:
                 # The session closed (caller hung up) before consent was settled.
                 log.info("Call ended during consent.", extra={"call_id": call.call_id})
                 return
-        ask = call.pending_escalation
-        if ask is not None:
-            # Raised during consent (e.g. "I want a manager" as the first sentence).
-            call.pending_escalation = None
-            nxt = await escalation.run(self, call, self.staff, ask, None)
-            if nxt is not None:
-                self.session.update_agent(nxt)
-            return
-        if not call.ended:
+            if outcome.escalation is not None:
+                # Asked during consent (e.g. "I want a manager" as the first sentence).
+                nxt = await escalation.run(self, call, self.staff, outcome.escalation, None)
+                if nxt is not None:
+                    self.session.update_agent(nxt)
+                return
+        if not state.ended:
             self.session.generate_reply()

@@ -17,9 +17,10 @@ import msgspec
 
 from switchboard.runtime.launcher import LaunchError, ServiceProcess
 from switchboard.runtime.natsserver import NatsServer, NatsServerError
-from switchboard.voice import report as reports
-from switchboard.voice import scenario as scenarios
-from switchboard.voice.runner import Live, run_scenario
+from switchboard.simulation import report as reports
+from switchboard.simulation import scenario as scenarios
+from switchboard.simulation.runner import Live, run_scenario
+from switchboard.simulation.settings import SimulationSettings
 from switchboard.voice.settings import VoiceSettings
 from switchboard.voice.wiring import open_bus
 
@@ -56,7 +57,7 @@ def _print(text: str = "") -> None:
     print(text, flush=True)
 
 
-def run_demo(settings: VoiceSettings, scenarios_dir: Path) -> int:
+def run_demo(settings: SimulationSettings, scenarios_dir: Path) -> int:
     """Start NATS, run the services and the scenarios, stop everything; the exit code."""
     layout = Layout(Path(settings.var_dir).resolve())
     files = scenarios.discover(scenarios_dir)
@@ -87,7 +88,7 @@ def run_demo(settings: VoiceSettings, scenarios_dir: Path) -> int:
 
 
 async def _with_services(
-    settings: VoiceSettings, url: str, layout: Layout, files: list[Path]
+    settings: SimulationSettings, url: str, layout: Layout, files: list[Path]
 ) -> list[tuple[str, bool]] | None:
     env = {"SB_NATS_URL": url, "SB_LEDGER_DB": str(layout.ledger), "SB_LOG_LEVEL": "INFO"}
     procs = [

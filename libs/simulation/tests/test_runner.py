@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import json
 import os
 import sys
 from pathlib import Path
 
 import pytest
-from voice_fakes import Backends
 
 from switchboard.contracts.base import Message
 from switchboard.runtime.natsserver import NatsServer
-from switchboard.voice import collector
-from switchboard.voice import scenario as scenarios
-from switchboard.voice.runner import Live, Probe, run_scenario
-from switchboard.voice.settings import VoiceSettings
+from switchboard.simulation import scenario as scenarios
+from switchboard.simulation.runner import Live, Probe, run_scenario
+from switchboard.simulation.settings import SimulationSettings
+from switchboard.testing.fake_backends import Backends
 from switchboard.voice.wiring import Bus
 
 REPO = Path(__file__).resolve().parents[3]
@@ -47,7 +45,7 @@ def test_a_malformed_scenario_is_refused_with_its_file_name(tmp_path: Path) -> N
 
 @pytest.mark.parametrize("path", scenarios.discover(SCENARIOS), ids=lambda p: p.stem)
 async def test_shipped_scenarios_pass_against_contract_following_backends(
-    path: Path, backends: Backends, bus: Bus, settings: VoiceSettings
+    path: Path, backends: Backends, bus: Bus, settings: SimulationSettings
 ) -> None:
     lines: list[str] = []
     report = await run_scenario(
@@ -60,7 +58,7 @@ async def test_shipped_scenarios_pass_against_contract_following_backends(
 
 
 async def test_scenario_a_reports_transcript_events_receipts_transfers_and_recording(
-    backends: Backends, bus: Bus, settings: VoiceSettings
+    backends: Backends, bus: Bus, settings: SimulationSettings
 ) -> None:
     report = await run_scenario(scenarios.load(SCENARIO_A), bus, settings)
     kinds = [e.kind for e in report.events]
@@ -78,7 +76,7 @@ async def test_scenario_a_reports_transcript_events_receipts_transfers_and_recor
 
 
 async def test_unmet_expectations_fail_the_report(
-    backends: Backends, bus: Bus, settings: VoiceSettings, tmp_path: Path
+    backends: Backends, bus: Bus, settings: SimulationSettings, tmp_path: Path
 ) -> None:
     text = SCENARIO_A.read_text().replace('outcome = "transferred"', 'outcome = "callback"')
     path = tmp_path / "wrong.toml"
@@ -93,7 +91,7 @@ async def _cli(url: str, *args: str) -> tuple[int, bytes, bytes]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "switchboard.voice",
+        "switchboard.simulation",
         *args,
         env=env,
         cwd=REPO,
@@ -138,7 +136,7 @@ async def test_the_command_line_exits_2_for_a_bad_file(
 
 
 async def test_concurrent_calls_in_one_worker_do_not_mix(
-    backends: Backends, bus: Bus, settings: VoiceSettings
+    backends: Backends, bus: Bus, settings: SimulationSettings
 ) -> None:
     """Calls share the process's NATS connection and nothing else."""
     files = scenarios.discover(SCENARIOS)
@@ -169,7 +167,7 @@ class _Kept:
 
 
 async def test_a_probe_times_every_turn_and_can_replace_the_event_publisher(
-    backends: Backends, bus: Bus, settings: VoiceSettings
+    backends: Backends, bus: Bus, settings: SimulationSettings
 ) -> None:
     scenario = scenarios.load(SCENARIOS / "b_consent_declined_support_resolved.toml")
     turns: list[int] = []
@@ -188,14 +186,3 @@ async def test_a_probe_times_every_turn_and_can_replace_the_event_publisher(
     assert [e.kind for e in report.events] == ["consent.recorded"]
     assert report.consent == "denied"
     assert report.outcome == "resolved"
-
-
-def test_the_collector_is_set_for_many_calls_and_keeps_startup_objects_out() -> None:
-    before = gc.get_threshold()
-    try:
-        collector.prepare_for_calls()
-        assert gc.get_threshold()[:2] == (collector.YOUNG_THRESHOLD, collector.MIDDLE_THRESHOLD)
-        assert gc.get_freeze_count() > 1000
-    finally:
-        gc.unfreeze()
-        gc.set_threshold(*before)

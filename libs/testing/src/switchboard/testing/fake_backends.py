@@ -1,8 +1,8 @@
 """In-test stand-ins for the consent ledger, the router and the sip-bridge.
 
 They follow the contracts exactly (same subjects, same messages, receipts as events,
-transfer status as events) but keep their state in memory, so the voice worker's tests
-run against a real nats-server without importing the other services.
+transfer status as events) but keep their state in memory, so the voice worker's and the
+simulation's tests run against a real nats-server without importing the other services.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ from switchboard.runtime.service import add_typed_endpoint
 
 SPEC = {r.subject: r for r in REQUESTS}
 RUNNING: list[FakeLedger | FakeRouter | FakeBridge] = []
-"""Every fake started by a test; the conftest stops them all after each test."""
+"""Every fake started by a test; ``stop_all`` (called after each test) stops them."""
 DESTINATIONS = [
     Destination(id="desk-1", address="+14155550100", label="front desk"),
     Destination(id="desk-2", address="sip:desk2@pbx.example.com", label="back office"),
@@ -345,3 +345,9 @@ async def start_backends(nc: NATS, mode: ConsentMode = ConsentMode.ASK) -> Backe
         router=await FakeRouter(nc).start(),
         bridge=await FakeBridge(nc).start(),
     )
+
+
+async def stop_all() -> None:
+    """Stop every fake a test started, before its NATS connection closes."""
+    while RUNNING:
+        await RUNNING.pop().stop()

@@ -11,10 +11,10 @@ from typing import Any
 
 import msgspec
 
-from switchboard.voice.observer import ObservedEvent
+from switchboard.simulation.observer import ObservedEvent
+from switchboard.simulation.scenario import Expect
+from switchboard.simulation.transcript import CALLER, Line
 from switchboard.voice.recording import TimelineEntry
-from switchboard.voice.scenario import Expect
-from switchboard.voice.transcript import CALLER, Line
 
 
 class Utterance(msgspec.Struct, frozen=True):

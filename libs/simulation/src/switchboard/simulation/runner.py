@@ -1,8 +1,9 @@
 """Text-mode runner: plays one scenario through the real agent graph over the real bus.
 
-The session has no room, audio or turn detector; each scripted caller turn is one
-``session.run``. Everything else is production code: the same agents, the same clients
-and the same services on the other end of NATS.
+The session has no room, audio or turn detector, the model is the rules brain and the
+back office is scripted; each scripted caller turn is one ``session.run``. Everything
+else is production code: the same agents, the same clients and the same services on the
+other end of NATS.
 """
 
 from __future__ import annotations
@@ -16,16 +17,20 @@ from livekit.agents import AgentSession
 from livekit.agents.voice.agent_activity import ActivityClosedError
 
 from switchboard.contracts.simulation import ScriptCarrier
-from switchboard.voice import report as reports
+from switchboard.simulation import report as reports
+from switchboard.simulation.backoffice import ScriptedBackOffice
+from switchboard.simulation.observer import CallObserver, ObservedEvent
+from switchboard.simulation.scenario import Scenario
+from switchboard.simulation.transcript import Line, Transcript
 from switchboard.voice.agents.roster import Roster
-from switchboard.voice.call import Call, CallInfo
+from switchboard.voice.backoffice import BackOffice
+from switchboard.voice.brain import RulesBrain
+from switchboard.voice.call import Call
 from switchboard.voice.clients.events import CallEventSink
-from switchboard.voice.observer import CallObserver, ObservedEvent
 from switchboard.voice.recording import TimelineRecorder
-from switchboard.voice.scenario import Scenario
 from switchboard.voice.settings import VoiceSettings
-from switchboard.voice.transcript import Line, Transcript
-from switchboard.voice.wiring import Bus, begin, new_call, text_session
+from switchboard.voice.state import CallInfo
+from switchboard.voice.wiring import Bus, begin, new_call, new_session
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +68,9 @@ async def run_scenario(
     settings: VoiceSettings,
     live: Live | None = None,
     probe: Probe | None = None,
+    back_office: BackOffice | None = None,
 ) -> reports.Report:
+    """Play ``scenario`` as one call; ``back_office`` defaults to the scripted one."""
     live = live or Live()
     probe = probe or Probe()
     call_id = scenario.run_call_id()
@@ -76,11 +83,18 @@ async def run_scenario(
         trunk=scenario.trunk,
         language=scenario.language,
     )
-    call = new_call(bus, settings, info, TimelineRecorder(), events=probe.events)
+    call = new_call(
+        bus,
+        settings,
+        info,
+        TimelineRecorder(),
+        back_office or ScriptedBackOffice(),
+        events=probe.events,
+    )
     transcript = Transcript(live.on_line)
     errors: list[str] = []
     if scenario.carrier is not None:
-        scripted = await call.services.transfer.script(
+        scripted = await call.ports.transfer.script(
             ScriptCarrier(
                 call_id=call_id,
                 outcomes=scenario.carrier.outcomes,
@@ -89,7 +103,7 @@ async def run_scenario(
         )
         if scripted is None:
             errors.append("the simulated carrier could not be scripted (is the sip-bridge up?)")
-    session = text_session(call)
+    session = new_session(call, RulesBrain())
     transcript.attach(session)
     loop = asyncio.get_running_loop()
     try:
@@ -101,7 +115,7 @@ async def run_scenario(
             probe.on_turn(0, loop.time() - started)
         await _settle(session, transcript)
         for number, turn in enumerate(scenario.turns, start=1):
-            if call.ended:
+            if call.state.ended:
                 break
             if probe.before_turn is not None:
                 await probe.before_turn()
@@ -123,12 +137,12 @@ async def run_scenario(
     return reports.build(
         scenario=scenario.name,
         call_id=call_id,
-        outcome=str(call.outcome),
-        consent=str(call.consent) if call.consent else None,
+        outcome=str(call.state.outcome),
+        consent=str(call.state.consent) if call.state.consent else None,
         agents=transcript.agents,
         lines=transcript.lines,
         events=observer.events,
-        timeline=call.services.gate.timeline,
+        timeline=call.ports.gate.timeline,
         expect=scenario.expect,
         errors=errors,
     )

@@ -16,7 +16,7 @@ from typing import Any, Literal
 from livekit.agents import APIConnectOptions, llm
 from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS, NOT_GIVEN, NotGivenOr
 
-from switchboard.voice import rules
+from switchboard.voice.brain import decisions
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +25,8 @@ BRAIN_PROVIDER = "switchboard (deterministic rules, no AI model)"
 
 
 class RulesBrain(llm.LLM[Literal["metrics_collected", "error"]]):
-    """Answers each request from :mod:`switchboard.voice.rules`; calls the tools on offer."""
+    """Answers each request from :mod:`~switchboard.voice.brain.decisions`; calls the
+    tools on offer."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -72,9 +73,9 @@ class RulesStream(llm.LLMStream):
     """One answer: a single chunk with either text or one tool call."""
 
     async def _run(self) -> None:
-        action = rules.respond(self._chat_ctx, self._tools)
+        action = decisions.respond(self._chat_ctx, self._tools)
         request_id = f"rules-{uuid.uuid4().hex[:12]}"
-        if isinstance(action, rules.CallTool):
+        if isinstance(action, decisions.CallTool):
             log.info(
                 "Rules brain called a tool.",
                 extra={"llm": BRAIN_MODEL, "tool": action.name},

@@ -1,0 +1,96 @@
+"""Command line of the simulation.
+
+python -m switchboard.simulation run-scenario FILE [--json]   one scripted call, text mode
+python -m switchboard.simulation demo [--scenarios DIR]       what `make demo` runs
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+from switchboard.runtime.logs import configure_logging
+from switchboard.runtime.settings import SettingsError, load
+from switchboard.simulation import report as reports
+from switchboard.simulation import scenario as scenarios
+from switchboard.simulation.demo import run_demo
+from switchboard.simulation.runner import Live, run_scenario
+from switchboard.simulation.settings import SimulationSettings
+from switchboard.voice import collector, logfilter
+from switchboard.voice.wiring import open_bus
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m switchboard.simulation")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run-scenario", help="Play one scenario file in text mode.")
+    run.add_argument("file", type=Path)
+    run.add_argument("--json", action="store_true", help="Print the report as JSON.")
+    demo = sub.add_parser("demo", help="Start NATS and the services; play every scenario.")
+    demo.add_argument("--scenarios", type=Path, default=None)
+    return parser
+
+
+def _quiet_logs(settings: SimulationSettings, log_file: Path | None = None) -> None:
+    """Reports go to stdout; logs (JSON, personal data redacted) to stderr or a file."""
+    stream = log_file.open("a", encoding="utf-8") if log_file is not None else None
+    level = settings.log_level if log_file is not None else "WARNING"
+    configure_logging("voice", level, stream)
+    logfilter.install()
+    # livekit-agents is chatty about text-only sessions; keep warnings from it for files.
+    logging.getLogger("livekit").setLevel(logging.ERROR if log_file is None else logging.WARNING)
+
+
+async def _run_one(settings: SimulationSettings, path: Path, as_json: bool) -> int:
+    try:
+        scenario = scenarios.load(path)
+    except scenarios.ScenarioError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    try:
+        bus = await open_bus(settings)
+    except Exception as exc:
+        print(f"Cannot reach NATS at {settings.nats_url}: {type(exc).__name__}.", file=sys.stderr)
+        return 2
+    live = (
+        None
+        if as_json
+        else Live(
+            on_line=lambda line: print(reports.format_line(line), flush=True),
+            on_event=lambda event: print(reports.format_event(event), flush=True),
+        )
+    )
+    try:
+        report = await run_scenario(scenario, bus, settings, live)
+    finally:
+        await bus.close()
+    if as_json:
+        sys.stdout.buffer.write(reports.to_json(report) + b"\n")
+    else:
+        print(reports.render_tail(report))
+    return 0 if report.ok else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        settings = load(SimulationSettings)
+    except SettingsError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    if args.command == "demo":
+        log_file = Path(settings.var_dir) / "logs" / "voice.log"
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        _quiet_logs(settings, log_file)
+        collector.prepare_for_calls()
+        return run_demo(settings, args.scenarios or Path(settings.scenarios_dir))
+    _quiet_logs(settings)
+    collector.prepare_for_calls()
+    return asyncio.run(_run_one(settings, args.file, args.json))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Development tools that read the repository itself (not shipped in any package)."""
