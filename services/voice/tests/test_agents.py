@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
 from livekit.agents import APIConnectionError, APIConnectOptions, llm
 from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS, NOT_GIVEN, NotGivenOr
 from nats.aio.client import Client as NATS
@@ -156,11 +157,14 @@ async def test_escalation_in_the_first_sentence_goes_to_the_manager_with_consent
 ) -> None:
     h = await start_call()
     result = await h.session.run(user_input="I want to speak to a manager right now.")
-    result.expect.contains_function_call(name="escalate", arguments={"reason": "caller_request"})
+    result.expect.contains_function_call(
+        name="escalate", arguments={"reason": "caller_wants_manager"}
+    )
     await _settle()
     assert [c.decision for c in backends.ledger.commands] == [ConsentDecision.UNCLEAR]
     [request] = backends.router.requests
-    assert request.trigger is EscalationTrigger.PHRASE
+    # A manager is the model's call (here the rules brain's), not the screen's.
+    assert request.trigger is EscalationTrigger.LLM_TOOL
     assert request.current_agent == "triage"
     assert isinstance(h.session.current_agent, ManagerAgent)
     assert not h.call.ports.gate.recording
@@ -231,15 +235,47 @@ async def test_a_person_request_transfers_to_a_human_with_a_whisper(
     assert backends.router.requests[0].wants_human
 
 
-async def test_a_legal_threat_escalates_without_asking_the_model(
+async def test_a_legal_threat_is_escalated_by_the_model_not_the_screen(
     backends: Backends, start_call: HarnessFactory
 ) -> None:
     h = await _granted(start_call)
-    await h.session.run(user_input="I'm going to sue you over this.")
+    result = await h.session.run(user_input="I'm going to sue you over this.")
+    result.expect.contains_function_call(name="escalate", arguments={"reason": "legal_threat"})
     [request] = backends.router.requests
     assert request.reason is EscalationReason.LEGAL_THREAT
-    assert request.trigger is EscalationTrigger.PHRASE
+    assert request.trigger is EscalationTrigger.LLM_TOOL
     assert h.call.state.outcome is CallOutcome.TRANSFERRED
+
+
+async def test_a_safety_risk_escalates_before_the_model_is_asked(
+    backends: Backends, start_call: HarnessFactory
+) -> None:
+    h = await _granted(start_call)
+    await h.session.run(user_input="I smell gas in the kitchen.")
+    [request] = backends.router.requests
+    assert request.reason is EscalationReason.SAFETY
+    assert request.trigger is EscalationTrigger.PHRASE
+    assert request.wants_human
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "My account manager told me this bill would include a discount.",
+        "Sue from your office sent me the invoice.",
+        "My mobile operator charges me for roaming.",
+        "I don't need a manager, just tell me the balance.",
+    ],
+)
+async def test_near_misses_do_not_escalate(
+    backends: Backends, start_call: HarnessFactory, text: str
+) -> None:
+    h = await _granted(start_call)
+    result = await h.session.run(user_input=text)
+    with pytest.raises(AssertionError):
+        result.expect.contains_function_call(name="escalate")
+    assert backends.router.requests == []
+    assert h.call.state.outcome is None
 
 
 async def test_repeated_failure_escalates_on_its_own(
@@ -293,8 +329,9 @@ async def test_revoking_consent_mid_call_stops_recording_and_tells_the_ledger(
     h = await _granted(start_call)
     assert h.call.ports.gate.recording
     result = await h.session.run(user_input="Please stop recording.")
-    result.expect.next_event().is_message(role="assistant")
+    result.expect.contains_function_call(name="revoke_recording_consent")
     assert not h.call.ports.gate.recording
+    assert "stopped recording" in h.said()[-1]
     await _settle()
     assert [c.decision for c in backends.ledger.commands] == [
         ConsentDecision.GRANTED,
@@ -302,6 +339,55 @@ async def test_revoking_consent_mid_call_stops_recording_and_tells_the_ledger(
     ]
     assert h.call.state.consent is ConsentDecision.REVOKED
     assert [t.action for t in h.call.ports.gate.timeline] == ["started", "stopped"]
+
+
+async def test_stop_recording_and_a_question_get_one_answer(
+    backends: Backends, start_call: HarnessFactory
+) -> None:
+    h = await _granted(start_call)
+    await h.session.run(user_input="I have a question about my bill.")
+    before = len(h.said())
+    result = await h.session.run(user_input="Stop recording and explain my bill.")
+    result.expect.contains_function_call(name="revoke_recording_consent")
+    result.expect.contains_function_call(name="explain_latest_bill")
+    answer = h.said()[before:]
+    assert len(answer) == 1, answer
+    assert "stopped recording" in answer[0]
+    assert "latest invoice" in answer[0]
+    assert not h.call.ports.gate.recording
+
+
+async def test_notify_mode_revocation_in_other_words_stops_recording(
+    nc: NATS, start_call: HarnessFactory
+) -> None:
+    ledger = await FakeLedger(nc, mode=ConsentMode.NOTIFY).start()
+    await FakeRouter(nc).start()
+    await FakeBridge(nc).start()
+    h = await start_call()
+    assert h.call.ports.gate.recording  # notify: the notice is enough
+    await h.session.run(user_input="Actually I don't want this call recorded anymore.")
+    assert not h.call.ports.gate.recording
+    await _settle()
+    assert [c.decision for c in ledger.commands] == [
+        ConsentDecision.GRANTED,
+        ConsentDecision.REVOKED,
+    ]
+
+
+async def test_a_turn_the_rules_brain_cannot_act_on_counts_and_a_person_is_offered(
+    backends: Backends, start_call: HarnessFactory
+) -> None:
+    h = await _granted(start_call)
+    await h.session.run(user_input="Blue elephants sing in the rain.")
+    assert h.call.state.failures.count == 1
+    await h.session.run(user_input="Purple monkeys dishwasher.")
+    assert "put you through to a person" in h.said()[-1]
+    result = await h.session.run(user_input="Yes please.")
+    result.expect.contains_function_call(
+        name="escalate", arguments={"reason": "caller_wants_person"}
+    )
+    assert backends.router.requests[0].wants_human
+    assert h.call.state.outcome is CallOutcome.TRANSFERRED
 
 
 async def test_the_intake_group_lets_the_caller_go_back_and_fix_the_email(
