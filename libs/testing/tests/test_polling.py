@@ -4,6 +4,7 @@ fails naming what never happened."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import re
 
@@ -119,3 +120,13 @@ async def test_a_bound_or_interval_of_zero_is_refused() -> None:
         await eventually(lambda: True, timeout=0)
     with pytest.raises(ValueError, match="positive"):
         await eventually(lambda: True, interval=0)
+
+
+async def test_a_check_that_swallows_the_cancellation_still_meets_the_bound() -> None:
+    async def stubborn() -> bool:
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(0.2)
+        return False
+
+    with pytest.raises(AssertionError, match=r"\(1 check\); the last check returned False"):
+        await eventually(stubborn, timeout=0.05)

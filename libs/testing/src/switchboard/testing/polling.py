@@ -63,7 +63,8 @@ async def eventually(
     if timeout <= 0 or interval <= 0:
         raise ValueError("eventually() needs a positive timeout and interval.")
     loop = asyncio.get_running_loop()
-    bound = asyncio.timeout_at(loop.time() + timeout)
+    deadline = loop.time() + timeout
+    bound = asyncio.timeout_at(deadline)
     checks = 0
     last: object = _NOTHING
     try:
@@ -80,13 +81,16 @@ async def eventually(
                     if result:
                         return result
                     last = result
+                if loop.time() >= deadline:
+                    break  # a check that swallowed the bound's cancellation
                 await asyncio.sleep(interval)
     except TimeoutError:
         if not bound.expired():
             raise  # the check's own TimeoutError, not in retry_on
     what = message or _describe(check)
+    tries = f"{checks} check{'' if checks == 1 else 's'}"
     raise AssertionError(
-        f"Timed out after {timeout:g} s waiting for {what} ({checks} checks); {_last(last)}"
+        f"Timed out after {timeout:g} s waiting for {what} ({tries}); {_last(last)}"
     )
 
 
