@@ -1,1 +1,5 @@
-"""Test support for Switchboard: real NATS and PostgreSQL fixtures."""
+"""Test support for Switchboard: real NATS and PostgreSQL fixtures, and a bounded poll."""
+
+from switchboard.testing.polling import eventually
+
+__all__ = ["eventually"]
