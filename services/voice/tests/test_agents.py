@@ -19,6 +19,7 @@ from switchboard.contracts.escalation import (
 )
 from switchboard.simulation.backoffice import ScriptedBackOffice
 from switchboard.simulation.observer import CallObserver
+from switchboard.testing import eventually
 from switchboard.testing.fake_backends import Backends, FakeBridge, FakeLedger, FakeRouter
 from switchboard.voice.agents.manager import ManagerAgent
 from switchboard.voice.agents.specialists import BillingAgent, SalesAgent, SupportAgent
@@ -33,10 +34,6 @@ async def _granted(start_call: HarnessFactory) -> Any:
     h = await start_call()
     await h.session.run(user_input="Yes, that's fine.")
     return h
-
-
-async def _settle() -> None:
-    await asyncio.sleep(0.2)
 
 
 async def test_the_call_opens_with_the_policy_disclosure_and_notice(
@@ -101,7 +98,7 @@ async def test_notify_mode_records_consent_from_the_notice_alone(
 ) -> None:
     ledger = await FakeLedger(nc, mode=ConsentMode.NOTIFY).start()
     h = await start_call()
-    await _settle()
+    await eventually(lambda: ledger.commands)
     assert [c.decision for c in ledger.commands] == [ConsentDecision.GRANTED]
     assert [c.mode for c in ledger.commands] == [ConsentMode.NOTIFY]
     assert h.call.ports.gate.recording
@@ -160,7 +157,7 @@ async def test_escalation_in_the_first_sentence_goes_to_the_manager_with_consent
     result.expect.contains_function_call(
         name="escalate", arguments={"reason": "caller_wants_manager"}
     )
-    await _settle()
+    await eventually(lambda: isinstance(h.session.current_agent, ManagerAgent))
     assert [c.decision for c in backends.ledger.commands] == [ConsentDecision.UNCLEAR]
     [request] = backends.router.requests
     # A manager is the model's call (here the rules brain's), not the screen's.
@@ -175,7 +172,7 @@ async def test_consent_and_escalation_in_one_breath_records_the_grant(
 ) -> None:
     h = await start_call()
     await h.session.run(user_input="Yes, and get me your supervisor.")
-    await _settle()
+    await eventually(lambda: isinstance(h.session.current_agent, ManagerAgent))
     assert [c.decision for c in backends.ledger.commands] == [ConsentDecision.GRANTED]
     assert h.call.ports.gate.recording
     assert isinstance(h.session.current_agent, ManagerAgent)
@@ -205,8 +202,8 @@ async def test_manager_takes_over_with_history_context_and_authority(
     credit = await h.session.run(user_input="Please refund $40.")
     credit.expect.contains_function_call(name="approve_goodwill_credit", arguments={"amount": 40.0})
     assert h.call.state.collected["goodwill_credit"] == "40.00"
-    await _settle()
-    handed = [e for e in observer.events if e.kind == "agent.handed_off"]
+    await eventually(lambda: len(observer.of_kind("agent.handed_off")) == 2)
+    handed = observer.of_kind("agent.handed_off")
     assert [(e.data["from_agent"], e.data["to_agent"]) for e in handed] == [
         ("triage", "billing"),
         ("billing", "manager"),
@@ -317,7 +314,7 @@ async def test_consent_and_escalation_keep_working_when_the_llm_is_down(
 ) -> None:
     h = await start_call(brain=DownLLM())
     await h.session.run(user_input="I need a human being, now.")
-    await _settle()
+    await eventually(lambda: h.call.state.outcome is CallOutcome.TRANSFERRED)
     assert [c.decision for c in backends.ledger.commands] == [ConsentDecision.UNCLEAR]
     assert h.call.state.outcome is CallOutcome.TRANSFERRED
     assert backends.bridge.placed
@@ -332,7 +329,7 @@ async def test_revoking_consent_mid_call_stops_recording_and_tells_the_ledger(
     result.expect.contains_function_call(name="revoke_recording_consent")
     assert not h.call.ports.gate.recording
     assert "stopped recording" in h.said()[-1]
-    await _settle()
+    await eventually(lambda: len(backends.ledger.commands) == 2)
     assert [c.decision for c in backends.ledger.commands] == [
         ConsentDecision.GRANTED,
         ConsentDecision.REVOKED,
@@ -367,7 +364,7 @@ async def test_notify_mode_revocation_in_other_words_stops_recording(
     assert h.call.ports.gate.recording  # notify: the notice is enough
     await h.session.run(user_input="Actually I don't want this call recorded anymore.")
     assert not h.call.ports.gate.recording
-    await _settle()
+    await eventually(lambda: len(ledger.commands) == 2)
     assert [c.decision for c in ledger.commands] == [
         ConsentDecision.GRANTED,
         ConsentDecision.REVOKED,
@@ -402,7 +399,8 @@ async def test_the_intake_group_lets_the_caller_go_back_and_fix_the_email(
     back.expect.contains_function_call(name="out_of_scope", arguments={"task_ids": ["email"]})
     await h.session.run(user_input="jane dot smith at example dot com")
     await h.session.run(user_input="221 Baker Street, Springfield, 12345.")
-    await _settle()
+    await eventually(lambda: isinstance(h.session.current_agent, SalesAgent))
+    await eventually(lambda: "jane.smith@example.com" in h.said()[-1])
     assert h.call.state.collected["email"] == "jane.smith@example.com"
     assert h.call.state.collected["shipping_address"] == "221 Baker Street, Springfield, 12345"
     assert "jane.smith@example.com" in h.said()[-1]
@@ -418,7 +416,7 @@ async def test_an_escalation_inside_the_intake_group_ends_it_and_escalates(
     await h.session.run(user_input="I'd like to buy a headset.")
     await h.session.run(user_input="I want to order the headset.")
     await h.session.run(user_input="This is useless, get me a manager.")
-    await _settle()
+    await eventually(lambda: isinstance(h.session.current_agent, ManagerAgent))
     assert backends.router.requests[0].current_agent == "sales"
     assert isinstance(h.session.current_agent, ManagerAgent)
 
@@ -431,14 +429,13 @@ async def test_the_caller_can_interrupt_while_the_transfer_rings(
     bridge = await FakeBridge(nc, ring_s=5.0).start()
     h = await _granted(start_call)
     run = h.session.run(user_input="Put me through to a real person.")
-    for _ in range(100):
-        if bridge.placed:
-            break
-        await asyncio.sleep(0.02)
-    await asyncio.sleep(0.1)
+    await eventually(lambda: bridge.placed)
+    # Interrupting before or while the transfer is followed is the same: the speech
+    # handle is interrupted, so the wait for the next status gives way at once.
     h.session.interrupt()
     await asyncio.wait_for(asyncio.shield(asyncio.ensure_future(_await(run))), 5)
-    await _settle()
+    await eventually(lambda: bridge.cancelled)
+    await eventually(lambda: "stopped the transfer" in " ".join(h.said()))
     assert [c.transfer_id for c in bridge.cancelled] == [bridge.placed[0].transfer_id]
     assert h.call.state.outcome is None  # the call goes on with the agent
     assert "stopped the transfer" in " ".join(h.said())
@@ -457,7 +454,7 @@ async def test_without_a_router_a_callback_is_offered_and_the_fallback_is_publis
     await h.session.run(user_input="Let me talk to a manager.")
     result = await h.session.run(user_input="Yes please.")
     result.expect.contains_function_call(name="accept_callback")
-    await _settle()
+    assert await observer.wait_for("call.callback_requested", 5.0)
     kinds = [e.kind for e in observer.events]
     assert "escalation.decided" in kinds
     decided = next(e for e in observer.events if e.kind == "escalation.decided")
@@ -507,8 +504,8 @@ async def test_an_order_goes_to_the_back_office_with_what_the_intake_collected(
     await h.session.run(user_input="I want to order the headset.")
     await h.session.run(user_input="jane dot doe at example dot com")
     await h.session.run(user_input="221 Baker Street, Springfield, 12345.")
-    await _settle()
-    [order] = office.orders
+    [order] = await eventually(lambda: office.orders)
+    await eventually(lambda: order.reference in h.said()[-1])
     assert (order.call_id, order.product, order.email, order.address) == (
         h.call.call_id,
         "headset",
@@ -527,7 +524,7 @@ async def test_an_order_the_back_office_cannot_take_is_not_confirmed(
     await h.session.run(user_input="I want to order the headset.")
     await h.session.run(user_input="jane dot doe at example dot com")
     await h.session.run(user_input="221 Baker Street, Springfield, 12345.")
-    await _settle()
+    await eventually(lambda: "Nothing was ordered" in h.said()[-1])
     said = h.said()[-1]
     assert "Nothing was ordered" in said
     assert "is placed" not in " ".join(h.said())
