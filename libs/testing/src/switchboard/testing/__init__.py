@@ -1,1 +1,2 @@
-"""Test support for Switchboard: real NATS and PostgreSQL fixtures."""
+"""Test support for Switchboard: real NATS and PostgreSQL fixtures, and a scripted
+OpenAI-compatible server (``openai_server``)."""
