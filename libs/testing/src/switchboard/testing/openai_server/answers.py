@@ -191,7 +191,8 @@ class CutStream:
 @dataclass(frozen=True, slots=True)
 class MalformedChunk:
     """The first ``after_chunks`` chunks of ``reply``, then an SSE event whose data is not
-    JSON, then the connection is closed. On a non-streamed answer: a body that is not JSON."""
+    JSON, then ``[DONE]`` (so the broken chunk is the only fault). On a non-streamed answer:
+    a body that is not JSON. On streamed speech: the payload as audio bytes or SSE data."""
 
     after_chunks: int = 1
     payload: str = '{"id": "chatcmpl-broken", "choices": [{"delta": '
@@ -214,4 +215,7 @@ Answer = Reply | Transcript | Speech | Fault
 ChatAnswer = Reply | Fault
 TranscriptionAnswer = Transcript | Fault
 SpeechAnswer = Speech | Fault
-FAULT_TYPES: tuple[type, ...] = (HttpError, Delay, CutStream, MalformedChunk, StreamError)
+# What a fault can do to a response once any delay is over.
+BodyFault = HttpError | CutStream | MalformedChunk | StreamError
+FAULT_TYPES = (HttpError, Delay, CutStream, MalformedChunk, StreamError)
+BODY_FAULT_TYPES = (HttpError, CutStream, MalformedChunk, StreamError)

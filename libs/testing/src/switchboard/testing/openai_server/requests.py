@@ -188,7 +188,7 @@ class ChatRequest:
         return [m for m in self.messages if m.role == "tool"]
 
     def summary(self) -> str:
-        last = self.last.text or (self.last.tool_calls and "tool calls") or "(empty)"
+        last = self.last.text or ("(tool calls)" if self.last.tool_calls else "(empty)")
         return (
             f"chat #{self.number} model={self.model} tools={self.tool_names} "
             f"tool_choice={_choice_text(self.tool_choice)} last {self.last.role}: {last!r:.80}"

@@ -22,8 +22,10 @@ from aiohttp import web
 
 from switchboard.testing.openai_server import audio, wire
 from switchboard.testing.openai_server.answers import (
+    BODY_FAULT_TYPES,
     FAULT_TYPES,
     Answer,
+    BodyFault,
     CutStream,
     Delay,
     HttpError,
@@ -173,7 +175,10 @@ class OpenAIServer:
         return self
 
     async def stop(self) -> None:
-        """Stop serving; open delays and stalls end and their connections are closed."""
+        """Stop serving; open delays and stalls end and their connections are closed.
+
+        ``base_url`` keeps naming the closed port, so clients still pointed at it get
+        connection errors: the provider is down."""
         runner, self._runner = self._runner, None
         if runner is None:
             return
@@ -344,22 +349,22 @@ class OpenAIServer:
     async def _send_body(
         self,
         http: web.Request,
-        answer: Answer,
+        fault: BodyFault | None,
         body: bytes,
         content_type: str,
         headers: dict[str, str],
     ) -> web.StreamResponse:
-        """A complete (non-streamed) body, or the fault's version of it."""
-        if isinstance(answer, HttpError):
-            return self._error(answer, headers)
-        if isinstance(answer, StreamError):
-            return self._error(HttpError(message=answer.message, type=answer.type), headers)
-        if isinstance(answer, MalformedChunk):
-            body = answer.payload.encode()
+        """A complete (non-streamed) body, or what ``fault`` makes of it."""
+        if isinstance(fault, HttpError):
+            return self._error(fault, headers)
+        if isinstance(fault, StreamError):
+            return self._error(HttpError(message=fault.message, type=fault.type), headers)
+        if isinstance(fault, MalformedChunk):
+            body = fault.payload.encode()
         response = web.StreamResponse(status=200, headers={**headers, "Content-Type": content_type})
         response.content_length = len(body)
         await response.prepare(http)
-        if isinstance(answer, CutStream):
+        if isinstance(fault, CutStream):
             await response.write(body[: len(body) // 2])
             self._hang_up(http)
             return response
@@ -402,8 +407,9 @@ class OpenAIServer:
         usage = reply.usage or wire.estimate_usage(chat, reply)
         if not chat.stream:
             body = wire.chat_completion(reply, completion, number=chat.number, usage=usage)
+            fault = None if isinstance(answer, Reply) else answer
             return await self._send_body(
-                http, answer, json.dumps(body).encode(), "application/json", headers
+                http, fault, json.dumps(body).encode(), "application/json", headers
             )
         chunks = wire.chat_chunks(
             reply, completion, number=chat.number, usage=usage if chat.include_usage else None
@@ -486,7 +492,8 @@ class OpenAIServer:
             language=transcript.language,
             duration=duration or 0.0,
         )
-        return await self._send_body(http, answer, body.encode(), content_type, headers)
+        fault = answer if isinstance(answer, BODY_FAULT_TYPES) else None
+        return await self._send_body(http, fault, body.encode(), content_type, headers)
 
     async def _speech(self, http: web.Request) -> web.StreamResponse:
         denied = self._deny("speech", http)
@@ -570,22 +577,17 @@ class OpenAIServer:
         if denied is not None:
             return denied
         self.model_list_requests += 1
-        fault = self.faults.fault_for("models", self.model_list_requests, None)
-        answer: Answer = Reply()
-        while isinstance(fault, Delay):
-            if not await self._pause(fault.seconds):
+        number = self.model_list_requests
+        planned = self.faults.fault_for("models", number, None)
+        while isinstance(planned, Delay):
+            if not await self._pause(planned.seconds):
                 return await self._hung_up(http)
-            fault = fault.then if isinstance(fault.then, FAULT_TYPES) else None  # type: ignore[assignment]
-        if fault is not None:
-            answer = fault
+            # No policy answers this endpoint: a `then` that is not a fault means the list.
+            then = planned.then
+            planned = then if isinstance(then, FAULT_TYPES) else None
         body = json.dumps(wire.models_list(self.models)).encode()
-        return await self._send_body(
-            http,
-            answer,
-            body,
-            "application/json",
-            self._headers("models", self.model_list_requests),
-        )
+        headers = self._headers("models", number)
+        return await self._send_body(http, planned, body, "application/json", headers)
 
     async def _not_found(self, http: web.Request) -> web.Response:
         # What OpenAI answers for a path it does not serve (livekit's TTS prewarm GETs /v1/).
