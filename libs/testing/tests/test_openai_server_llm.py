@@ -189,6 +189,25 @@ async def test_a_non_streamed_completion_carries_the_same_reply(server: OpenAISe
     assert server.chat_requests[0].stream is False
 
 
+async def test_a_slow_answer_the_agent_interrupts_ends_cleanly(
+    server: OpenAIServer, model: openai.LLM
+) -> None:
+    # What a barge-in does: the agent stops reading a slow answer and asks again.
+    slow = Reply(text=" ".join(["word"] * 200), interval=0.05)
+    server.policy = Script([slow, say("after the interruption")])
+    received = 0
+    async with model.chat(chat_ctx=conversation(), conn_options=NO_RETRY) as stream:
+        async for chunk in stream:
+            if chunk.delta is not None and chunk.delta.content:
+                received += 1
+            if received == 3:
+                break
+    got = await collect(model.chat(chat_ctx=conversation(), conn_options=NO_RETRY))
+    assert got.text == "after the interruption"
+    assert received == 3
+    assert server.failures == []
+
+
 # --- the request log ----------------------------------------------------------------------
 
 

@@ -20,12 +20,11 @@ from typing import TypeVar
 
 from aiohttp import web
 
-from switchboard.testing.openai_server import audio, wire
+from switchboard.testing.openai_server import audio, responses, wire
 from switchboard.testing.openai_server.answers import (
     BODY_FAULT_TYPES,
     FAULT_TYPES,
     Answer,
-    BodyFault,
     CutStream,
     Delay,
     HttpError,
@@ -305,19 +304,13 @@ class OpenAIServer:
             "openai-version": "2020-10-01",
         }
 
-    def _error(self, error: HttpError, headers: dict[str, str] | None = None) -> web.Response:
-        body = wire.error_body(error.message, type=error.type, param=error.param, code=error.code)
-        return web.json_response(
-            body, status=error.status, headers={**(headers or {}), **error.headers}
-        )
-
     def _refuse(self, endpoint: Endpoint, exc: InvalidRequest, status: int = 400) -> web.Response:
         log.warning("OpenAIServer refused a %s request: %s", endpoint, exc.message)
         self.rejections.append(
             Rejection(endpoint=endpoint, status=status, message=exc.message, param=exc.param)
         )
         error_type = "invalid_request_error"
-        return self._error(
+        return responses.error(
             HttpError(
                 status=status, message=exc.message, type=error_type, code=exc.code, param=exc.param
             )
@@ -334,43 +327,6 @@ class OpenAIServer:
             code="invalid_api_key",
         )
         return self._refuse(endpoint, refusal, status=401)
-
-    @staticmethod
-    def _hang_up(http: web.Request) -> None:
-        """Close the connection as is: what was written is flushed, the chunked body is never
-        terminated, so the client sees an incomplete response (never a clean end)."""
-        if http.transport is not None:
-            http.transport.close()
-
-    async def _hung_up(self, http: web.Request) -> web.StreamResponse:
-        self._hang_up(http)
-        return web.Response(status=499)
-
-    async def _send_body(
-        self,
-        http: web.Request,
-        fault: BodyFault | None,
-        body: bytes,
-        content_type: str,
-        headers: dict[str, str],
-    ) -> web.StreamResponse:
-        """A complete (non-streamed) body, or what ``fault`` makes of it."""
-        if isinstance(fault, HttpError):
-            return self._error(fault, headers)
-        if isinstance(fault, StreamError):
-            return self._error(HttpError(message=fault.message, type=fault.type), headers)
-        if isinstance(fault, MalformedChunk):
-            body = fault.payload.encode()
-        response = web.StreamResponse(status=200, headers={**headers, "Content-Type": content_type})
-        response.content_length = len(body)
-        await response.prepare(http)
-        if isinstance(fault, CutStream):
-            await response.write(body[: len(body) // 2])
-            self._hang_up(http)
-            return response
-        await response.write(body)
-        await response.write_eof()
-        return response
 
     # --- chat ---------------------------------------------------------------------------
 
@@ -391,13 +347,13 @@ class OpenAIServer:
 
         decided = await self._decide("chat", chat, chat.model, ask)
         if decided is None:
-            return await self._hung_up(http)
+            return responses.hung_up(http)
         answer = self._vet("chat", chat, decided, Reply)
         headers = self._headers("chat", chat.number)
         if isinstance(answer, HttpError):
-            return self._error(answer, headers)
+            return responses.error(answer, headers)
         if not isinstance(answer, Reply | CutStream | MalformedChunk | StreamError):
-            return self._error(
+            return responses.error(
                 self._failed("chat", chat, f"cannot answer with {answer!r}"), headers
             )
         reply = answer if isinstance(answer, Reply) else answer.reply
@@ -408,45 +364,26 @@ class OpenAIServer:
         if not chat.stream:
             body = wire.chat_completion(reply, completion, number=chat.number, usage=usage)
             fault = None if isinstance(answer, Reply) else answer
-            return await self._send_body(
+            return await responses.send_body(
                 http, fault, json.dumps(body).encode(), "application/json", headers
             )
         chunks = wire.chat_chunks(
             reply, completion, number=chat.number, usage=usage if chat.include_usage else None
         )
         frames = [wire.sse(chunk) for chunk in chunks]
-        return await self._stream(
-            http, answer, frames, reply.interval, {**headers, **wire.SSE_HEADERS}
-        )
+        interval = reply.interval
 
-    async def _stream(
-        self,
-        http: web.Request,
-        answer: Reply | CutStream | MalformedChunk | StreamError,
-        frames: list[bytes],
-        interval: float,
-        headers: dict[str, str],
-    ) -> web.StreamResponse:
-        response = web.StreamResponse(status=200, headers=headers)
-        await response.prepare(http)
-        sent = frames if isinstance(answer, Reply) else frames[: answer.after_chunks]
-        for i, frame in enumerate(sent):
-            if i and interval and not await self._pause(interval):
-                self._hang_up(http)
-                return response
-            await response.write(frame)
-        if isinstance(answer, CutStream):
-            self._hang_up(http)
-            return response
-        if isinstance(answer, MalformedChunk):
-            await response.write(wire.sse(answer.payload))
-        elif isinstance(answer, StreamError):
-            await response.write(wire.sse(wire.error_body(answer.message, type=answer.type)))
-            await response.write_eof()
-            return response
-        await response.write(wire.DONE)
-        await response.write_eof()
-        return response
+        async def pace() -> bool:
+            return await self._pause(interval) if interval else True
+
+        return await responses.send_stream(
+            http,
+            None if isinstance(answer, Reply) else answer,
+            frames,
+            {**headers, **wire.SSE_HEADERS},
+            done=wire.DONE,
+            pause=pace,
+        )
 
     # --- audio --------------------------------------------------------------------------
 
@@ -479,7 +416,7 @@ class OpenAIServer:
 
         decided = await self._decide("transcription", request, request.model, ask)
         if decided is None:
-            return await self._hung_up(http)
+            return responses.hung_up(http)
         answer = self._vet("transcription", request, decided, Transcript)
         headers = self._headers("transcription", request.number)
         # A fault carries no transcript: its partial or broken body is made from an empty one.
@@ -493,7 +430,7 @@ class OpenAIServer:
             duration=duration or 0.0,
         )
         fault = answer if isinstance(answer, BODY_FAULT_TYPES) else None
-        return await self._send_body(http, fault, body.encode(), content_type, headers)
+        return await responses.send_body(http, fault, body.encode(), content_type, headers)
 
     async def _speech(self, http: web.Request) -> web.StreamResponse:
         denied = self._deny("speech", http)
@@ -522,53 +459,25 @@ class OpenAIServer:
 
         decided = await self._decide("speech", request, request.model, ask)
         if decided is None:
-            return await self._hung_up(http)
+            return responses.hung_up(http)
         answer = self._vet("speech", request, decided, Speech)
         headers = self._headers("speech", request.number)
         if isinstance(answer, HttpError):
-            return self._error(answer, headers)
+            return responses.error(answer, headers)
         speech = answer if isinstance(answer, Speech) else Speech(seconds=1.0)
         pcm = audio.tone(speech.seconds, hz=speech.tone_hz, amplitude=speech.amplitude)
         data = audio.wav(pcm) if request.response_format == "wav" else pcm
         pieces = audio.pieces(data, SPEECH_PIECE)
-        stream_answer: Reply | CutStream | MalformedChunk | StreamError = (
-            answer
-            if isinstance(answer, CutStream | MalformedChunk | StreamError)
-            else Reply()  # a healthy answer: every piece, then the end
-        )
+        fault = answer if isinstance(answer, CutStream | MalformedChunk | StreamError) else None
         if request.stream_format == "sse":
             frames = [wire.speech_delta(piece) for piece in pieces]
-            if isinstance(stream_answer, Reply):
+            if fault is None:
                 frames.append(wire.speech_done(request.input, speech.seconds))
             sse_headers = {**headers, **wire.SSE_HEADERS}
-            return await self._stream_speech(http, stream_answer, frames, sse_headers)
+            return await responses.send_stream(http, fault, frames, sse_headers, done=None)
         content_type = wire.SPEECH_CONTENT_TYPES[request.response_format]
-        return await self._stream_speech(
-            http, stream_answer, pieces, {**headers, "Content-Type": content_type}
-        )
-
-    async def _stream_speech(
-        self,
-        http: web.Request,
-        answer: Reply | CutStream | MalformedChunk | StreamError,
-        frames: list[bytes],
-        headers: dict[str, str],
-    ) -> web.StreamResponse:
-        sse = headers.get("Content-Type", "").startswith("text/event-stream")
-        response = web.StreamResponse(status=200, headers=headers)
-        await response.prepare(http)
-        sent = frames if isinstance(answer, Reply) else frames[: answer.after_chunks]
-        for frame in sent:
-            await response.write(frame)
-        if isinstance(answer, CutStream):
-            self._hang_up(http)
-            return response
-        if isinstance(answer, MalformedChunk):
-            await response.write(wire.sse(answer.payload) if sse else answer.payload.encode())
-        elif isinstance(answer, StreamError) and sse:
-            await response.write(wire.sse(wire.error_body(answer.message, type=answer.type)))
-        await response.write_eof()
-        return response
+        audio_headers = {**headers, "Content-Type": content_type}
+        return await responses.send_stream(http, fault, pieces, audio_headers, done=None)
 
     # --- the rest -----------------------------------------------------------------------
 
@@ -581,13 +490,13 @@ class OpenAIServer:
         planned = self.faults.fault_for("models", number, None)
         while isinstance(planned, Delay):
             if not await self._pause(planned.seconds):
-                return await self._hung_up(http)
+                return responses.hung_up(http)
             # No policy answers this endpoint: a `then` that is not a fault means the list.
             then = planned.then
             planned = then if isinstance(then, FAULT_TYPES) else None
         body = json.dumps(wire.models_list(self.models)).encode()
         headers = self._headers("models", number)
-        return await self._send_body(http, planned, body, "application/json", headers)
+        return await responses.send_body(http, planned, body, "application/json", headers)
 
     async def _not_found(self, http: web.Request) -> web.Response:
         # What OpenAI answers for a path it does not serve (livekit's TTS prewarm GETs /v1/).
