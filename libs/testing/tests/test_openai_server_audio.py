@@ -38,9 +38,9 @@ def frame(seconds: float) -> rtc.AudioFrame:
 
 
 @pytest.fixture
-async def server() -> AsyncIterator[OpenAIServer]:
-    async with OpenAIServer() as started:
-        yield started
+def server(openai_server: OpenAIServer) -> OpenAIServer:
+    """The plugin's server: started, checked at teardown, OPENAI_BASE_URL pointing at it."""
+    return openai_server
 
 
 @pytest.fixture

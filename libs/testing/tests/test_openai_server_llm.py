@@ -84,9 +84,9 @@ def conversation(user_text: str = "Where is my order A7?") -> llm.ChatContext:
 
 
 @pytest.fixture
-async def server() -> AsyncIterator[OpenAIServer]:
-    async with OpenAIServer() as started:
-        yield started
+def server(openai_server: OpenAIServer) -> OpenAIServer:
+    """The plugin's server: started, checked at teardown, OPENAI_BASE_URL pointing at it."""
+    return openai_server
 
 
 @pytest.fixture

@@ -39,9 +39,9 @@ USER = [{"role": "user", "content": "hi"}]
 
 
 @pytest.fixture
-async def server() -> AsyncIterator[OpenAIServer]:
-    async with OpenAIServer() as started:
-        yield started
+def server(openai_server: OpenAIServer) -> OpenAIServer:
+    """The plugin's server: started, checked at teardown, OPENAI_BASE_URL pointing at it."""
+    return openai_server
 
 
 @pytest.fixture
