@@ -64,9 +64,11 @@ from switchboard.testing.openai_server.validation import (
 log = logging.getLogger(__name__)
 
 HOST = "127.0.0.1"
+# What GET /v1/models lists (livekit's LLM.prewarm asks); requests may name any model.
 DEFAULT_MODELS = (
     "gpt-4.1",
     "gpt-4.1-mini",
+    "gpt-4.1-nano",
     "gpt-4o-mini-transcribe",
     "whisper-1",
     "gpt-4o-mini-tts",
