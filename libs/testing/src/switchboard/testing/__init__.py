@@ -1,4 +1,6 @@
-"""Test support for Switchboard: real NATS and PostgreSQL fixtures, and a bounded poll."""
+"""Test support for Switchboard: real NATS and PostgreSQL fixtures, in-memory stand-ins for
+the backends (``fake_backends``), a bounded poll (``eventually``) and a scripted
+OpenAI-compatible server (``openai_server``)."""
 
 from switchboard.testing.polling import eventually
 
