@@ -28,7 +28,7 @@ from nats.micro import add_service
 
 from switchboard.consent.ingest import ensure_consumer
 from switchboard.consent.pull import PullFeed
-from switchboard.contracts import permissions, streams, subjects
+from switchboard.contracts import streams, subjects
 from switchboard.contracts.base import utcnow
 from switchboard.contracts.call import CallStarted
 from switchboard.contracts.consent import (
@@ -45,6 +45,7 @@ from switchboard.contracts.errors import ErrorCode
 from switchboard.contracts.escalation import HandoffDecision, HandoffTarget
 from switchboard.contracts.subjects import REQUESTS
 from switchboard.escalation.bucket import key_reader, open_bucket
+from switchboard.ops import natsconf, permissions
 from switchboard.runtime.bus import (
     MSG_ID_HEADER,
     EventPublisher,
@@ -104,7 +105,7 @@ class Secured:
             self.server.url,
             user=user,
             password=self.passwords[user],
-            inbox_prefix=permissions.inbox_prefix(user),
+            inbox_prefix=subjects.inbox_prefix(user),
             error_cb=on_error,
             allow_reconnect=False,
             connect_timeout=2,
@@ -117,9 +118,9 @@ class Secured:
 @pytest.fixture
 def secured_server(tmp_path: Path) -> Iterator[tuple[NatsServer, dict[str, str]]]:
     users = permissions.table()
-    passwords = permissions.generate_passwords(users)
+    passwords = natsconf.generate_passwords(users)
     config = tmp_path / "permissions.conf"
-    config.write_text(permissions.render(users, passwords))
+    config.write_text(natsconf.render(users, passwords))
     server = NatsServer(store_dir=tmp_path / "nats", config_file=config).start()
     try:
         yield server, passwords
@@ -236,17 +237,17 @@ def config_check(path: Path, passwords: dict[str, str]) -> subprocess.CompletedP
 def test_the_generated_configurations_pass_the_servers_own_check(tmp_path: Path) -> None:
     users = permissions.table()
     local = tmp_path / "local.conf"
-    local.write_text(permissions.render(users, permissions.generate_passwords(users)))
+    local.write_text(natsconf.render(users, natsconf.generate_passwords(users)))
     done = config_check(local, {})
     assert done.returncode == 0, done.stdout + done.stderr
-    variables = {permissions.password_variable(u.user): "s3cret" for u in users}
+    variables = {natsconf.password_variable(u.user): "s3cret" for u in users}
     done = config_check(DEPLOYED, variables)
     assert done.returncode == 0, done.stdout + done.stderr
 
 
 def test_the_production_configuration_will_not_load_without_every_password() -> None:
     users = permissions.table()
-    variables = {permissions.password_variable(u.user): "s3cret" for u in users}
+    variables = {natsconf.password_variable(u.user): "s3cret" for u in users}
     del variables["SB_NATS_PASSWORD_CRM"]
     done = config_check(DEPLOYED, variables)
     assert done.returncode != 0

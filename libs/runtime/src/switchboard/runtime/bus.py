@@ -27,8 +27,8 @@ from nats.micro.request import ERROR_CODE_HEADER, ERROR_HEADER
 from switchboard.contracts.base import Message, new_id
 from switchboard.contracts.envelope import OutgoingEvent, encode_event
 from switchboard.contracts.errors import ErrorCode, ErrorReply
-from switchboard.contracts.permissions import inbox_prefix
 from switchboard.contracts.streams import Retention, StreamSpec
+from switchboard.contracts.subjects import inbox_prefix
 from switchboard.runtime import telemetry
 from switchboard.runtime.settings import ServiceSettings
 
@@ -42,7 +42,7 @@ async def connect(settings: ServiceSettings, name: str, **options: Any) -> NATS:
     """Connect with unlimited reconnects; connection problems are logged, not raised.
 
     Replies come to ``_INBOX.<name>.…``: with NATS permissions on, a process may subscribe
-    only under its own inbox prefix (``contracts.permissions``), so ``name`` is the
+    only under its own inbox prefix (``contracts.subjects.inbox_prefix``), so ``name`` is the
     process's role (``voice``, ``consent``, …) and must be one subject token.
     """
 
