@@ -45,8 +45,8 @@ from switchboard.contracts import streams
 from switchboard.contracts.consent import ConsentDecision, ConsentMode, RecordConsent
 from switchboard.contracts.envelope import decode_event
 from switchboard.contracts.subjects import consent_record_subject
-from switchboard.runtime.launcher import ServiceProcess
-from switchboard.runtime.natsserver import NatsServer
+from switchboard.devstack.launcher import ServiceProcess
+from switchboard.devstack.natsserver import NatsServer
 from switchboard.testing.postgres import fresh_schema, reachable
 
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"

@@ -46,8 +46,8 @@ from switchboard.contracts.escalation import (
     HandoffDecision,
 )
 from switchboard.contracts.subjects import ESCALATION_DECIDE
-from switchboard.runtime.launcher import ServiceProcess
-from switchboard.runtime.natsserver import NatsServer
+from switchboard.devstack.launcher import ServiceProcess
+from switchboard.devstack.natsserver import NatsServer
 
 ECHO_SUBJECT = "bench.echo"
 TARGET_RATIO = 2.0

@@ -62,10 +62,10 @@ import msgspec
 
 from switchboard.contracts.base import Message
 from switchboard.contracts.call import CallStarted
+from switchboard.devstack.launcher import BACKENDS, ServiceProcess
+from switchboard.devstack.natsserver import NatsServer
 from switchboard.runtime.bus import EventPublisher
-from switchboard.runtime.launcher import ServiceProcess
 from switchboard.runtime.logs import configure_logging
-from switchboard.runtime.natsserver import NatsServer
 from switchboard.voice import collector, logfilter
 from switchboard.voice import scenario as scenarios
 from switchboard.voice.clients.events import CallEvents
@@ -86,11 +86,6 @@ WITH_TRANSFER = (
     "a_consent_billing_manager_transfer.toml",
     "e1_transfer_busy_then_answered.toml",
     "e2_transfer_all_fail_callback.toml",
-)
-BACKENDS = (
-    ("switchboard.consent", "consent"),
-    ("switchboard.escalation", "escalation"),
-    ("switchboard.sip_bridge", "sip-bridge"),
 )
 EVENT_CHECKS = ("events in order", "callback", "transfer states")
 """Report checks that read the worker's own events, which the no-op baseline does not

@@ -14,15 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from switchboard.contracts.subjects import inbox_prefix
+from switchboard.devstack.launcher import BACKENDS, ServiceProcess
+from switchboard.devstack.natsserver import NatsServer
 from switchboard.ops import natsconf, permissions
-from switchboard.runtime.launcher import ServiceProcess
-from switchboard.runtime.natsserver import NatsServer
 
-BACKENDS = (
-    ("switchboard.consent", "consent"),
-    ("switchboard.escalation", "escalation"),
-    ("switchboard.sip_bridge", "sip-bridge"),
-)
 PERMISSIONS_FILE = "nats-permissions.conf"
 
 

@@ -16,8 +16,8 @@ from typing import Any
 import msgspec
 import pytest
 
+from switchboard.devstack.natsserver import find_binary
 from switchboard.ops import natsconf, permissions
-from switchboard.runtime.natsserver import find_binary
 from tests.test_deploy import KUBECTL, render
 
 NATS_DIR = Path(__file__).resolve().parents[1] / "deploy" / "k8s" / "nats"

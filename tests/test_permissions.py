@@ -44,6 +44,7 @@ from switchboard.contracts.envelope import EVENTS, decode_event
 from switchboard.contracts.errors import ErrorCode
 from switchboard.contracts.escalation import HandoffDecision, HandoffTarget
 from switchboard.contracts.subjects import REQUESTS
+from switchboard.devstack.natsserver import NatsServer, find_binary
 from switchboard.escalation.bucket import key_reader, open_bucket
 from switchboard.ops import natsconf, permissions
 from switchboard.runtime.bus import (
@@ -53,7 +54,6 @@ from switchboard.runtime.bus import (
     ensure_stream,
     request,
 )
-from switchboard.runtime.natsserver import NatsServer, find_binary
 from switchboard.runtime.service import add_typed_endpoint
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -45,8 +45,8 @@ from switchboard.contracts.subjects import (
     CONSENT_VERIFY,
     consent_record_subject,
 )
+from switchboard.devstack.natsserver import NatsServer
 from switchboard.runtime.bus import RequestFailed, request
-from switchboard.runtime.natsserver import NatsServer
 
 Command = Callable[..., RecordConsent]
 

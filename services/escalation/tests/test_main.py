@@ -19,9 +19,9 @@ from switchboard.contracts.escalation import (
     HandoffTarget,
 )
 from switchboard.contracts.subjects import ESCALATION_DECIDE
+from switchboard.devstack.launcher import ServiceProcess
+from switchboard.devstack.natsserver import NatsServer
 from switchboard.runtime.bus import request
-from switchboard.runtime.launcher import ServiceProcess
-from switchboard.runtime.natsserver import NatsServer
 
 GOOD = (Path(__file__).parent / "data" / "rules.toml").read_text()
 

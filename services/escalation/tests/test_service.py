@@ -27,11 +27,11 @@ from switchboard.contracts.escalation import (
     HandoffTarget,
 )
 from switchboard.contracts.subjects import ESCALATION_DECIDE
+from switchboard.devstack.natsserver import NatsServer
 from switchboard.escalation.app import build_setup
 from switchboard.escalation.config import load_rules
 from switchboard.escalation.settings import EscalationSettings
 from switchboard.runtime.bus import RequestFailed, connect, ensure_stream, request
-from switchboard.runtime.natsserver import NatsServer
 from switchboard.runtime.service import Runtime
 
 RULES = Path(__file__).parent / "data" / "rules.toml"

@@ -29,8 +29,8 @@ from switchboard.contracts.base import Message
 from switchboard.contracts.envelope import CloudEvent, decode_event
 from switchboard.contracts.subjects import SIP_BRIDGE_SERVICE
 from switchboard.contracts.transfer import TransferCancelled, TransferConnected, TransferFailed
+from switchboard.devstack.natsserver import NatsServer
 from switchboard.runtime.bus import ensure_stream
-from switchboard.runtime.natsserver import NatsServer
 from switchboard.runtime.service import Runtime
 from switchboard.sip_bridge.app import setup
 from switchboard.sip_bridge.settings import SipBridgeSettings

@@ -33,9 +33,9 @@ from switchboard.contracts.subjects import (
     TRANSFER_PLACE,
     TRANSFER_SIMULATE,
 )
+from switchboard.devstack.launcher import ServiceProcess
+from switchboard.devstack.natsserver import NatsServer
 from switchboard.runtime.bus import EventPublisher, RequestFailed, request
-from switchboard.runtime.launcher import ServiceProcess
-from switchboard.runtime.natsserver import NatsServer
 
 pytestmark = pytest.mark.usefixtures("no_livekit_env")
 

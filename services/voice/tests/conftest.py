@@ -14,7 +14,7 @@ import pytest
 from livekit.agents import AgentSession, llm
 from nats.aio.client import Client as NATS
 
-from switchboard.runtime.natsserver import NatsServer
+from switchboard.devstack.natsserver import NatsServer
 from switchboard.voice.agents.roster import Roster
 from switchboard.voice.call import Call, CallInfo
 from switchboard.voice.recording import TimelineRecorder

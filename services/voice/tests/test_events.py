@@ -10,8 +10,8 @@ import pytest
 from switchboard.contracts import streams
 from switchboard.contracts.call import CallStarted
 from switchboard.contracts.envelope import decode_envelope
+from switchboard.devstack.natsserver import NatsServer
 from switchboard.runtime.bus import EventPublisher, ensure_stream
-from switchboard.runtime.natsserver import NatsServer
 from switchboard.voice.clients.events import CallEvents, EventAcks
 from switchboard.voice.wiring import Bus
 

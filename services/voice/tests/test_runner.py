@@ -13,7 +13,7 @@ import pytest
 from voice_fakes import Backends
 
 from switchboard.contracts.base import Message
-from switchboard.runtime.natsserver import NatsServer
+from switchboard.devstack.natsserver import NatsServer
 from switchboard.voice import collector
 from switchboard.voice import scenario as scenarios
 from switchboard.voice.runner import Live, Probe, run_scenario

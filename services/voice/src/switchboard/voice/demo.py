@@ -15,8 +15,8 @@ from pathlib import Path
 
 import msgspec
 
-from switchboard.runtime.launcher import LaunchError, ServiceProcess
-from switchboard.runtime.natsserver import NatsServer, NatsServerError
+from switchboard.devstack.launcher import LaunchError, ServiceProcess
+from switchboard.devstack.natsserver import NatsServer, NatsServerError
 from switchboard.voice import report as reports
 from switchboard.voice import scenario as scenarios
 from switchboard.voice.runner import Live, run_scenario
