@@ -168,7 +168,7 @@ def policy_for(query: ConsentPolicyQuery) -> ConsentPolicy:
 async def serve_consent_policy(client: Client) -> None:
     """The consent user answers ``sb.consent.policy`` through the runtime's endpoint."""
     service = await add_service(client.nc, name=subjects.CONSENT_SERVICE, version="0.0.1")
-    spec = next(r for r in REQUESTS if r.subject == subjects.CONSENT_POLICY)
+    spec = subjects.request_spec(subjects.CONSENT_POLICY)
 
     async def on_policy(query: ConsentPolicyQuery) -> ConsentPolicy:
         return policy_for(query)

@@ -34,11 +34,11 @@ async def test_the_launcher_waits_for_a_subprocess_service_and_stops_it_with_sig
             """
             import asyncio, os
             from switchboard.contracts import ConsentMode, ConsentPolicy
-            from switchboard.contracts.subjects import CONSENT_POLICY, REQUESTS
+            from switchboard.contracts.subjects import CONSENT_POLICY, request_spec
             from switchboard.runtime.service import add_typed_endpoint, run_service
             from switchboard.runtime.settings import ServiceSettings, load
 
-            SPEC = next(r for r in REQUESTS if r.subject == CONSENT_POLICY)
+            SPEC = request_spec(CONSENT_POLICY)
 
             async def answer(q):
                 return ConsentPolicy(call_id=q.call_id, jurisdiction="unknown",

@@ -8,13 +8,13 @@ import json
 from nats.aio.client import Client as NATS
 
 from switchboard.contracts import ConsentMode, ConsentPolicy, ConsentPolicyQuery
-from switchboard.contracts.subjects import CONSENT_POLICY, REQUESTS
+from switchboard.contracts.subjects import CONSENT_POLICY, request_spec
 from switchboard.devstack.natsserver import NatsServer
 from switchboard.runtime.bus import request
 from switchboard.runtime.service import Runtime, add_typed_endpoint, run_service
 from switchboard.runtime.settings import ServiceSettings
 
-POLICY = next(r for r in REQUESTS if r.subject == CONSENT_POLICY)
+POLICY = request_spec(CONSENT_POLICY)
 
 
 async def _answer(query: ConsentPolicyQuery) -> ConsentPolicy:

@@ -160,3 +160,20 @@ REQUESTS: tuple[RequestSubject, ...] = (
         "Script the simulated carrier for one call (simulated driver only).",
     ),
 )
+
+_BY_SUBJECT: dict[str, RequestSubject] = {r.subject: r for r in REQUESTS}
+
+
+class UnknownRequestSubject(LookupError):
+    """A subject that is not in the request table."""
+
+
+def request_spec(subject: str) -> RequestSubject:
+    """The request table's entry for ``subject``: who answers it and with which types."""
+    try:
+        return _BY_SUBJECT[subject]
+    except KeyError:
+        known = ", ".join(sorted(_BY_SUBJECT))
+        raise UnknownRequestSubject(
+            f"{subject!r} is not a request subject; the request subjects are {known}."
+        ) from None

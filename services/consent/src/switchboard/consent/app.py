@@ -95,9 +95,8 @@ def make_setup(settings: ConsentSettings, policy: PolicySource) -> Setup:
             subjects.CONSENT_ERASE: handlers.on_erase,
             subjects.CONSENT_CHECKPOINT: handlers.on_checkpoint,
         }
-        for spec in subjects.REQUESTS:
-            if spec.subject in routes:
-                await add_typed_endpoint(rt.service, spec, routes[spec.subject])
+        for subject, handler in routes.items():
+            await add_typed_endpoint(rt.service, subjects.request_spec(subject), handler)
         await ensure_stream(rt.js, streams.CONSENT_COMMANDS, settings.stream_replicas)
         await ensure_stream(rt.js, streams.EVENTS, settings.stream_replicas)
         batch = max(1, settings.ingest_batch)

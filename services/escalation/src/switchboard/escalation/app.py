@@ -18,7 +18,7 @@ from switchboard.contracts import streams
 from switchboard.contracts.base import utcnow
 from switchboard.contracts.errors import ErrorCode
 from switchboard.contracts.escalation import EscalationRequest, HandoffDecision
-from switchboard.contracts.subjects import ESCALATION_DECIDE, REQUESTS
+from switchboard.contracts.subjects import ESCALATION_DECIDE, request_spec
 from switchboard.escalation.bucket import key_reader, open_bucket
 from switchboard.escalation.config import Rules
 from switchboard.escalation.events import DecisionEvents
@@ -38,7 +38,7 @@ from switchboard.runtime.service import (
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], dt.datetime]
-DECIDE = next(spec for spec in REQUESTS if spec.subject == ESCALATION_DECIDE)
+DECIDE = request_spec(ESCALATION_DECIDE)
 
 
 class DecisionHandler:

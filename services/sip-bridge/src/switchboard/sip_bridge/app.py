@@ -16,11 +16,10 @@ from switchboard.contracts import streams
 from switchboard.contracts.errors import ErrorCode
 from switchboard.contracts.simulation import CarrierScripted, ScriptCarrier
 from switchboard.contracts.subjects import (
-    REQUESTS,
     TRANSFER_CANCEL,
     TRANSFER_PLACE,
     TRANSFER_SIMULATE,
-    RequestSubject,
+    request_spec,
 )
 from switchboard.contracts.transfer import (
     CancelTransfer,
@@ -42,10 +41,6 @@ from switchboard.sip_bridge.transfers import (
 )
 
 log = logging.getLogger(__name__)
-
-
-def request_spec(subject: str) -> RequestSubject:
-    return next(spec for spec in REQUESTS if spec.subject == subject)
 
 
 class TransferHandlers:
