@@ -167,7 +167,7 @@ def policy_for(query: ConsentPolicyQuery) -> ConsentPolicy:
 
 async def serve_consent_policy(client: Client) -> None:
     """The consent user answers ``sb.consent.policy`` through the runtime's endpoint."""
-    service = await add_service(client.nc, name=subjects.CONSENT_SERVICE, version="0.0.1")
+    service = await add_service(client.nc, name=subjects.Owner.CONSENT.value, version="0.0.1")
     spec = subjects.request_spec(subjects.CONSENT_POLICY)
 
     async def on_policy(query: ConsentPolicyQuery) -> ConsentPolicy:
@@ -309,7 +309,7 @@ async def test_the_ledger_answers_pulls_acknowledges_and_publishes_receipts(
     assert receipt.command_id == command.command_id
     # Acknowledged: the work queue let go of the command.
     assert await eventually_stored(secured, streams.CONSENT_COMMANDS.name, 0) == 0
-    pong = await ops.nc.request(f"$SRV.PING.{subjects.CONSENT_SERVICE}", b"", timeout=2)
+    pong = await ops.nc.request(f"$SRV.PING.{subjects.Owner.CONSENT.value}", b"", timeout=2)
     assert b"consent" in pong.data
     for client in (ledger, voice, ops):
         assert await client.refusals() == [], client.user

@@ -49,3 +49,10 @@ def test_an_inbox_prefix_is_the_users_own_subject_token_under_inbox() -> None:
     for bad in ("crm.a", "voice worker", "", "a>"):
         with pytest.raises(ValueError, match="one subject token"):
             subjects.inbox_prefix(bad)
+
+
+def test_every_service_name_is_one_subject_token() -> None:
+    # Each is also a NATS user whose replies come under its own inbox prefix.
+    for owner in subjects.Owner:
+        assert subjects.inbox_prefix(owner.value) == f"_INBOX.{owner.value}"
+    assert {r.owner for r in subjects.REQUESTS} == set(subjects.Owner) - {subjects.Owner.VOICE}

@@ -38,6 +38,12 @@ def test_production_passwords_are_environment_references_never_literals() -> Non
     assert text.count("password:") == len(USERS)
 
 
+def test_each_service_connects_as_the_user_named_like_its_owner_entry() -> None:
+    for owner in subjects.Owner:
+        assert Role(owner.value).value == owner.value
+        assert BY_USER[owner.value].role is Role(owner.value)
+
+
 def test_every_role_has_exactly_one_user_by_default() -> None:
     assert sorted(u.role for u in USERS) == sorted(Role)
     assert BY_USER["sip-bridge"].role is Role.SIP_BRIDGE

@@ -26,7 +26,7 @@ from switchboard.contracts.escalation import (
     HandoffDecision,
     HandoffTarget,
 )
-from switchboard.contracts.subjects import ESCALATION_DECIDE
+from switchboard.contracts.subjects import ESCALATION_DECIDE, Owner
 from switchboard.devstack.natsserver import NatsServer
 from switchboard.escalation.app import build_setup
 from switchboard.escalation.config import load_rules
@@ -38,6 +38,7 @@ RULES = Path(__file__).parent / "data" / "rules.toml"
 WEDNESDAY_10AM = dt.datetime(2026, 3, 4, 15, 0, tzinfo=dt.UTC)
 WEDNESDAY_10PM = dt.datetime(2026, 3, 5, 3, 0, tzinfo=dt.UTC)
 DECIDED = spec_for(HandoffDecision)
+ROUTER = Owner.ESCALATION.value
 
 StartRouter = Callable[..., Awaitable[Runtime]]
 
@@ -51,13 +52,9 @@ async def start_router(nats_server: NatsServer) -> AsyncIterator[StartRouter]:
         settings = EscalationSettings(
             nats_url=nats_server.url, rules_file=str(RULES), instance="router-test", **options
         )
-        nc = await connect(settings, "escalation")
-        service = await add_service(
-            nc, name="escalation", version="0.0.1", queue_group="escalation"
-        )
-        rt = Runtime(
-            nc=nc, js=nc.jetstream(), service=service, settings=settings, name="escalation"
-        )
+        nc = await connect(settings, ROUTER)
+        service = await add_service(nc, name=ROUTER, version="0.0.1", queue_group=ROUTER)
+        rt = Runtime(nc=nc, js=nc.jetstream(), service=service, settings=settings, name=ROUTER)
         cleanup = await build_setup(load_rules(RULES), lambda: clock)(rt)
         assert cleanup is not None
         running.append((rt, cleanup))

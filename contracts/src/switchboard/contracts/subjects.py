@@ -22,17 +22,17 @@ from switchboard.contracts.base import Message
 
 
 class Owner(enum.StrEnum):
-    """The process that answers or publishes a subject."""
+    """The process that answers or publishes a subject: the one table of service names.
+
+    A value is the process's ``nats.micro`` service name and queue group, its NATS user
+    (and so its inbox prefix) and its log name, so each is one subject token.
+    """
 
     VOICE = "voice"
     CONSENT = "consent"
     ESCALATION = "escalation"
     SIP_BRIDGE = "sip-bridge"
 
-
-CONSENT_SERVICE = "consent"
-ESCALATION_SERVICE = "escalation"
-SIP_BRIDGE_SERVICE = "sip-bridge"
 
 CONSENT_POLICY = "sb.consent.policy"
 CONSENT_VERIFY = "sb.consent.verify"

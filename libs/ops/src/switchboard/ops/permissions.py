@@ -38,12 +38,12 @@ DEFAULT_CRM_USERS: Final = ("crm",)
 
 
 class Role(enum.StrEnum):
-    """What a NATS user is for. Service roles are named like ``subjects.Owner``."""
+    """What a NATS user is for. A service's role and user are its ``subjects.Owner`` name."""
 
-    VOICE = "voice"
-    CONSENT = "consent"
-    ESCALATION = "escalation"
-    SIP_BRIDGE = "sip-bridge"
+    VOICE = Owner.VOICE.value
+    CONSENT = Owner.CONSENT.value
+    ESCALATION = Owner.ESCALATION.value
+    SIP_BRIDGE = Owner.SIP_BRIDGE.value
     CRM = "crm"
     WORKFORCE = "workforce"
     OPS = "ops"
@@ -197,7 +197,7 @@ def _queue_state_stream(bucket: str) -> str:
 
 
 def voice() -> UserPermissions:
-    user = Role.VOICE.value
+    user = Owner.VOICE.value
     return UserPermissions(
         user=user,
         role=Role.VOICE,
@@ -223,7 +223,7 @@ def voice() -> UserPermissions:
 
 
 def consent() -> UserPermissions:
-    user = subjects.CONSENT_SERVICE
+    user = Owner.CONSENT.value
     cmds = streams.CONSENT_COMMANDS
     return UserPermissions(
         user=user,
@@ -246,7 +246,7 @@ def consent() -> UserPermissions:
 
 
 def escalation(bucket: str = QUEUE_STATE_BUCKET) -> UserPermissions:
-    user = subjects.ESCALATION_SERVICE
+    user = Owner.ESCALATION.value
     kv = _queue_state_stream(bucket)
     read = f"read queue state from the {bucket} KV bucket"
     return UserPermissions(
@@ -273,7 +273,7 @@ def escalation(bucket: str = QUEUE_STATE_BUCKET) -> UserPermissions:
 
 
 def sip_bridge() -> UserPermissions:
-    user = subjects.SIP_BRIDGE_SERVICE
+    user = Owner.SIP_BRIDGE.value
     return UserPermissions(
         user=user,
         role=Role.SIP_BRIDGE,

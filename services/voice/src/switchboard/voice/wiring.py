@@ -20,6 +20,7 @@ from nats.js import JetStreamContext
 from switchboard.contracts import streams
 from switchboard.contracts.call import CallStarted
 from switchboard.contracts.consent import ConsentPolicyQuery
+from switchboard.contracts.subjects import Owner
 from switchboard.runtime.bus import EventPublisher, connect, ensure_stream
 from switchboard.voice.brain import RulesBrain
 from switchboard.voice.call import Call, CallInfo, Services, Voices
@@ -49,7 +50,7 @@ class Bus:
         await self.nc.drain()
 
 
-async def open_bus(settings: VoiceSettings, name: str = "voice") -> Bus:
+async def open_bus(settings: VoiceSettings, name: str = Owner.VOICE.value) -> Bus:
     """Connect and make sure the streams the worker publishes to exist."""
     nc = await connect(settings, name)
     js = nc.jetstream()
