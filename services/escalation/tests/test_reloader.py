@@ -67,7 +67,7 @@ def edit_base_priority(path: Path, base: int) -> None:
 async def test_a_changed_file_is_picked_up_by_the_watcher(rules_file: Path) -> None:
     holder = RulesHolder(load_rules(rules_file), str(rules_file))
     edit_base_priority(rules_file, 12)
-    watcher = asyncio.create_task(holder.watch(0.01))
+    watcher = asyncio.create_task(holder.poll(0.01))
     try:
         for _ in range(200):
             if holder().priority.base == 12:

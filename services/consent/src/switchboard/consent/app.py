@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -51,12 +50,6 @@ def _verifier(db: str, keys: dict[str, bytes]) -> Callable[[int], LedgerVerifica
             store.close()
 
     return verify
-
-
-async def _watch_policy(policy: PolicySource, every_s: float) -> None:
-    while True:
-        await asyncio.sleep(every_s)
-        policy.check()
 
 
 async def _checkpoint_now(ledger: Ledger, db: DbThread) -> int:
@@ -106,18 +99,17 @@ def make_setup(settings: ConsentSettings, policy: PolicySource) -> Setup:
         )
         ingest = Ingest(rt.js, feed, ledger, db, rt.instance, batch)
         await ingest.start()
-        tasks = [asyncio.create_task(_watch_policy(policy, settings.policy_poll_s))]
+        policy.start(settings.policy_poll_s)
+        tasks: list[asyncio.Task[None]] = []
         if settings.checkpoint_interval_s > 0:
             tasks.append(
                 asyncio.create_task(
                     _checkpoint_periodically(ledger, db, settings.checkpoint_interval_s)
                 )
             )
-        loop = asyncio.get_running_loop()
-        loop.add_signal_handler(signal.SIGHUP, policy.reload)
 
         async def cleanup() -> None:
-            loop.remove_signal_handler(signal.SIGHUP)
+            await policy.stop()
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)

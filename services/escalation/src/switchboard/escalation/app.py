@@ -7,11 +7,8 @@ is injectable so tests can decide "at 03:00 on a Sunday".
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import datetime as dt
 import logging
-import signal
 from collections.abc import Callable
 
 from switchboard.contracts import streams
@@ -105,16 +102,11 @@ def build_setup(rules: Rules, clock: Clock = utcnow) -> Setup:
             holder, await queue_state_source(rt, settings, holder), events, clock
         )
         await add_typed_endpoint(rt.service, DECIDE, handler.on_decide)
-        watcher = asyncio.create_task(holder.watch(settings.rules_reload_s))
-        loop = asyncio.get_running_loop()
-        loop.add_signal_handler(signal.SIGHUP, holder.reload)
+        holder.start(settings.rules_reload_s)
         log.info("Rules loaded.", extra={"version": rules.version, "source": rules.source})
 
         async def cleanup() -> None:
-            loop.remove_signal_handler(signal.SIGHUP)
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
+            await holder.stop()
             await events.close()
 
         return cleanup
