@@ -64,7 +64,6 @@ from switchboard.contracts.base import Message
 from switchboard.contracts.call import CallStarted
 from switchboard.devstack.launcher import BACKENDS, ServiceProcess
 from switchboard.devstack.natsserver import NatsServer
-from switchboard.runtime.bus import EventPublisher
 from switchboard.runtime.logs import configure_logging
 from switchboard.voice import collector, logfilter
 from switchboard.voice import scenario as scenarios
@@ -177,9 +176,8 @@ async def publish_cost(bus: Bus, count: int, raw: Samples, call: Samples, tag: s
     """``count`` sequential ``EventPublisher.publish`` calls, each waiting for its ack, then
     ``count`` ``CallEvents.publish`` calls (what a turn waits for: the write, not the ack)
     and the wait until those are stored."""
-    publisher = EventPublisher(bus.js, source=bus.source)
     events = CallEvents(bus.events)
-    for out, publish in ((raw, publisher.publish), (call, events.publish)):
+    for out, publish in ((raw, bus.events.publish), (call, events.publish)):
         for i in range(count):
             event = CallStarted(
                 call_id=f"bench-publish-{tag}-{i}", room="bench", caller_number=None, trunk="main"

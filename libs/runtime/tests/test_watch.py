@@ -79,7 +79,7 @@ def test_the_value_is_loaded_at_start_and_reloaded_only_when_the_file_changed(
 def test_a_bad_file_keeps_the_previous_value_and_logs_why(
     number_file: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    watcher = watched(number_file, describe=lambda n: {"number": n})
+    watcher = watched(number_file, describe=lambda n: {"version": n})
     write(number_file, "two", 2)
     with caplog.at_level(logging.WARNING):
         assert watcher.check() is False
@@ -88,7 +88,7 @@ def test_a_bad_file_keeps_the_previous_value_and_logs_why(
     record = next(r for r in caplog.records if r.getMessage() == LOG.refused)
     assert record.levelno == logging.WARNING
     assert record.__dict__["error"] == watcher.last_error
-    assert record.__dict__["number"] == 1  # what stays in force
+    assert record.__dict__["version"] == 1  # what stays in force
     assert watcher.check() is False  # the same bad file is not retried until it changes
     write(number_file, "3", 3)
     assert watcher.check() is True
@@ -140,12 +140,12 @@ def test_an_unchanged_value_is_not_a_swap_and_is_not_logged(
 def test_a_swap_logs_the_new_and_the_previous_description(
     number_file: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    watcher = watched(number_file, describe=lambda n: {"number": n})
+    watcher = watched(number_file, describe=lambda n: {"version": n})
     write(number_file, "8", 2)
     with caplog.at_level(logging.INFO):
         watcher.check()
     record = next(r for r in caplog.records if r.getMessage() == LOG.loaded)
-    assert (record.__dict__["number"], record.__dict__["previous_number"]) == (8, 1)
+    assert (record.__dict__["version"], record.__dict__["previous_version"]) == (8, 1)
 
 
 def test_without_a_file_the_value_is_fixed(tmp_path: Path) -> None:

@@ -97,7 +97,8 @@ def make_setup(settings: ConsentSettings, policy: PolicySource) -> Setup:
         feed = PullFeed(
             rt.nc, streams.CONSENT_COMMANDS.name, streams.CONSENT_LEDGER_CONSUMER, batch
         )
-        ingest = Ingest(rt.js, feed, ledger, db, rt.instance, batch)
+        # A JetStream context of its own: the receipt publisher's async acks are its alone.
+        ingest = Ingest(rt.nc.jetstream(), feed, ledger, db, rt.instance, batch)
         await ingest.start()
         policy.start(settings.policy_poll_s)
         tasks: list[asyncio.Task[None]] = []

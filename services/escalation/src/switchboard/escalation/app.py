@@ -3,6 +3,15 @@
 ``build_setup`` returns the ``setup`` that ``runtime.service.run_service`` calls. The rules
 are loaded before the process connects (an invalid file stops it there), and the clock
 is injectable so tests can decide "at 03:00 on a Sunday".
+
+Each decision is published as the ``escalation.decided`` event without delaying the
+reply: waiting for JetStream's ack would put a store round trip on every decision, so
+the event is *written* before the reply and *acknowledged* in the background
+(``EventPublisher.send``, ``Nats-Msg-Id`` = decision id, retried until stored). The event
+is appended to the connection ahead of the reply, so the server stores it before the
+caller can act on the decision (e.g. ask for a transfer), and many requests share one
+socket write. Shutdown waits for outstanding acks and retries; only a hard kill inside
+the ack window (about a millisecond) can lose an event, and the caller has its decision.
 """
 
 from __future__ import annotations
@@ -18,7 +27,6 @@ from switchboard.contracts.escalation import EscalationRequest, HandoffDecision
 from switchboard.contracts.subjects import ESCALATION_DECIDE, request_spec
 from switchboard.escalation.bucket import key_reader, open_bucket
 from switchboard.escalation.config import Rules
-from switchboard.escalation.events import DecisionEvents
 from switchboard.escalation.queues import KvQueueState, QueueStateSource, StaticQueueState
 from switchboard.escalation.reloader import RulesHolder
 from switchboard.escalation.rules import decide
@@ -45,7 +53,7 @@ class DecisionHandler:
         self,
         rules: Callable[[], Rules],
         queues: QueueStateSource,
-        events: DecisionEvents,
+        events: EventPublisher,
         clock: Clock = utcnow,
     ) -> None:
         self._rules = rules
@@ -71,8 +79,8 @@ class DecisionHandler:
                     "rules": [hit.rule_id for hit in decision.rules_fired],
                 },
             )
-        # Written before the reply; acknowledged in the background (see events.py).
-        await self._events.send(decision)
+        # Written before the reply; acknowledged in the background (see the module doc).
+        await self._events.send(decision, decision.decision_id)
         return decision
 
 
@@ -95,9 +103,10 @@ def build_setup(rules: Rules, clock: Clock = utcnow) -> Setup:
             raise TypeError("The escalation router needs EscalationSettings.")
         holder = RulesHolder(rules, settings.rules_file)
         await ensure_stream(rt.js, streams.EVENTS, settings.stream_replicas)
-        publisher = EventPublisher(rt.js, source=rt.instance, timeout=settings.event_ack_timeout_s)
-        events = DecisionEvents(rt.nc, publisher, settings.event_ack_timeout_s)
-        await events.start()
+        # A JetStream context of its own: the publisher's async acks are its alone.
+        events = EventPublisher(
+            rt.nc.jetstream(), source=rt.instance, timeout=settings.event_ack_timeout_s
+        )
         handler = DecisionHandler(
             holder, await queue_state_source(rt, settings, holder), events, clock
         )

@@ -25,7 +25,7 @@ from switchboard.runtime.bus import EventPublisher, connect, ensure_stream
 from switchboard.voice.brain import RulesBrain
 from switchboard.voice.call import Call, CallInfo, Services, Voices
 from switchboard.voice.clients.consent import ConsentClient
-from switchboard.voice.clients.events import CallEvents, CallEventSink, EventAcks
+from switchboard.voice.clients.events import CallEvents, CallEventSink
 from switchboard.voice.clients.router import RouterClient, queue_from_settings
 from switchboard.voice.clients.transfer import TransferClient
 from switchboard.voice.recording import Recorder, RecordingGate
@@ -42,8 +42,8 @@ class Bus:
     js: JetStreamContext
     source: str
     """CloudEvents ``source`` of the events this process publishes."""
-    events: EventAcks
-    """Confirms that the events of every call are stored (see ``clients/events.py``)."""
+    events: EventPublisher
+    """Publishes every call's events and confirms they are stored (see ``clients/events.py``)."""
 
     async def close(self) -> None:
         await self.events.close()
@@ -57,7 +57,8 @@ async def open_bus(settings: VoiceSettings, name: str = Owner.VOICE.value) -> Bu
     for spec in streams.ALL_STREAMS:
         await ensure_stream(js, spec, settings.stream_replicas)
     source = settings.instance or f"{name}@{socket.gethostname()}"
-    events = await EventAcks(nc, EventPublisher(js, source=source)).start()
+    # A JetStream context of its own: the publisher's async acks are its alone.
+    events = EventPublisher(nc.jetstream(), source=source)
     return Bus(nc=nc, js=js, source=source, events=events)
 
 
