@@ -139,10 +139,14 @@ class _Outgoing:
 
     out: OutgoingEvent
     headers: dict[str, str]
-    event_type: str
+    payload_type: type[Message]
     stored: asyncio.Future[None]
+    sent_at: float
     ack: asyncio.Future[Any] | None = None
-    expiry: asyncio.TimerHandle | None = None
+
+    def stop_waiting(self) -> None:
+        if self.ack is not None and not self.ack.done():
+            self.ack.cancel()  # gives nats-py's slot of publish_async_max_pending back
 
 
 class EventPublisher:
@@ -180,17 +184,18 @@ class EventPublisher:
         self._retry_delay = retry_delay
         self._max_retry_delay = max_retry_delay
         self._tokens = itertools.count()
-        self._pending: dict[int, _Outgoing] = {}
-        """Every event not stored yet, by send order."""
+        self._awaiting: dict[int, _Outgoing] = {}
+        """Events written and waiting for their ack, oldest first."""
         self._retry: dict[int, _Outgoing] = {}
-        """The pending events whose ack failed, by failure order."""
+        """Events whose ack failed, in the order they failed."""
+        self._expirer: asyncio.Task[None] | None = None
         self._retrier: asyncio.Task[None] | None = None
         self._closed = False
 
     @property
     def unstored(self) -> int:
-        """Events sent but not yet acknowledged by JetStream."""
-        return len(self._pending)
+        """Events sent, not given up, and not yet acknowledged by JetStream."""
+        return sum(1 for item in self._outstanding() if not item.stored.cancelled())
 
     def encode(
         self, payload: Message, event_id: str | None = None, traceparent: str | None = None
@@ -238,16 +243,25 @@ class EventPublisher:
             raise PublisherClosed("The event publisher is closed.")
         out, headers = self.encode(payload, event_id, traceparent)
         loop = asyncio.get_running_loop()
+        item = _Outgoing(out, headers, type(payload), loop.create_future(), loop.time())
         token = next(self._tokens)
-        item = _Outgoing(out, headers, spec_for(type(payload)).type, loop.create_future())
-        self._pending[token] = item
-        item.stored.add_done_callback(functools.partial(self._on_stored, token))
-        await self._write(token, item)
+        newest = _newest_ack(self._js)
+        try:
+            ack = await self._js.publish_async(out.subject, out.body, headers=headers)
+        except NatsError as exc:  # closed, or reconnecting with a full buffer
+            _release_unwritten(self._js, newest)
+            self._fail(token, item, type(exc).__name__)
+        else:
+            item.ack = ack
+            self._awaiting[token] = item
+            ack.add_done_callback(functools.partial(self._on_ack, token))
+            if self._expirer is None or self._expirer.done():
+                self._expirer = loop.create_task(self._expire_loop(), name="event acks")
         return Sent(out.event_id, item.stored)
 
     async def settle(self, timeout: float | None = None) -> bool:
         """Wait until every event sent so far is stored (or ``timeout``); True if all are."""
-        waiting = [item.stored for item in self._pending.values()]
+        waiting = [item.stored for item in self._outstanding()]
         if waiting:
             await asyncio.wait(waiting, timeout=timeout)
         return all(f.done() for f in waiting)
@@ -261,55 +275,49 @@ class EventPublisher:
             return
         await self.settle(timeout)
         self._closed = True
-        if self._retrier is not None:
-            self._retrier.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._retrier
-        for item in self._pending.values():
-            _stop_waiting(item)
-        if self._pending:
-            ids = sorted(item.out.event_id for item in self._pending.values())
+        for task in (self._expirer, self._retrier):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        left = [item for item in self._outstanding() if not item.stored.cancelled()]
+        for item in self._outstanding():
+            item.stop_waiting()
+        if left:
+            ids = sorted(item.out.event_id for item in left)
             log.error(
                 "Events could not be stored before shutdown.",
                 extra={"count": len(ids), "event_ids": ids},
             )
 
-    async def _write(self, token: int, item: _Outgoing) -> None:
-        newest = _newest_ack(self._js)
-        try:
-            ack = await self._js.publish_async(
-                item.out.subject, item.out.body, headers=item.headers
-            )
-        except NatsError as exc:  # closed, or reconnecting with a full buffer
-            _release_unwritten(self._js, newest)
-            self._fail(token, type(exc).__name__)
-            return
-        item.ack = ack
-        item.expiry = asyncio.get_running_loop().call_later(self._timeout, ack.cancel)
-        ack.add_done_callback(functools.partial(self._on_ack, token))
+    def _outstanding(self) -> list[_Outgoing]:
+        return [*self._awaiting.values(), *self._retry.values()]
 
     def _on_ack(self, token: int, ack: asyncio.Future[Any]) -> None:
-        item = self._pending.get(token)
-        if item is None or item.ack is not ack or self._closed:
+        if self._closed:
             return
-        if item.expiry is not None:
-            item.expiry.cancel()
-        if ack.cancelled():
-            self._fail(token, "no ack in time")
-        elif isinstance(ack.exception(), NoStreamResponseError):
-            self._fail(token, "no stream")
-        elif ack.exception() is not None:
-            self._fail(token, "stream error")
-        else:
-            self._stored(token)
-
-    def _fail(self, token: int, reason: str) -> None:
-        item = self._pending.get(token)
+        item = self._awaiting.pop(token, None)
         if item is None:
             return
+        if ack.cancelled():
+            self._fail(token, item, "no ack in time")
+        elif isinstance(ack.exception(), NoStreamResponseError):
+            self._fail(token, item, "no stream")
+        elif ack.exception() is not None:
+            self._fail(token, item, "stream error")
+        elif not item.stored.done():
+            item.stored.set_result(None)
+
+    def _fail(self, token: int, item: _Outgoing, reason: str) -> None:
+        if item.stored.cancelled():
+            return  # given up by its sender: nothing to retry
         log.warning(
             "Event not stored yet; retrying in the background.",
-            extra={"event_type": item.event_type, "event_id": item.out.event_id, "reason": reason},
+            extra={
+                "event_type": spec_for(item.payload_type).type,
+                "event_id": item.out.event_id,
+                "reason": reason,
+            },
         )
         self._retry[token] = item
         if self._retrier is None or self._retrier.done():
@@ -317,13 +325,26 @@ class EventPublisher:
                 self._retry_loop(), name="event retries"
             )
 
+    async def _expire_loop(self) -> None:
+        # One sweep for every ack rather than a timer each; the oldest come first, and an
+        # ack counts as missing between ``timeout`` and 1.5 x ``timeout`` after the send.
+        loop = asyncio.get_running_loop()
+        while self._awaiting:
+            await asyncio.sleep(min(1.0, self._timeout / 2))
+            cutoff = loop.time() - self._timeout
+            for item in list(itertools.islice(self._awaiting.values(), 10_000)):
+                if item.sent_at > cutoff:
+                    break
+                item.stop_waiting()  # its callback hands it to the retry loop (or drops it)
+
     async def _retry_loop(self) -> None:
         delay = self._retry_delay
         while self._retry:
             await asyncio.sleep(delay)
             for token, item in list(self._retry.items()):
-                if token not in self._retry:
-                    continue  # given up by its sender meanwhile
+                if item.stored.cancelled():
+                    del self._retry[token]  # given up by its sender meanwhile
+                    continue
                 try:
                     await self._js.publish(
                         item.out.subject, item.out.body, headers=item.headers, timeout=self._timeout
@@ -333,28 +354,10 @@ class EventPublisher:
                     log.debug("A retried event failed again.", extra={"error": type(exc).__name__})
                     delay = min(delay * 2, self._max_retry_delay)
                     break
-                self._stored(token)
+                del self._retry[token]
+                if not item.stored.done():
+                    item.stored.set_result(None)
                 delay = self._retry_delay
-
-    def _stored(self, token: int) -> None:
-        item = self._pending.pop(token, None)
-        self._retry.pop(token, None)
-        if item is not None and not item.stored.done():
-            item.stored.set_result(None)
-
-    def _on_stored(self, token: int, stored: asyncio.Future[None]) -> None:
-        # Only a cancelled future still has an entry: the sender gave the event up.
-        item = self._pending.pop(token, None)
-        self._retry.pop(token, None)
-        if item is not None:
-            _stop_waiting(item)
-
-
-def _stop_waiting(item: _Outgoing) -> None:
-    if item.expiry is not None:
-        item.expiry.cancel()
-    if item.ack is not None and not item.ack.done():
-        item.ack.cancel()  # gives nats-py's slot of publish_async_max_pending back
 
 
 def _newest_ack(js: JetStreamContext) -> str | None:
