@@ -128,7 +128,7 @@ def test_business_hours_work_without_the_operating_systems_zone_files(tmp_path: 
     # Slim container images ship no /usr/share/zoneinfo; the tzdata package must cover it.
     script = (
         "import zoneinfo; assert not zoneinfo.TZPATH, zoneinfo.TZPATH\n"
-        "from switchboard.escalation.config import load_rules\n"
+        "from switchboard.escalation.rules_file import load_rules\n"
         "print(sorted({q.hours.zone.key for q in load_rules().queues.values()}))\n"
     )
     done = subprocess.run(

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from switchboard.escalation.config import load_rules
 from switchboard.escalation.reloader import RulesHolder
+from switchboard.escalation.rules_file import load_rules
 
 GOOD = (Path(__file__).parent / "data" / "rules.toml").read_text()
 

@@ -29,7 +29,7 @@ from switchboard.contracts.escalation import (
 from switchboard.contracts.subjects import ESCALATION_DECIDE, Owner
 from switchboard.devstack.natsserver import NatsServer
 from switchboard.escalation.app import build_setup
-from switchboard.escalation.config import load_rules
+from switchboard.escalation.rules_file import load_rules
 from switchboard.escalation.settings import EscalationSettings
 from switchboard.runtime.bus import RequestFailed, connect, ensure_stream, request
 from switchboard.runtime.service import Runtime

@@ -8,7 +8,7 @@ import logging
 from switchboard.contracts.subjects import Owner
 from switchboard.escalation import __version__
 from switchboard.escalation.app import build_setup
-from switchboard.escalation.config import RulesError, load_rules
+from switchboard.escalation.rules_file import RulesError, load_rules
 from switchboard.escalation.settings import EscalationSettings
 from switchboard.runtime.logs import configure_logging
 from switchboard.runtime.service import run_service

@@ -26,10 +26,10 @@ from switchboard.contracts.errors import ErrorCode
 from switchboard.contracts.escalation import EscalationRequest, HandoffDecision
 from switchboard.contracts.subjects import ESCALATION_DECIDE, request_spec
 from switchboard.escalation.bucket import key_reader, open_bucket
-from switchboard.escalation.config import Rules
 from switchboard.escalation.queues import KvQueueState, QueueStateSource, StaticQueueState
 from switchboard.escalation.reloader import RulesHolder
-from switchboard.escalation.rules import decide
+from switchboard.escalation.routing import decide
+from switchboard.escalation.rules_file import Rules
 from switchboard.escalation.settings import EscalationSettings
 from switchboard.runtime.bus import EventPublisher, ensure_stream
 from switchboard.runtime.service import (

@@ -12,8 +12,8 @@ import logging
 from collections.abc import Mapping
 from pathlib import Path
 
-from switchboard.escalation.config import Rules, RulesError, load_rules
 from switchboard.escalation.queues import QueueState
+from switchboard.escalation.rules_file import Rules, RulesError, load_rules
 from switchboard.runtime.watch import WatchedFile, WatchLog
 
 log = logging.getLogger(__name__)

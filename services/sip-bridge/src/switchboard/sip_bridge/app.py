@@ -29,16 +29,16 @@ from switchboard.contracts.transfer import (
 )
 from switchboard.runtime.bus import EventPublisher, ensure_stream
 from switchboard.runtime.service import Cleanup, RequestError, Runtime, add_typed_endpoint
-from switchboard.sip_bridge.bridge import Bridge, build_bridge
-from switchboard.sip_bridge.drivers.simulated import CarrierScripts
-from switchboard.sip_bridge.settings import SipBridgeSettings, livekit_credentials
-from switchboard.sip_bridge.transfers import (
+from switchboard.sip_bridge.assembly import Bridge, build_bridge
+from switchboard.sip_bridge.desk import (
     DeskClosed,
     TransferDesk,
     TransferFinished,
     TransferIdConflict,
     UnknownTransfer,
 )
+from switchboard.sip_bridge.drivers.simulated import CarrierScripts
+from switchboard.sip_bridge.settings import SipBridgeSettings, livekit_credentials
 
 log = logging.getLogger(__name__)
 
