@@ -175,6 +175,7 @@ async def serve_consent_policy(client: Client) -> None:
 
     await add_typed_endpoint(service, spec, on_policy)
     await client.nc.flush()
+    await client.nc.flush()  # the second PONG proves the endpoint's SUB is live (nats-py 2.16)
 
 
 def receipt_for(command: RecordConsent) -> ConsentRecorded:
@@ -343,6 +344,9 @@ async def test_a_crm_reads_every_event_through_its_durable_consumer(secured: Sec
         live.put_nowait(msg.data)
 
     await crm.nc.subscribe(subjects.EVENTS_WILDCARD, cb=on_live)
+    # nats-py 2.16 can write a flush's PING ahead of the buffered SUB: the second PONG
+    # proves the subscription is live before anything is published.
+    await crm.nc.flush()
     await crm.nc.flush()
     publisher = EventPublisher(voice.nc.jetstream(), source="voice@test")
     sent = [
