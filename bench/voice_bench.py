@@ -62,10 +62,9 @@ import msgspec
 
 from switchboard.contracts.base import Message
 from switchboard.contracts.call import CallStarted
-from switchboard.runtime.bus import EventPublisher
-from switchboard.runtime.launcher import ServiceProcess
+from switchboard.devstack.launcher import BACKENDS, ServiceProcess
+from switchboard.devstack.natsserver import NatsServer
 from switchboard.runtime.logs import configure_logging
-from switchboard.runtime.natsserver import NatsServer
 from switchboard.simulation import scenario as scenarios
 from switchboard.simulation.report import Report
 from switchboard.simulation.runner import Probe, run_scenario
@@ -86,11 +85,6 @@ WITH_TRANSFER = (
     "a_consent_billing_manager_transfer.toml",
     "e1_transfer_busy_then_answered.toml",
     "e2_transfer_all_fail_callback.toml",
-)
-BACKENDS = (
-    ("switchboard.consent", "consent"),
-    ("switchboard.escalation", "escalation"),
-    ("switchboard.sip_bridge", "sip-bridge"),
 )
 EVENT_CHECKS = ("events in order", "callback", "transfer states")
 """Report checks that read the worker's own events, which the no-op baseline does not
@@ -182,9 +176,8 @@ async def publish_cost(bus: Bus, count: int, raw: Samples, call: Samples, tag: s
     """``count`` sequential ``EventPublisher.publish`` calls, each waiting for its ack, then
     ``count`` ``CallEvents.publish`` calls (what a turn waits for: the write, not the ack)
     and the wait until those are stored."""
-    publisher = EventPublisher(bus.js, source=bus.source)
     events = CallEvents(bus.events)
-    for out, publish in ((raw, publisher.publish), (call, events.publish)):
+    for out, publish in ((raw, bus.events.publish), (call, events.publish)):
         for i in range(count):
             event = CallStarted(
                 call_id=f"bench-publish-{tag}-{i}", room="bench", caller_number=None, trunk="main"

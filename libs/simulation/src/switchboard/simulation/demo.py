@@ -18,8 +18,8 @@ from typing import Any
 import msgspec
 from livekit.agents import llm
 
-from switchboard.runtime.launcher import LaunchError, ServiceProcess
-from switchboard.runtime.natsserver import NatsServer, NatsServerError
+from switchboard.devstack.launcher import LaunchError, ServiceProcess
+from switchboard.devstack.natsserver import NatsServer, NatsServerError
 from switchboard.simulation import report as reports
 from switchboard.simulation import scenario as scenarios
 from switchboard.simulation.runner import Live, run_scenario

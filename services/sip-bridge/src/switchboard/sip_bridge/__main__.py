@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from switchboard.contracts.subjects import SIP_BRIDGE_SERVICE
+from switchboard.contracts.subjects import Owner
 from switchboard.runtime.service import run_service
 from switchboard.runtime.settings import load
 from switchboard.sip_bridge import __version__
@@ -15,7 +15,7 @@ from switchboard.sip_bridge.settings import SipBridgeSettings
 def main() -> None:
     asyncio.run(
         run_service(
-            SIP_BRIDGE_SERVICE,
+            Owner.SIP_BRIDGE.value,
             __version__,
             load(SipBridgeSettings),
             setup,
