@@ -62,6 +62,7 @@ import msgspec
 
 from switchboard.contracts.base import Message
 from switchboard.contracts.call import CallStarted
+from switchboard.contracts.subjects import Owner
 from switchboard.devstack.launcher import BACKENDS, ServiceProcess
 from switchboard.devstack.natsserver import NatsServer
 from switchboard.runtime.logs import configure_logging
@@ -512,7 +513,7 @@ async def measure(args: argparse.Namespace, url: str, pids: dict[str, int]) -> d
 
 def quiet_logs(level: str, path: Path) -> None:
     """The worker's own JSON logs go to a file, as in ``make demo``."""
-    configure_logging("voice", level, path.open("a", encoding="utf-8"))
+    configure_logging(Owner.VOICE.value, level, path.open("a", encoding="utf-8"))
     logfilter.install()
     logging.getLogger("livekit").setLevel(logging.WARNING)
 

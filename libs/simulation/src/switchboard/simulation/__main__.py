@@ -13,6 +13,7 @@ import os
 import sys
 from pathlib import Path
 
+from switchboard.contracts.subjects import Owner
 from switchboard.runtime.logs import configure_logging
 from switchboard.runtime.settings import SettingsError, load
 from switchboard.simulation import report as reports
@@ -39,7 +40,7 @@ def _quiet_logs(settings: SimulationSettings, log_file: Path | None = None) -> N
     """Reports go to stdout; logs (JSON, personal data redacted) to stderr or a file."""
     stream = log_file.open("a", encoding="utf-8") if log_file is not None else None
     level = settings.log_level if log_file is not None else "WARNING"
-    configure_logging("voice", level, stream)
+    configure_logging(Owner.VOICE.value, level, stream)
     logfilter.install()
     # livekit-agents is chatty about text-only sessions; keep warnings from it for files.
     logging.getLogger("livekit").setLevel(logging.ERROR if log_file is None else logging.WARNING)

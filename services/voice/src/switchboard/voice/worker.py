@@ -18,6 +18,7 @@ from typing import Any
 from livekit.agents import AgentServer, AgentSession, JobContext, JobProcess, cli
 from livekit.plugins import silero
 
+from switchboard.contracts.subjects import Owner
 from switchboard.runtime.logs import configure_logging
 from switchboard.runtime.settings import load
 from switchboard.voice import collector, logfilter, providers
@@ -127,7 +128,7 @@ def build_server(settings: VoiceSettings) -> AgentServer:
 def main(argv: list[str]) -> int:
     """Run LiveKit's worker CLI (``start``, ``dev``...) with our server."""
     settings = load(VoiceSettings)
-    configure_logging("voice", settings.log_level)
+    configure_logging(Owner.VOICE.value, settings.log_level)
     logfilter.install()
     sys.argv = [sys.argv[0], *argv]
     cli.run_app(build_server(settings))
