@@ -28,7 +28,6 @@ def settings(nats_server: NatsServer) -> SimulationSettings:
         router_timeout_s=0.5,
         transfer_place_timeout_s=0.5,
         transfer_answer_timeout_s=5.0,
-        transfer_connect_grace_s=0.3,
     )
 
 

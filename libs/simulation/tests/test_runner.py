@@ -9,11 +9,13 @@ import os
 import sys
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from switchboard.contracts.base import Message
 from switchboard.devstack.natsserver import NatsServer
 from switchboard.simulation import scenario as scenarios
+from switchboard.simulation.report import always
 from switchboard.simulation.runner import Live, Probe, run_scenario
 from switchboard.simulation.settings import SimulationSettings
 from switchboard.testing import eventually
@@ -27,7 +29,7 @@ SCENARIO_A = SCENARIOS / "a_consent_billing_manager_transfer.toml"
 
 def test_every_shipped_scenario_loads_and_checks_something() -> None:
     files = scenarios.discover(SCENARIOS)
-    assert len(files) >= 7
+    assert len(files) >= 12
     for path in files:
         loaded = scenarios.load(path)
         assert loaded.turns
@@ -69,12 +71,50 @@ async def test_scenario_a_reports_transcript_events_receipts_transfers_and_recor
     assert [r.decision for r in report.receipts] == ["granted"]
     assert report.receipts[0].sequence == 1
     [transfer] = report.transfers
-    assert [s.state for s in transfer.steps][:3] == ["dialing", "ringing", "answered"]
-    assert [r.action for r in report.recording] == ["started", "stopped"]
+    assert [s.state for s in transfer.steps] == [
+        "dialing",
+        "ringing",
+        "answered",
+        "briefed",
+        "connected",
+    ]
+    # Consent was granted: the recording goes on with the person after the transfer.
+    assert [r.action for r in report.recording] == ["started", "handed_over"]
     assert report.recording[0].consent_sequence == 1
     speakers = {u.speaker for u in report.transcript}
     assert {"caller", "consent_task", "triage", "billing", "manager"} <= speakers
     assert report.outcome == "transferred"
+    # The person's side of it: the briefing was spoken before the bridge said "briefed".
+    consult = [u for u in report.transcript if u.side == "consult"]
+    assert [u.speaker for u in consult] == ["briefing", "human", "briefing", "human", "briefing"]
+    assert consult[2].text.startswith("Here's the caller.")
+    briefed = next(e for e in report.events if e.kind == "transfer.briefed")
+    assert consult[2].at_s < briefed.at_s
+    ended = next(e for e in report.events if e.kind == "call.ended")
+    assert ended.data["recording_continues"] is True
+    assert [(leg.attempt, leg.state) for leg in report.legs] == [(1, "ended")]
+    assert report.transfers_in_progress == []
+    assert {c.name for c in report.checks} >= {
+        "briefing before transfer.briefed",
+        "no transfer leg outlives the call",
+    }
+
+
+async def test_a_briefed_event_without_the_briefing_spoken_fails_the_report(
+    backends: Backends, bus: Bus, settings: SimulationSettings
+) -> None:
+    report = await run_scenario(scenarios.load(SCENARIO_A), bus, settings)
+    forged = msgspec.structs.replace(
+        report,
+        transcript=[u for u in report.transcript if not u.text.startswith("Here's the caller")],
+    )
+    [check] = [c for c in always(forged, legs_known=True) if c.name.startswith("briefing")]
+    assert not check.ok
+    left_open = msgspec.structs.replace(
+        report, legs=[msgspec.structs.replace(report.legs[0], state="open")]
+    )
+    [check] = [c for c in always(left_open, legs_known=True) if c.name.startswith("no transfer")]
+    assert not check.ok
 
 
 async def test_unmet_expectations_fail_the_report(

@@ -15,6 +15,7 @@ from switchboard.contracts.escalation import (
     EscalationRequest,
     HandoffDecision,
     HandoffTarget,
+    TransferMode,
 )
 from switchboard.contracts.handoff import HandoffContext
 from switchboard.escalation.queues import QueueSnapshot, QueueState
@@ -237,6 +238,19 @@ def test_after_hours_with_nothing_open_the_caller_leaves_a_voicemail(
     assert [d.address for d in decision.destinations] == ["sip:vm-billing@pbx.example.com"]
     assert decision.say == "EN voicemail."
     assert ids(decision)[-1] == "after_hours.voicemail"
+    assert decision.transfer_mode is TransferMode.COLD  # A voicemail box is never briefed.
+
+
+def test_a_person_is_reached_warm_unless_the_queue_asks_for_cold(
+    rules: Rules, make_request: RequestFactory
+) -> None:
+    warm = run(rules, make_request, wants_human=True)
+    assert (warm.target, warm.transfer_mode) == (HandoffTarget.HUMAN_QUEUE, TransferMode.WARM)
+    billing = dataclasses.replace(rules.queues["billing"], transfer=TransferMode.COLD)
+    cold_rules = dataclasses.replace(rules, queues={**rules.queues, "billing": billing})
+    cold = run(cold_rules, make_request, wants_human=True)
+    assert (cold.queue, cold.transfer_mode) == ("billing", TransferMode.COLD)
+    assert run(cold_rules, make_request).transfer_mode is TransferMode.WARM  # AI manager
 
 
 def test_after_hours_a_queue_without_voicemail_arranges_a_callback(

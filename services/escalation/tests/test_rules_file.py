@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from switchboard.contracts.escalation import HandoffTarget
+from switchboard.contracts.escalation import HandoffTarget, TransferMode
 from switchboard.escalation.rules_file import RulesError, load_rules, parse_rules
 
 GOOD = (Path(__file__).parent / "data" / "rules.toml").read_text()
@@ -43,6 +43,25 @@ def test_the_shipped_default_speaks_english_and_other_languages_for_every_target
     for language in rules.languages:
         for target in HandoffTarget:
             assert rules.say(language, target)
+
+
+def test_the_shipped_transfer_lines_never_claim_someone_is_there_yet() -> None:
+    # Spoken before anyone is dialled; "connecting you" waits for a person's acceptance.
+    rules = load_rules()
+    lines = [rules.say(lang, HandoffTarget.HUMAN_QUEUE) for lang in rules.languages]
+    lines += [line for queue in rules.queues.values() for line in queue.say.values()]
+    for line in lines:
+        assert "connecting you" not in line.lower()
+
+
+def test_a_queue_is_warm_unless_its_rules_ask_for_a_cold_transfer() -> None:
+    assert {q.transfer for q in load_rules().queues.values()} == {TransferMode.WARM}
+    cold = parse_rules(
+        GOOD.replace('label = "Sales"', 'label = "Sales"\ntransfer = "cold"').encode()
+    )
+    assert cold.queues["sales"].transfer is TransferMode.COLD
+    message = refused(GOOD.replace('label = "Sales"', 'label = "Sales"\ntransfer = "lukewarm"'))
+    assert "$.queues.sales.transfer" in message
 
 
 def test_the_version_is_a_hash_of_the_file_contents() -> None:

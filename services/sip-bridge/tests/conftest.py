@@ -1,5 +1,6 @@
-"""Fixtures for the sip-bridge tests: an in-memory event sink, the bridge served on a real
-nats-server, a reader for the events stream, and a LiveKit server test double.
+"""Fixtures for the sip-bridge tests: an in-memory event sink, humans who decide in the
+consult room (in place of the voice worker's briefing session), the bridge served on a
+real nats-server, a reader for the events stream, and a LiveKit server test double.
 
 The double speaks the LiveKit Twirp protocol on 127.0.0.1: ``POST /twirp/<pkg>.<service>/
 <method>`` with binary protobuf bodies (classes from ``livekit.protocol``), an HS256 JWT
@@ -11,9 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 
 import jwt
 import nats
@@ -28,7 +31,12 @@ from switchboard.contracts import streams
 from switchboard.contracts.base import Message
 from switchboard.contracts.envelope import CloudEvent, decode_event
 from switchboard.contracts.subjects import Owner
-from switchboard.contracts.transfer import TransferCancelled, TransferConnected, TransferFailed
+from switchboard.contracts.transfer import (
+    TransferAnswered,
+    TransferCancelled,
+    TransferConnected,
+    TransferFailed,
+)
 from switchboard.devstack.natsserver import NatsServer
 from switchboard.runtime.bus import ensure_stream
 from switchboard.runtime.service import Runtime
@@ -36,17 +44,25 @@ from switchboard.sip_bridge.app import setup
 from switchboard.sip_bridge.settings import SipBridgeSettings
 from switchboard.testing import eventually
 
+# The tests share helpers in bridge_testkit.py (a unique module name).
+sys.path.insert(0, str(Path(__file__).parent))
+
+from bridge_testkit import BusHumans, Humans
+
 BRIDGE = Owner.SIP_BRIDGE.value
+T = TypeVar("T")
 
 # --------------------------------------------------------------------------- sinks
 
 
 class RecordingSink:
-    """An ``EventSink`` that keeps what it is given; ``fail_next`` simulates a dead bus."""
+    """An ``EventSink`` that keeps what it is given; ``fail_next`` simulates a dead bus.
+    With ``humans`` set, each warm answer is decided by the next human."""
 
     def __init__(self) -> None:
         self.events: list[tuple[str, Message]] = []
         self.fail_next = 0
+        self.humans: Humans | None = None
 
     async def publish(self, payload: Message, event_id: str | None = None) -> object:
         if self.fail_next:
@@ -54,7 +70,15 @@ class RecordingSink:
             raise ConnectionError("bus down")
         assert event_id is not None
         self.events.append((event_id, payload))
+        is_warm_answer = isinstance(payload, TransferAnswered) and payload.consult_room
+        if self.humans is not None and is_warm_answer:
+            assert isinstance(payload, TransferAnswered)
+            self.humans.answered(payload)
         return event_id
+
+    def events_of(self, transfer_id: str, cls: type[T]) -> list[T]:
+        mine = [p for _, p in self.events if getattr(p, "transfer_id", None) == transfer_id]
+        return [p for p in mine if isinstance(p, cls)]
 
     def kinds(self, transfer_id: str | None = None) -> list[str]:
         return [
@@ -117,6 +141,12 @@ class EventReader:
 
 
 @pytest.fixture
+async def humans(nc: NATS) -> BusHumans:
+    """Accepting humans on the test's server (set ``humans.decisions`` for others)."""
+    return await BusHumans(nc).start()
+
+
+@pytest.fixture
 async def events(nc: NATS) -> EventReader:
     await ensure_stream(nc.jetstream(), streams.EVENTS)
     return EventReader(nc)
@@ -136,7 +166,6 @@ async def bridge(nats_server: NatsServer) -> AsyncIterator[BridgeStarter]:
             "transfer_cps": 100.0,
             "transfer_burst": 100,
             "sim_ring_s": 0.02,
-            "sim_brief_s": 0.01,
             "transfer_drain_s": 0.5,
         }
         values.update(overrides)
@@ -215,6 +244,13 @@ class LiveKitDouble:
 
     def join(self, room_name: str, identity: str) -> None:
         self.participants[(room_name, identity)] = {}
+
+    def leave(self, room_name: str, identity: str) -> None:
+        """A participant hangs up."""
+        del self.participants[(room_name, identity)]
+
+    def in_room(self, room_name: str) -> set[str]:
+        return {identity for room_name_, identity in self.participants if room_name_ == room_name}
 
     def script(self, address: str, **outcome: Any) -> None:
         """What the far end at ``address`` does (see ``DialOutcome``)."""

@@ -1,6 +1,9 @@
-"""Allow-list, calls-per-second and concurrency caps, including hostile destinations."""
+"""Allow-list, calls-per-second and concurrency caps (a place in line, not a refusal),
+including hostile destinations."""
 
 from __future__ import annotations
+
+import asyncio
 
 import pytest
 
@@ -10,6 +13,7 @@ from switchboard.sip_bridge.admission import Admission, AdmissionControl, Refusa
 from switchboard.sip_bridge.allowlist import DestinationAllowList
 from switchboard.sip_bridge.limits import ConcurrencyCap, TokenBucket
 from switchboard.sip_bridge.settings import DEFAULT_BLOCKED_PREFIXES
+from switchboard.sip_bridge.slots import DialSlots
 
 
 class FakeClock:
@@ -170,11 +174,18 @@ def test_the_concurrency_cap_counts_slots_and_refuses_a_double_release() -> None
 
 
 def admission(
-    clock: FakeClock, *, cps: float = 1.0, burst: int = 2, limit: int = 5
+    clock: FakeClock, *, cps: float = 1.0, burst: int = 2, limit: int = 5, line: int = 10
 ) -> AdmissionControl:
-    return AdmissionControl(
-        allow_list(CONFIGURED), TokenBucket(cps, burst, clock=clock), ConcurrencyCap(limit)
-    )
+    slots = DialSlots(ConcurrencyCap(limit), TokenBucket(cps, burst, clock=clock), line)
+    return AdmissionControl(allow_list(CONFIGURED), slots)
+
+
+OK = [Destination(id="main", address="+14155550100")]
+
+
+def admitted(decision: Admission | Refusal) -> Admission:
+    assert isinstance(decision, Admission), decision
+    return decision
 
 
 def test_admission_skips_refused_and_repeated_destinations_but_keeps_the_order() -> None:
@@ -197,40 +208,69 @@ def test_admission_refuses_when_no_destination_is_allowed() -> None:
     decision = p.admit([Destination(id="x", address="+19005550100")])
     assert isinstance(decision, Refusal)
     assert decision.reason is FailureReason.REJECTED_BY_POLICY
-    assert p.cap.in_use == 0
-    assert p.bucket.try_take()  # No token was spent on the refusal.
+    assert p.slots.cap.in_use == 0
+    assert p.slots.bucket.try_take()  # No token was spent on the refusal.
 
 
-def test_admission_is_rate_limited_past_the_calls_per_second_cap() -> None:
+async def test_past_the_calls_per_second_cap_a_transfer_gets_a_place_in_line() -> None:
     clock = FakeClock()
     p = admission(clock, cps=1.0, burst=2)
-    ok = [Destination(id="main", address="+14155550100")]
-    assert isinstance(p.admit(ok), Admission)
-    assert isinstance(p.admit(ok), Admission)
-    third = p.admit(ok)
-    assert isinstance(third, Refusal)
-    assert third.reason is FailureReason.RATE_LIMITED
-    assert p.cap.in_use == 2  # The refused transfer gave its slot back.
+    assert admitted(p.admit(OK)).ticket.granted
+    assert admitted(p.admit(OK)).ticket.granted
+    third = admitted(p.admit(OK)).ticket
+    fourth = admitted(p.admit(OK)).ticket
+    assert not third.granted
+    assert (p.slots.position(third), p.slots.estimated_wait(third)) == (1, 1.0)
+    assert (p.slots.position(fourth), p.slots.estimated_wait(fourth)) == (2, 2.0)
     clock.now += 1.0
-    assert isinstance(p.admit(ok), Admission)
+    await asyncio.wait_for(p.slots.wait(third), 1.0)
+    assert third.granted
+    assert p.slots.cap.in_use == 3
+    assert p.slots.position(fourth) == 1
 
 
-def test_admission_is_rate_limited_past_the_concurrency_cap_without_spending_tokens() -> None:
+async def test_past_the_concurrency_cap_a_transfer_waits_for_a_release_without_an_estimate() -> (
+    None
+):
     clock = FakeClock()
     p = admission(clock, cps=100.0, burst=100, limit=2)
-    ok = [Destination(id="main", address="+14155550100")]
-    assert isinstance(p.admit(ok), Admission)
-    assert isinstance(p.admit(ok), Admission)
-    refused = p.admit(ok)
+    admitted(p.admit(OK))
+    admitted(p.admit(OK))
+    waiting = admitted(p.admit(OK)).ticket
+    assert not waiting.granted
+    assert p.slots.estimated_wait(waiting) is None  # It depends on how long calls last.
+    waiter = asyncio.ensure_future(p.slots.wait(waiting))
+    p.release()
+    await asyncio.wait_for(waiter, 1.0)
+    assert waiting.granted
+    assert p.slots.cap.in_use == 2
+
+
+def test_a_full_line_refuses_as_rate_limited_without_spending_anything() -> None:
+    p = admission(FakeClock(), cps=1.0, burst=1, line=1)
+    admitted(p.admit(OK))
+    admitted(p.admit(OK))
+    refused = p.admit(OK)
     assert isinstance(refused, Refusal)
     assert refused.reason is FailureReason.RATE_LIMITED
-    assert "in progress" in refused.detail
-    p.release()
-    assert isinstance(p.admit(ok), Admission)
+    assert "already waiting" in refused.detail
+    assert (p.slots.cap.in_use, p.slots.waiting) == (1, 1)
+
+
+async def test_a_place_given_up_moves_the_line_on() -> None:
+    clock = FakeClock()
+    p = admission(clock, cps=1.0, burst=1)
+    admitted(p.admit(OK))
+    first = admitted(p.admit(OK)).ticket
+    second = admitted(p.admit(OK)).ticket
+    p.slots.leave(first)  # Its transfer was cancelled.
+    assert not first.granted
+    assert (p.slots.waiting, p.slots.position(second)) == (1, 1)
 
 
 async def test_pacing_waits_for_the_next_token() -> None:
-    p = AdmissionControl(allow_list(CONFIGURED), TokenBucket(50.0, 1), ConcurrencyCap(1))
-    assert p.bucket.try_take()
+    slots = DialSlots(ConcurrencyCap(1), TokenBucket(50.0, 1), 10)
+    p = AdmissionControl(allow_list(CONFIGURED), slots)
+    assert slots.bucket.try_take()
     await p.pace()  # Returns after ~20 ms instead of failing the failover attempt.
-    assert not p.bucket.try_take()
+    assert not slots.bucket.try_take()

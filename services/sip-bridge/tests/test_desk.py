@@ -1,4 +1,5 @@
-"""The transfer desk with the simulated carrier and an in-memory sink (no broker)."""
+"""The transfer desk with the simulated carrier and an in-memory sink (no broker); the
+humans who answer decide through ``Humans`` as the voice worker's briefing session would."""
 
 from __future__ import annotations
 
@@ -7,23 +8,31 @@ import logging
 from typing import Any
 
 import pytest
+from bridge_testkit import Decision, Humans
 
 from switchboard.contracts import (
     CancelTransfer,
+    DeclineReason,
     Destination,
     FailureReason,
     HandoffContext,
+    HumanDecision,
+    LegState,
     PlaceTransfer,
+    ReportHumanDecision,
     TransferAccepted,
     TransferAnswered,
+    TransferBriefed,
     TransferCancelled,
     TransferFailed,
     TransferMode,
+    TransferQueued,
     TransferRejected,
 )
 from switchboard.contracts.simulation import SimOutcome
 from switchboard.sip_bridge.assembly import Bridge, build_bridge
 from switchboard.sip_bridge.desk import (
+    DecisionOutOfTurn,
     DeskClosed,
     TransferDesk,
     TransferFinished,
@@ -31,24 +40,53 @@ from switchboard.sip_bridge.desk import (
     UnknownTransfer,
 )
 from switchboard.sip_bridge.drivers.base import Answered, DialPlan, OnRinging
+from switchboard.sip_bridge.drivers.simulated import SimulatedCarrier
 from switchboard.sip_bridge.settings import SipBridgeSettings
 from switchboard.testing import eventually
 
 MAIN = Destination(id="billing-desk", address="+14155550100", label="Billing")
 BACKUP = Destination(id="billing-backup", address="+14155550101")
 SPARE = Destination(id="billing-spare", address="sip:spare@pbx.example.com")
-WHISPER = "Caller Jane Roe wants a refund for order 7731"
+SUMMARY = "Caller Jane Roe wants a refund for order 7731"
 
 
-def make_bridge(sink: Any, **overrides: Any) -> Bridge:
+def make_bridge(sink: Any, *decisions: Decision, **overrides: Any) -> Bridge:
+    """A bridge on the simulated carrier whose humans decide ``decisions`` in answer order
+    (then accept)."""
     values: dict[str, Any] = {
         "transfer_cps": 100.0,
         "transfer_burst": 100,
         "sim_ring_s": 0.01,
-        "sim_brief_s": 0.0,
     }
     values.update(overrides)
-    return build_bridge(SipBridgeSettings(**values), sink, environ={})
+    bridge = build_bridge(SipBridgeSettings(**values), sink, environ={})
+    sink.humans = Humans(bridge.desk, decisions)
+    return bridge
+
+
+def decide(
+    bridge: Bridge,
+    transfer_id: str,
+    decision: HumanDecision,
+    *,
+    call_id: str = "call-1",
+    attempt: int = 1,
+    why: DeclineReason | None = None,
+) -> None:
+    bridge.desk.decide(
+        ReportHumanDecision(
+            call_id=call_id,
+            transfer_id=transfer_id,
+            attempt=attempt,
+            decision=decision,
+            decline_reason=why,
+        )
+    )
+
+
+def open_legs(bridge: Bridge) -> set[tuple[str, int]]:
+    assert isinstance(bridge.driver, SimulatedCarrier)
+    return bridge.driver.open_legs
 
 
 def place(
@@ -73,7 +111,7 @@ def script(
 
 async def test_an_answered_warm_transfer_emits_every_state_in_order(sink: Any) -> None:
     bridge = make_bridge(sink)
-    reply = await bridge.desk.place(place(whisper=WHISPER))
+    reply = await bridge.desk.place(place())
     assert reply == TransferAccepted(call_id="call-1", transfer_id="t-1")
     await sink.wait_for_end("t-1")
     assert sink.kinds() == ["dialing", "ringing", "answered", "briefed", "connected"]
@@ -90,7 +128,8 @@ async def test_an_answered_warm_transfer_emits_every_state_in_order(sink: Any) -
     assert answered.consult_room.startswith("room-1-consult-")
     await bridge.desk.drain(grace_s=1.0)  # Waits for the transfer's own bookkeeping.
     assert bridge.desk.in_progress == 0
-    assert bridge.admission.cap.in_use == 0
+    assert bridge.admission.slots.cap.in_use == 0
+    assert open_legs(bridge) == set()
 
 
 async def test_a_cold_transfer_skips_the_briefing(sink: Any) -> None:
@@ -132,7 +171,6 @@ async def test_busy_then_answer_fails_over_to_the_second_destination(sink: Any) 
         (SimOutcome.NO_ANSWER, FailureReason.NO_ANSWER, 480),
         (SimOutcome.DECLINE, FailureReason.DECLINED, 603),
         (SimOutcome.ERROR, FailureReason.CARRIER_ERROR, 503),
-        (SimOutcome.VOICEMAIL, FailureReason.VOICEMAIL, None),
     ],
 )
 async def test_every_simulated_outcome_fails_with_its_typed_reason_and_sip_status(
@@ -146,8 +184,7 @@ async def test_every_simulated_outcome_fails_with_its_typed_reason_and_sip_statu
     attempt, final = failures
     assert (attempt.reason, attempt.sip_status, attempt.final) == (reason, sip_status, False)
     assert (final.reason, final.final) == (FailureReason.ALL_DESTINATIONS_FAILED, True)
-    if outcome is SimOutcome.VOICEMAIL:  # A machine answers, then is recognised.
-        assert sink.kinds()[:3] == ["dialing", "ringing", "answered"]
+    assert "answered" not in sink.kinds()
 
 
 async def test_when_every_destination_fails_the_last_event_is_a_final_failure(
@@ -209,7 +246,8 @@ async def test_cancelling_while_it_rings_hangs_up_and_emits_cancelled(sink: Any)
     assert again.reason == "caller hung up"
     await bridge.desk.drain(grace_s=1.0)
     assert sink.kinds() == ["dialing", "ringing", "cancelled"]  # No failover after a cancel.
-    assert bridge.admission.cap.in_use == 0
+    assert bridge.admission.slots.cap.in_use == 0
+    assert open_legs(bridge) == set()
 
 
 async def test_cancelling_an_unknown_or_finished_transfer_is_refused(sink: Any) -> None:
@@ -275,28 +313,98 @@ async def test_skipped_destinations_are_reported_and_the_rest_dialled(sink: Any)
     assert sink.events[1][1].destination_id == "billing-desk"
 
 
-async def test_past_the_calls_per_second_cap_a_transfer_is_rate_limited(sink: Any) -> None:
-    bridge = make_bridge(sink, transfer_cps=0.1, transfer_burst=1)
+async def test_past_the_calls_per_second_cap_a_transfer_waits_in_line_then_dials(
+    sink: Any,
+) -> None:
+    bridge = make_bridge(sink, transfer_cps=5.0, transfer_burst=1)
     assert isinstance(await bridge.desk.place(place()), TransferAccepted)
-    refused = await bridge.desk.place(place(call_id="call-2", transfer_id="t-2"))
-    assert isinstance(refused, TransferRejected)
-    assert refused.reason is FailureReason.RATE_LIMITED
+    second = await bridge.desk.place(place(call_id="call-2", transfer_id="t-2"))
+    assert isinstance(second, TransferAccepted)  # Not refused: it waits its turn.
     await sink.wait_for_end("t-2")
-    assert "dialing" not in sink.kinds("t-2")
+    assert sink.kinds("t-2") == [
+        "queued",
+        "dialing",
+        "ringing",
+        "answered",
+        "briefed",
+        "connected",
+    ]
+    queued = sink.events_of("t-2", TransferQueued)[0]
+    assert queued.position == 1
+    assert queued.estimated_wait_s is not None
+    assert 0 < queued.estimated_wait_s <= 0.2  # One token at 5 per second.
+    assert queued.max_wait_s == 120.0
 
 
-async def test_past_the_concurrency_cap_a_transfer_is_rate_limited(sink: Any) -> None:
-    bridge = make_bridge(sink, transfer_max_concurrent=1)
-    script(bridge, SimOutcome.ANSWER, ring_s=0.3)
+async def test_past_the_concurrency_cap_a_transfer_waits_for_one_to_end(sink: Any) -> None:
+    bridge = make_bridge(sink, None, transfer_max_concurrent=1)
     await bridge.desk.place(place())
-    refused = await bridge.desk.place(place(call_id="call-2", transfer_id="t-2"))
+    await eventually(lambda: "answered" in sink.kinds("t-1"))
+    second = await bridge.desk.place(place(call_id="call-2", transfer_id="t-2"))
+    assert isinstance(second, TransferAccepted)
+    await eventually(lambda: sink.kinds("t-2") == ["queued"])
+    queued = sink.events_of("t-2", TransferQueued)[0]
+    # Its wait depends on how long the first call's briefing takes: no estimate.
+    assert (queued.position, queued.estimated_wait_s) == (1, None)
+    decide(bridge, "t-1", HumanDecision.ACCEPT)
+    await sink.wait_for_end("t-2")
+    assert sink.kinds("t-2")[-1] == "connected"
+    await eventually(lambda: bridge.admission.slots.cap.in_use == 0)
+
+
+async def test_the_line_serves_first_come_first_served(sink: Any) -> None:
+    bridge = make_bridge(sink, transfer_cps=20.0, transfer_burst=1)
+    ids = [f"t-{n}" for n in range(1, 6)]
+    for n, transfer_id in enumerate(ids, start=1):
+        await bridge.desk.place(place(call_id=f"call-{n}", transfer_id=transfer_id))
+    for transfer_id in ids:
+        await sink.wait_for_end(transfer_id)
+    positions = [sink.events_of(t, TransferQueued)[0].position for t in ids[1:]]
+    assert positions == [1, 2, 3, 4]
+    dialled = [p.transfer_id for _, p in sink.events if type(p).__name__ == "TransferDialing"]
+    assert dialled == ids
+
+
+async def test_a_transfer_that_waits_past_the_maximum_fails_with_queue_timeout(
+    sink: Any,
+) -> None:
+    bridge = make_bridge(sink, transfer_cps=0.1, transfer_burst=1, transfer_queue_max_wait_s=0.1)
+    await bridge.desk.place(place())
+    await bridge.desk.place(place(call_id="call-2", transfer_id="t-2"))
+    await sink.wait_for_end("t-2")
+    assert sink.kinds("t-2") == ["queued", "failed"]
+    final = sink.events_of("t-2", TransferFailed)[0]
+    assert (final.reason, final.final, final.destination_id) == (
+        FailureReason.QUEUE_TIMEOUT,
+        True,
+        None,
+    )
+    assert bridge.admission.slots.waiting == 0
+
+
+async def test_a_full_line_refuses_a_newcomer_as_rate_limited(sink: Any) -> None:
+    bridge = make_bridge(sink, transfer_cps=0.1, transfer_burst=1, transfer_max_queued=1)
+    await bridge.desk.place(place())
+    await bridge.desk.place(place(call_id="call-2", transfer_id="t-2"))
+    refused = await bridge.desk.place(place(call_id="call-3", transfer_id="t-3"))
     assert isinstance(refused, TransferRejected)
     assert refused.reason is FailureReason.RATE_LIMITED
-    await sink.wait_for_end("t-1")
-    await eventually(lambda: bridge.admission.cap.in_use == 0)
-    assert isinstance(
-        await bridge.desk.place(place(call_id="call-3", transfer_id="t-3")), TransferAccepted
+    await sink.wait_for_end("t-3")
+    assert "dialing" not in sink.kinds("t-3")
+
+
+async def test_cancelling_a_waiting_transfer_leaves_the_line_without_dialling(sink: Any) -> None:
+    bridge = make_bridge(sink, transfer_cps=0.1, transfer_burst=1)
+    await bridge.desk.place(place())
+    await bridge.desk.place(place(call_id="call-2", transfer_id="t-2"))
+    await eventually(lambda: sink.kinds("t-2") == ["queued"])
+    await bridge.desk.cancel(
+        CancelTransfer(call_id="call-2", transfer_id="t-2", reason="caller_hung_up")
     )
+    await sink.wait_for_end("t-2")
+    assert sink.kinds("t-2") == ["queued", "cancelled"]
+    assert bridge.admission.slots.waiting == 0
+    assert bridge.desk.legs("call-2").legs == []
 
 
 async def test_shutdown_lets_short_transfers_finish(sink: Any) -> None:
@@ -346,10 +454,13 @@ class ExplodingCarrier:
             raise KeyError("bug")
         return Answered(consult_room=plan.consult_room)
 
-    async def brief(self, plan: DialPlan, answered: Answered) -> None:
-        return None
+    async def human_left(self, plan: DialPlan) -> None:
+        await asyncio.Event().wait()
 
     async def connect(self, plan: DialPlan, answered: Answered) -> None:
+        return None
+
+    async def supervise(self, plan: DialPlan) -> None:
         return None
 
     async def hang_up(self, plan: DialPlan) -> None:
@@ -367,20 +478,21 @@ async def test_a_driver_bug_fails_the_attempt_as_a_carrier_error_and_fails_over(
 ) -> None:
     bridge = make_bridge(sink)
     desk = TransferDesk(ExplodingCarrier(), bridge.admission, sink)
+    sink.humans = Humans(desk)
     await desk.place(place(MAIN, BACKUP))
     await sink.wait_for_end("t-1")
     assert sink.kinds() == ["dialing", "failed", "dialing", "answered", "briefed", "connected"]
     assert sink.events[1][1].reason is FailureReason.CARRIER_ERROR
 
 
-async def test_no_log_record_carries_a_number_or_the_whisper(
+async def test_no_log_record_carries_a_number_or_what_the_caller_said(
     sink: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
     bridge = make_bridge(sink)
     script(bridge, SimOutcome.BUSY, SimOutcome.ANSWER)
-    context = HandoffContext(summary=WHISPER, collected={"email": "jane@example.com"})
-    await bridge.desk.place(place(MAIN, BACKUP, whisper=WHISPER, context=context))
+    context = HandoffContext(summary=SUMMARY, collected={"email": "jane@example.com"})
+    await bridge.desk.place(place(MAIN, BACKUP, context=context))
     await sink.wait_for_end("t-1")
     await bridge.desk.place(
         place(Destination(id="premium", address="+19005550100"), call_id="c2", transfer_id="t-2")
@@ -390,3 +502,161 @@ async def test_no_log_record_carries_a_number_or_the_whisper(
         text = record.getMessage() + " " + " ".join(str(v) for v in record.__dict__.values())
         for secret in ("+1415555", "+1900555", "Jane", "jane@example.com", "refund"):
             assert secret not in text, record.getMessage()
+
+
+# --------------------------------------------------------------------------- the human decides
+
+
+async def test_an_answered_human_is_briefed_only_when_they_accept(sink: Any) -> None:
+    bridge = make_bridge(sink, None)  # The human hears the briefing and does not decide yet.
+    await bridge.desk.place(place(consult_room="room-1-consult-abc"))
+    await eventually(lambda: "answered" in sink.kinds())
+    answered = sink.events_of("t-1", TransferAnswered)[0]
+    assert answered.consult_room == "room-1-consult-abc"  # The voice worker's room.
+    assert answered.human_identity is not None
+    assert answered.human_identity.startswith("human-")
+    assert open_legs(bridge) == {("t-1", 1)}
+    # A decision for another attempt is out of turn and changes nothing.
+    with pytest.raises(DecisionOutOfTurn, match="Attempt 2"):
+        decide(bridge, "t-1", HumanDecision.ACCEPT, attempt=2)
+    assert bridge.desk.legs("call-1").in_progress == ["t-1"]
+    decide(bridge, "t-1", HumanDecision.ACCEPT)
+    await sink.wait_for_end("t-1")
+    assert sink.kinds() == ["dialing", "ringing", "answered", "briefed", "connected"]
+    briefed = sink.events_of("t-1", TransferBriefed)[0]
+    assert (briefed.destination_id, briefed.attempt) == ("billing-desk", 1)
+    with pytest.raises(TransferFinished):
+        decide(bridge, "t-1", HumanDecision.ACCEPT)
+
+
+@pytest.mark.parametrize(
+    ("decision", "reason", "detail"),
+    [
+        (
+            (HumanDecision.DECLINE, DeclineReason.BUSY),
+            FailureReason.HUMAN_DECLINED,
+            "declined: busy",
+        ),
+        (HumanDecision.VOICEMAIL, FailureReason.VOICEMAIL, "an answering machine picked up"),
+        (
+            HumanDecision.HUNG_UP,
+            FailureReason.HUMAN_DECLINED,
+            "the human hung up during the briefing",
+        ),
+    ],
+)
+async def test_a_human_who_does_not_accept_fails_the_attempt_and_the_next_is_dialled(
+    sink: Any, decision: Decision, reason: FailureReason, detail: str
+) -> None:
+    bridge = make_bridge(sink, decision)
+    await bridge.desk.place(place(MAIN, BACKUP))
+    await sink.wait_for_end("t-1")
+    assert sink.kinds() == [
+        "dialing",
+        "ringing",
+        "answered",
+        "failed",
+        "dialing",
+        "ringing",
+        "answered",
+        "briefed",
+        "connected",
+    ]
+    failed = sink.events_of("t-1", TransferFailed)[0]
+    assert (failed.reason, failed.detail, failed.final, failed.destination_id) == (
+        reason,
+        detail,
+        False,
+        "billing-desk",
+    )
+    first, second = (p for _, p in sink.events if isinstance(p, TransferAnswered))
+    assert first.consult_room == second.consult_room  # One consult room per transfer.
+    assert first.human_identity != second.human_identity
+    legs = bridge.desk.legs("call-1")
+    assert [(leg.attempt, leg.state, leg.ended_by) for leg in legs.legs] == [
+        (1, LegState.ENDED, "hung up by the bridge"),
+        (2, LegState.ENDED, "call ended"),
+    ]
+    assert open_legs(bridge) == set()
+
+
+async def test_the_last_human_declining_fails_the_transfer_for_good(sink: Any) -> None:
+    bridge = make_bridge(sink, HumanDecision.VOICEMAIL, HumanDecision.DECLINE)
+    await bridge.desk.place(place(MAIN, BACKUP))
+    await sink.wait_for_end("t-1")
+    failures = sink.events_of("t-1", TransferFailed)
+    assert [(f.reason, f.final) for f in failures] == [
+        (FailureReason.VOICEMAIL, False),
+        (FailureReason.HUMAN_DECLINED, False),
+        (FailureReason.ALL_DESTINATIONS_FAILED, True),
+    ]
+    assert "briefed" not in sink.kinds()
+    assert open_legs(bridge) == set()
+
+
+class HangingUpCarrier(SimulatedCarrier):
+    """The human hangs up as soon as they answer, and only the carrier sees it."""
+
+    async def human_left(self, plan: DialPlan) -> None:
+        return None
+
+
+async def test_the_carrier_seeing_the_human_hang_up_is_a_decline(sink: Any) -> None:
+    bridge = make_bridge(sink, None)
+    assert bridge.scripts is not None
+    desk = TransferDesk(HangingUpCarrier(bridge.scripts), bridge.admission, sink)
+    await desk.place(place())
+    await sink.wait_for_end("t-1")
+    failed = sink.events_of("t-1", TransferFailed)[0]
+    assert (failed.reason, failed.detail) == (
+        FailureReason.HUMAN_DECLINED,
+        "the human hung up during the briefing",
+    )
+
+
+async def test_a_human_who_never_decides_fails_the_attempt_after_the_briefing_time(
+    sink: Any,
+) -> None:
+    bridge = make_bridge(sink, None, transfer_briefing_timeout_s=0.1)
+    await bridge.desk.place(place())
+    await sink.wait_for_end("t-1")
+    failed = sink.events_of("t-1", TransferFailed)[0]
+    assert (failed.reason, failed.detail) == (
+        FailureReason.HUMAN_DECLINED,
+        "no decision within the briefing time",
+    )
+    assert open_legs(bridge) == set()
+
+
+async def test_cancelling_during_the_briefing_hangs_up_the_human(sink: Any) -> None:
+    bridge = make_bridge(sink, None)
+    await bridge.desk.place(place(MAIN, BACKUP))
+    await eventually(lambda: "answered" in sink.kinds())
+    await bridge.desk.cancel(
+        CancelTransfer(call_id="call-1", transfer_id="t-1", reason="caller_hung_up")
+    )
+    await sink.wait_for_end("t-1")
+    assert sink.kinds() == ["dialing", "ringing", "answered", "cancelled"]
+    assert sink.events_of("t-1", TransferCancelled)[0].reason == "caller_hung_up"
+    [leg] = bridge.desk.legs("call-1").legs
+    assert (leg.state, leg.ended_by) == (LegState.ENDED, "hung up by the bridge")
+    assert open_legs(bridge) == set()
+    with pytest.raises(TransferFinished):
+        decide(bridge, "t-1", HumanDecision.ACCEPT)
+
+
+async def test_a_consult_room_of_another_room_is_refused_before_dialling(sink: Any) -> None:
+    bridge = make_bridge(sink)
+    for room in ("room-2-consult-abc", "room-1", "room-1-consult-", "room-1-consult-a b"):
+        reply = await bridge.desk.place(
+            place(call_id=f"c-{len(room)}", transfer_id=f"t-{room}", consult_room=room)
+        )
+        assert isinstance(reply, TransferRejected), room
+        assert reply.reason is FailureReason.REJECTED_BY_POLICY
+    assert "dialing" not in sink.kinds()
+
+
+async def test_legs_of_an_unknown_call_are_empty(sink: Any) -> None:
+    bridge = make_bridge(sink)
+    legs = bridge.desk.legs("nobody")
+    assert (legs.in_progress, legs.legs) == ([], [])

@@ -1,4 +1,6 @@
-"""The real LiveKit driver against a LiveKit server double speaking Twirp on 127.0.0.1."""
+"""The real LiveKit driver against a LiveKit server double speaking Twirp on 127.0.0.1:
+dialling into the voice worker's consult room, the human's decision, the move to the
+caller, hanging up legs, and deleting rooms."""
 
 from __future__ import annotations
 
@@ -7,12 +9,16 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from bridge_testkit import Decision, Humans
 
 from switchboard.contracts import (
     CancelTransfer,
+    DeclineReason,
     Destination,
     FailureReason,
     HandoffContext,
+    HumanDecision,
+    LegState,
     PlaceTransfer,
     TransferAccepted,
     TransferAnswered,
@@ -20,19 +26,26 @@ from switchboard.contracts import (
     TransferMode,
     TransferPlaceReply,
 )
-from switchboard.contracts.subjects import TRANSFER_CANCEL, TRANSFER_PLACE
+from switchboard.contracts.subjects import (
+    TRANSFER_CANCEL,
+    TRANSFER_DECIDE,
+    TRANSFER_LEGS,
+    TRANSFER_PLACE,
+)
 from switchboard.runtime.bus import request
 from switchboard.sip_bridge.assembly import Bridge, build_bridge
 from switchboard.sip_bridge.drivers.base import DialFailed, DialPlan
-from switchboard.sip_bridge.drivers.livekit import LiveKitCarrier, human_identity
+from switchboard.sip_bridge.drivers.livekit import LiveKitCarrier
 from switchboard.sip_bridge.drivers.sip_headers import handoff_headers
 from switchboard.sip_bridge.settings import LiveKitCredentials, SipBridgeSettings
 from switchboard.testing import eventually
 
 MAIN = Destination(id="billing-desk", address="+14155550100", label="Billing")
 BACKUP = Destination(id="billing-backup", address="+14155550101")
-WHISPER = "Jane Roe, refund for order 7731"
-CONTEXT = HandoffContext(summary=WHISPER, intent="billing", collected={"email": "j@example.com"})
+SUMMARY = "Jane Roe, refund for order 7731"
+CONTEXT = HandoffContext(summary=SUMMARY, intent="billing", collected={"email": "j@example.com"})
+CONSULT = "room-1-consult-t1"
+"""The consult room the voice worker opened (its briefing session waits there)."""
 
 
 def settings(double: Any, **overrides: Any) -> SipBridgeSettings:
@@ -54,6 +67,7 @@ def settings(double: Any, **overrides: Any) -> SipBridgeSettings:
 @pytest.fixture
 async def bridge_on_double(livekit_double: Any, sink: Any) -> AsyncIterator[Bridge]:
     bridge = build_bridge(settings(livekit_double), sink, environ={})
+    sink.humans = Humans(bridge.desk)
     try:
         yield bridge
     finally:
@@ -74,6 +88,7 @@ async def carrier(livekit_double: Any) -> AsyncIterator[LiveKitCarrier]:
 
 
 def place(*destinations: Destination, **kw: Any) -> PlaceTransfer:
+    values: dict[str, Any] = {"consult_room": CONSULT, **kw}
     return PlaceTransfer(
         call_id="call-1",
         room="room-1",
@@ -81,8 +96,13 @@ def place(*destinations: Destination, **kw: Any) -> PlaceTransfer:
         destinations=list(destinations or (MAIN,)),
         transfer_id="t-1",
         ring_timeout_s=15,
-        **kw,
+        **values,
     )
+
+
+def humans_decide(sink: Any, *decisions: Decision) -> None:
+    assert sink.humans is not None
+    sink.humans.decisions.extend(decisions)
 
 
 def plan(destination: Destination = MAIN, mode: TransferMode = TransferMode.WARM) -> DialPlan:
@@ -95,6 +115,7 @@ def plan(destination: Destination = MAIN, mode: TransferMode = TransferMode.WARM
         caller_identity="caller",
         mode=mode,
         ring_timeout_s=15,
+        consult_room=CONSULT,
     )
 
 
@@ -102,22 +123,25 @@ async def no_ringing() -> None:
     return None
 
 
-async def test_a_warm_transfer_dials_into_a_consult_room_then_moves_the_human_to_the_caller(
+async def test_a_warm_transfer_dials_into_the_consult_room_then_moves_the_accepting_human(
     livekit_double: Any, bridge_on_double: Bridge, sink: Any
 ) -> None:
     livekit_double.join("room-1", "caller")
-    await bridge_on_double.desk.place(place(whisper=WHISPER, context=CONTEXT))
+    await bridge_on_double.desk.place(place(context=CONTEXT))
     await sink.wait_for_end("t-1")
     assert sink.kinds() == ["dialing", "ringing", "answered", "briefed", "connected"]
 
     (create,) = livekit_double.recorded("CreateSIPParticipant")
     request = create.request
-    consult = sink.events[2][1].consult_room
-    assert consult.startswith("room-1-consult-")
+    answered = sink.events[2][1]
+    assert (answered.consult_room, answered.human_identity) == (
+        CONSULT,
+        request.participant_identity,
+    )
     assert (request.sip_trunk_id, request.sip_call_to, request.room_name) == (
         "ST_main",
         "+14155550100",
-        consult,
+        CONSULT,
     )
     assert request.participant_identity.startswith("human-")
     assert request.wait_until_answered
@@ -135,13 +159,100 @@ async def test_a_warm_transfer_dials_into_a_consult_room_then_moves_the_human_to
 
     (move,) = livekit_double.requests("MoveParticipant")
     assert (move.room, move.identity, move.destination_room) == (
-        consult,
+        CONSULT,
         request.participant_identity,
         "room-1",
     )
-    assert ("room-1", request.participant_identity) in livekit_double.participants
-    await bridge_on_double.desk.drain(1.0)
-    assert [r.room for r in livekit_double.requests("DeleteRoom")] == [consult]
+    assert livekit_double.in_room("room-1") == {"caller", request.participant_identity}
+    # The transfer is over: its consult room goes; the caller's room stays for the call.
+    await eventually(lambda: [r.room for r in livekit_double.requests("DeleteRoom")] == [CONSULT])
+    [leg] = bridge_on_double.desk.legs("call-1").legs
+    assert leg.state is LegState.BRIDGED
+
+    # The caller hangs up: the bridge deletes the room, which hangs up the human too.
+    livekit_double.leave("room-1", "caller")
+    await eventually(
+        lambda: [r.room for r in livekit_double.requests("DeleteRoom")] == [CONSULT, "room-1"]
+    )
+    assert livekit_double.in_room("room-1") == set()
+    await eventually(lambda: bridge_on_double.desk.legs("call-1").legs[0].state is LegState.ENDED)
+
+
+async def test_a_human_who_hangs_up_after_the_move_ends_the_call_for_the_caller_too(
+    livekit_double: Any, bridge_on_double: Bridge, sink: Any
+) -> None:
+    livekit_double.join("room-1", "caller")
+    await bridge_on_double.desk.place(place())
+    await sink.wait_for_end("t-1")
+    (create,) = livekit_double.requests("CreateSIPParticipant")
+    livekit_double.leave("room-1", create.participant_identity)
+    await eventually(lambda: "room-1" in [r.room for r in livekit_double.requests("DeleteRoom")])
+    assert livekit_double.in_room("room-1") == set()
+
+
+async def test_a_declining_human_is_hung_up_and_the_next_is_dialled_into_the_same_room(
+    livekit_double: Any, bridge_on_double: Bridge, sink: Any
+) -> None:
+    livekit_double.join("room-1", "caller")
+    humans_decide(sink, (HumanDecision.DECLINE, DeclineReason.BUSY))
+    await bridge_on_double.desk.place(place(MAIN, BACKUP))
+    await sink.wait_for_end("t-1")
+    assert sink.kinds() == [
+        "dialing",
+        "ringing",
+        "answered",
+        "failed",
+        "dialing",
+        "ringing",
+        "answered",
+        "briefed",
+        "connected",
+    ]
+    first, second = livekit_double.requests("CreateSIPParticipant")
+    assert (first.room_name, second.room_name) == (CONSULT, CONSULT)
+    removed = [(r.room, r.identity) for r in livekit_double.requests("RemoveParticipant")]
+    assert removed == [(CONSULT, first.participant_identity)]
+    (move,) = livekit_double.requests("MoveParticipant")
+    assert move.identity == second.participant_identity
+    assert first.participant_identity not in livekit_double.in_room(CONSULT)
+
+
+async def test_a_human_who_hangs_up_during_the_briefing_is_seen_by_the_bridge_as_a_decline(
+    livekit_double: Any, bridge_on_double: Bridge, sink: Any
+) -> None:
+    livekit_double.join("room-1", "caller")
+    humans_decide(sink, None)  # The briefing session never reports: only the carrier sees it.
+    await bridge_on_double.desk.place(place())
+    await eventually(lambda: "answered" in sink.kinds())
+    (create,) = livekit_double.requests("CreateSIPParticipant")
+    livekit_double.leave(CONSULT, create.participant_identity)
+    await sink.wait_for_end("t-1")
+    failed = next(p for _, p in sink.events if isinstance(p, TransferFailed))
+    assert (failed.reason, failed.detail) == (
+        FailureReason.HUMAN_DECLINED,
+        "the human hung up during the briefing",
+    )
+    assert livekit_double.requests("MoveParticipant") == []
+
+
+async def test_cancelling_during_the_briefing_hangs_up_the_human_and_deletes_the_room(
+    livekit_double: Any, bridge_on_double: Bridge, sink: Any
+) -> None:
+    livekit_double.join("room-1", "caller")
+    humans_decide(sink, None)
+    await bridge_on_double.desk.place(place(MAIN, BACKUP))
+    await eventually(lambda: "answered" in sink.kinds())
+    await bridge_on_double.desk.cancel(
+        CancelTransfer(call_id="call-1", transfer_id="t-1", reason="caller_hung_up")
+    )
+    await sink.wait_for_end("t-1")
+    assert sink.kinds() == ["dialing", "ringing", "answered", "cancelled"]
+    (create,) = livekit_double.requests("CreateSIPParticipant")
+    removed = [(r.room, r.identity) for r in livekit_double.requests("RemoveParticipant")]
+    assert removed == [(CONSULT, create.participant_identity)]
+    await eventually(lambda: [r.room for r in livekit_double.requests("DeleteRoom")] == [CONSULT])
+    assert livekit_double.in_room(CONSULT) == set()
+    assert livekit_double.in_room("room-1") == {"caller"}  # The caller's call goes on.
 
 
 @pytest.mark.parametrize(
@@ -233,6 +344,7 @@ async def test_a_caller_who_left_is_not_connected_and_no_other_human_is_dialled(
     assert len(livekit_double.requests("CreateSIPParticipant")) == 1
     assert livekit_double.requests("MoveParticipant") == []
     assert [r.room for r in livekit_double.requests("RemoveParticipant")] == [final_consult(sink)]
+    assert [r.room for r in livekit_double.requests("DeleteRoom")] == [CONSULT]
 
 
 def final_consult(sink: Any) -> str:
@@ -305,7 +417,7 @@ async def test_a_sip_uri_destination_sets_the_request_uri(
     (request,) = livekit_double.requests("CreateSIPParticipant")
     assert request.sip_call_to == "billing"
     assert request.sip_request_uri.raw == "sip:billing@pbx.example.com"
-    assert request.participant_identity == human_identity(plan(desk))
+    assert request.participant_identity == plan(desk).human_identity
 
 
 def test_handoff_headers_cannot_be_used_to_inject_sip_header_lines() -> None:
@@ -318,6 +430,7 @@ def test_handoff_headers_cannot_be_used_to_inject_sip_header_lines() -> None:
         caller_identity="caller",
         mode=TransferMode.WARM,
         ring_timeout_s=15,
+        consult_room=CONSULT,
         context=HandoffContext(intent="billing\r\nX-Evil: 1"),
     )
     headers = handoff_headers(hostile)
@@ -329,14 +442,19 @@ def test_handoff_headers_cannot_be_used_to_inject_sip_header_lines() -> None:
 
 
 async def test_with_livekit_credentials_the_service_dials_for_real_and_has_no_simulator(
-    livekit_double: Any, bridge: Any, events: Any, nc: Any
+    livekit_double: Any, bridge: Any, events: Any, nc: Any, humans: Any
 ) -> None:
     livekit_double.join("room-1", "caller")
     values = {f: getattr(settings(livekit_double), f) for f in SipBridgeSettings.__struct_fields__}
     values.pop("nats_url")
     await bridge(**values)
     info = json.loads((await nc.request("$SRV.INFO.sip-bridge", b"", timeout=2)).data)
-    assert sorted(e["subject"] for e in info["endpoints"]) == [TRANSFER_CANCEL, TRANSFER_PLACE]
+    assert sorted(e["subject"] for e in info["endpoints"]) == [
+        TRANSFER_CANCEL,
+        TRANSFER_DECIDE,
+        TRANSFER_LEGS,
+        TRANSFER_PLACE,
+    ]
     reply: TransferPlaceReply = await request(nc, TRANSFER_PLACE, place(), TransferPlaceReply, 2)
     assert isinstance(reply, TransferAccepted)
     received = await events.until_end("call-1")

@@ -14,6 +14,7 @@ from switchboard.contracts import (
     TransferDialing,
     TransferFailed,
     TransferMode,
+    TransferQueued,
     TransferRinging,
 )
 from switchboard.sip_bridge.machine import (
@@ -256,3 +257,56 @@ def test_abandoning_before_any_dial_is_a_final_failure_without_a_destination() -
         0,
     )
     assert m.state is TransferState.FAILED
+
+
+def test_a_transfer_waiting_for_a_dial_slot_is_queued_once_then_dials() -> None:
+    m = machine()
+    queued = m.queued(3, 120.0, 2.0)
+    assert isinstance(queued.event, TransferQueued)
+    assert (queued.event.position, queued.event.max_wait_s, queued.event.estimated_wait_s) == (
+        3,
+        120.0,
+        2.0,
+    )
+    assert queued.event_id == "t-1:queued"
+    with pytest.raises(IllegalTransition):
+        m.queued(1, 120.0)
+    m.dial()
+    assert m.history[:3] == [TransferState.REQUESTED, TransferState.QUEUED, TransferState.DIALING]
+
+
+def test_a_queued_transfer_can_be_cancelled_or_abandoned_without_a_destination() -> None:
+    m = machine()
+    m.queued(1, 120.0)
+    final = m.abandon(AttemptFailure(FailureReason.QUEUE_TIMEOUT, detail="no dial slot"))
+    assert isinstance(final.event, TransferFailed)
+    assert (final.event.reason, final.event.final, final.event.destination_id) == (
+        FailureReason.QUEUE_TIMEOUT,
+        True,
+        None,
+    )
+    cancelled = machine()
+    cancelled.queued(1, 120.0)
+    assert isinstance(cancelled.cancel("caller_hung_up").event, TransferCancelled)
+
+
+def test_a_failover_attempt_is_never_queued() -> None:
+    m = machine(D1, D2)
+    m.dial()
+    m.fail(BUSY)
+    with pytest.raises(IllegalTransition, match="has dialled"):
+        m.queued(1, 120.0)
+
+
+def test_the_briefed_event_names_the_attempt_of_the_accepting_human() -> None:
+    m = machine(D1, D2)
+    m.dial()
+    m.answered("room-1-consult-x", "human-x-1")
+    m.fail(AttemptFailure(FailureReason.HUMAN_DECLINED, detail="declined: busy"))
+    m.dial()
+    answered = m.answered("room-1-consult-x", "human-x-2").event
+    assert isinstance(answered, TransferAnswered)
+    assert answered.human_identity == "human-x-2"
+    briefed = m.briefed().event
+    assert isinstance(briefed, TransferBriefed)
+    assert (briefed.destination_id, briefed.attempt) == ("billing-backup", 2)

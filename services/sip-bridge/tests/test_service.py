@@ -1,5 +1,5 @@
-"""The sip-bridge on a real nats-server with the simulated carrier: requests, replies and
-the transfer events on the events stream."""
+"""The sip-bridge on a real nats-server with the simulated carrier: requests, replies,
+the humans' decisions and the transfer events on the events stream."""
 
 from __future__ import annotations
 
@@ -11,24 +11,36 @@ from typing import Any
 import msgspec
 import nats
 import pytest
+from bridge_testkit import BusHumans
 from nats.aio.client import Client as NATS
 
 from switchboard.contracts import (
     CancelTransfer,
+    DeclineReason,
     Destination,
     ErrorCode,
     FailureReason,
+    HumanDecision,
+    HumanDecisionNoted,
+    LegState,
     PlaceTransfer,
+    ReportHumanDecision,
     TransferAccepted,
     TransferCancelled,
     TransferConnected,
     TransferFailed,
+    TransferLegs,
+    TransferLegsQuery,
     TransferPlaceReply,
+    TransferQueued,
     TransferRejected,
 )
+from switchboard.contracts.envelope import decode_event
 from switchboard.contracts.simulation import CarrierScripted, ScriptCarrier, SimOutcome
 from switchboard.contracts.subjects import (
     TRANSFER_CANCEL,
+    TRANSFER_DECIDE,
+    TRANSFER_LEGS,
     TRANSFER_PLACE,
     TRANSFER_SIMULATE,
     Owner,
@@ -36,6 +48,7 @@ from switchboard.contracts.subjects import (
 from switchboard.devstack.launcher import ServiceProcess
 from switchboard.devstack.natsserver import NatsServer
 from switchboard.runtime.bus import EventPublisher, RequestFailed, request
+from switchboard.sip_bridge.settings import SipBridgeSettings
 from switchboard.testing import eventually
 
 pytestmark = pytest.mark.usefixtures("no_livekit_env")
@@ -87,8 +100,15 @@ def names(events: list[tuple[Any, Any, Any]]) -> list[str]:
     return [event.type.split(".")[-2] for event, _, _ in events]
 
 
+async def legs_of(nc: NATS, call_id: str) -> TransferLegs:
+    legs: TransferLegs = await request(
+        nc, TRANSFER_LEGS, TransferLegsQuery(call_id=call_id), TransferLegs, 2
+    )
+    return legs
+
+
 async def test_an_answered_transfer_publishes_every_state_as_cloudevents_in_order(
-    nc: NATS, bridge: Any, events: Any
+    nc: NATS, bridge: Any, events: Any, humans: BusHumans
 ) -> None:
     await bridge()
     reply = await place_request(nc, place("call-a"))
@@ -110,7 +130,9 @@ async def test_an_answered_transfer_publishes_every_state_as_cloudevents_in_orde
     ]
 
 
-async def test_busy_then_answer_fails_over_on_the_bus(nc: NATS, bridge: Any, events: Any) -> None:
+async def test_busy_then_answer_fails_over_on_the_bus(
+    nc: NATS, bridge: Any, events: Any, humans: BusHumans
+) -> None:
     await bridge()
     await script(nc, "call-b", SimOutcome.BUSY, SimOutcome.ANSWER)
     await place_request(nc, place("call-b", MAIN, BACKUP))
@@ -234,10 +256,30 @@ async def test_an_address_with_a_smuggled_newline_is_refused_at_the_contract(
         (TRANSFER_CANCEL, b"[]", None, "Expected `object`"),
         (TRANSFER_CANCEL, b'{"call_id": "c"}', None, "missing required field `transfer_id`"),
         (TRANSFER_SIMULATE, b'{"call_id": "c", "outcomes": ["explode"]}', None, "Invalid"),
+        (
+            TRANSFER_DECIDE,
+            b'{"call_id": "c", "transfer_id": "t", "attempt": 0, "decision": "accept"}',
+            "$.attempt",
+            ">= 1",
+        ),
+        (
+            TRANSFER_DECIDE,
+            b'{"call_id": "c", "transfer_id": "t", "attempt": 1, "decision": "maybe"}',
+            "$.decision",
+            "Invalid enum value",
+        ),
+        (TRANSFER_LEGS, b'{"call_id": "no spaces allowed"}', "$.call_id", "regex"),
     ],
 )
 async def test_malformed_requests_get_a_typed_error_and_the_bridge_keeps_serving(
-    nc: NATS, bridge: Any, events: Any, subject: str, body: bytes, field: str | None, fragment: str
+    nc: NATS,
+    bridge: Any,
+    events: Any,
+    humans: BusHumans,
+    subject: str,
+    body: bytes,
+    field: str | None,
+    fragment: str,
 ) -> None:
     await bridge()
     msg = await nc.request(subject, body, timeout=2)
@@ -269,7 +311,7 @@ async def test_cancelling_an_unknown_transfer_is_not_found(nc: NATS, bridge: Any
 
 
 async def test_a_transfer_id_reused_by_another_call_is_refused_with_a_typed_error(
-    nc: NATS, bridge: Any, events: Any
+    nc: NATS, bridge: Any, events: Any, humans: BusHumans
 ) -> None:
     await bridge()
     await place_request(nc, place("call-h"))
@@ -280,7 +322,7 @@ async def test_a_transfer_id_reused_by_another_call_is_refused_with_a_typed_erro
 
 
 async def test_a_republished_event_is_dropped_by_the_stream(
-    nc: NATS, bridge: Any, events: Any
+    nc: NATS, bridge: Any, events: Any, humans: BusHumans
 ) -> None:
     await bridge()
     await place_request(nc, place("call-j"))
@@ -293,7 +335,7 @@ async def test_a_republished_event_is_dropped_by_the_stream(
     assert after == before
 
 
-async def test_the_simulated_bridge_serves_place_cancel_and_simulate_in_its_queue_group(
+async def test_the_simulated_bridge_serves_every_transfer_request_in_its_queue_group(
     nc: NATS, bridge: Any
 ) -> None:
     await bridge()
@@ -301,10 +343,108 @@ async def test_the_simulated_bridge_serves_place_cancel_and_simulate_in_its_queu
     info = json.loads(msg.data)
     assert sorted(e["subject"] for e in info["endpoints"]) == [
         TRANSFER_CANCEL,
+        TRANSFER_DECIDE,
+        TRANSFER_LEGS,
         TRANSFER_PLACE,
         TRANSFER_SIMULATE,
     ]
     assert {e["queue_group"] for e in info["endpoints"]} == {BRIDGE}
+
+
+async def test_a_human_who_declines_on_the_bus_is_replaced_by_the_next_destination(
+    nc: NATS, bridge: Any, events: Any, humans: BusHumans
+) -> None:
+    await bridge()
+    humans.decisions.extend([(HumanDecision.DECLINE, DeclineReason.WRONG_TEAM)])
+    await place_request(nc, place("call-h", MAIN, BACKUP, consult_room="room-call-h-consult-1"))
+    received = await events.until_end("call-h")
+    assert names(received) == [
+        "dialing",
+        "ringing",
+        "answered",
+        "failed",
+        "dialing",
+        "ringing",
+        "answered",
+        "briefed",
+        "connected",
+    ]
+    failed = received[3][1]
+    assert isinstance(failed, TransferFailed)
+    assert (failed.reason, failed.detail) == (FailureReason.HUMAN_DECLINED, "declined: wrong_team")
+    assert [n.decision for n in humans.noted] == [HumanDecision.DECLINE, HumanDecision.ACCEPT]
+    assert humans.refused == []
+
+    async def no_leg_left() -> TransferLegs:
+        legs = await legs_of(nc, "call-h")
+        assert legs.in_progress == []
+        return legs
+
+    legs = await eventually(no_leg_left)
+    assert [(leg.attempt, leg.destination_id, leg.state) for leg in legs.legs] == [
+        (1, "billing-desk", LegState.ENDED),
+        (2, "billing-backup", LegState.ENDED),
+    ]
+
+
+async def test_a_decision_out_of_turn_or_for_no_transfer_gets_a_typed_error(
+    nc: NATS, bridge: Any
+) -> None:
+    await bridge()
+    report = ReportHumanDecision(
+        call_id="call-i", transfer_id="t-call-i", attempt=1, decision=HumanDecision.ACCEPT
+    )
+    with pytest.raises(RequestFailed) as unknown:
+        await request(nc, TRANSFER_DECIDE, report, HumanDecisionNoted, 2)
+    assert unknown.value.error.code is ErrorCode.NOT_FOUND
+    await script(nc, "call-i", SimOutcome.ANSWER, ring_s=10.0)
+    await place_request(nc, place("call-i"))
+
+    async def dialled() -> bool:
+        return bool((await legs_of(nc, "call-i")).legs)
+
+    await eventually(dialled)
+    with pytest.raises(RequestFailed) as early:  # Still ringing: nobody to decide yet.
+        await request(nc, TRANSFER_DECIDE, report, HumanDecisionNoted, 2)
+    assert early.value.error.code is ErrorCode.REJECTED
+    assert early.value.error.field == "$.attempt"
+
+
+@pytest.mark.slow
+async def test_fifty_transfers_at_once_with_the_default_limits_all_connect(
+    nc: NATS, bridge: Any, humans: BusHumans
+) -> None:
+    """A busy moment is a queue: with the default calls-per-second (1, burst 5) and
+    concurrency (20) caps, none of 50 simultaneous transfers is refused for rate."""
+    defaults = SipBridgeSettings()
+    await bridge(
+        transfer_cps=defaults.transfer_cps,
+        transfer_burst=defaults.transfer_burst,
+        transfer_max_concurrent=defaults.transfer_max_concurrent,
+        transfer_max_queued=defaults.transfer_max_queued,
+        transfer_queue_max_wait_s=defaults.transfer_queue_max_wait_s,
+    )
+    ends: dict[str, str] = {}
+    queued: dict[str, TransferQueued] = {}
+
+    async def on_event(msg: Any) -> None:
+        _, payload = decode_event(msg.data)
+        if isinstance(payload, TransferQueued):
+            queued[payload.call_id] = payload
+        elif isinstance(payload, TransferConnected):
+            ends[payload.call_id] = "connected"
+        elif isinstance(payload, TransferFailed) and payload.final:
+            ends[payload.call_id] = payload.reason.value
+
+    await nc.subscribe("sb.evt.transfer.>", cb=on_event)
+    calls = [f"busy-{n:02d}" for n in range(50)]
+    replies = await asyncio.gather(*(place_request(nc, place(c)) for c in calls))
+    assert [type(r) for r in replies] == [TransferAccepted] * 50
+    await eventually(lambda: len(ends) == 50, timeout=90, message="50 transfers ending")
+    assert set(ends.values()) == {"connected"}
+    assert len(queued) == 45  # The burst of 5 dialled at once; the others waited in line.
+    assert sorted(q.position for q in queued.values()) == list(range(1, 46))
+    assert humans.refused == []
 
 
 async def test_the_entry_point_serves_and_fails_in_flight_transfers_on_sigterm(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,7 +15,9 @@ from livekit.agents import AgentSession, llm
 
 from switchboard.devstack.natsserver import NatsServer
 from switchboard.simulation.backoffice import ScriptedBackOffice
+from switchboard.simulation.consult import ScriptedConsultRooms
 from switchboard.simulation.runner import ready_for_input
+from switchboard.simulation.scenario import Human
 from switchboard.simulation.transcript import Transcript
 from switchboard.testing import fake_backends
 from switchboard.voice.agents.roster import Roster
@@ -47,7 +49,6 @@ def settings(nats_server: NatsServer) -> VoiceSettings:
         router_timeout_s=0.5,
         transfer_place_timeout_s=0.5,
         transfer_answer_timeout_s=5.0,
-        transfer_connect_grace_s=0.3,
     )
 
 
@@ -65,9 +66,19 @@ class Harness:
     call: Call
     session: AgentSession[Call]
     transcript: Transcript
+    consult: ScriptedConsultRooms
 
     def said(self) -> list[str]:
-        return [line.text for line in self.transcript.lines if line.speaker != "caller"]
+        """What the agents said to the caller."""
+        return [
+            line.text
+            for line in self.transcript.lines
+            if line.speaker != "caller" and line.side == "call"
+        ]
+
+    def briefed(self) -> list[str]:
+        """What the briefing agent said to the humans who answered."""
+        return [line.text for line in self.transcript.lines if line.speaker == "briefing"]
 
 
 HarnessFactory = Callable[..., Awaitable[Harness]]
@@ -83,6 +94,8 @@ async def start_call(bus: Bus, settings: VoiceSettings) -> AsyncIterator[Harness
         caller_number: str | None = "+14155550123",
         brain: llm.LLM[Any] | None = None,
         back_office: BackOffice | None = None,
+        humans: Sequence[Human] = (),
+        settings_override: VoiceSettings | None = None,
     ) -> Harness:
         call_id = f"t-{uuid.uuid4().hex[:10]}"
         info = CallInfo(
@@ -92,12 +105,19 @@ async def start_call(bus: Bus, settings: VoiceSettings) -> AsyncIterator[Harness
             caller_number=caller_number,
             trunk="main",
         )
+        model = brain or RulesBrain()
+        transcript = Transcript()
+        consult = ScriptedConsultRooms(model, transcript, humans)
         call = new_call(
-            bus, settings, info, TimelineRecorder(), back_office or ScriptedBackOffice()
+            bus,
+            settings_override or settings,
+            info,
+            TimelineRecorder(),
+            back_office or ScriptedBackOffice(),
+            consult,
         )
         await begin(call)
-        session = new_session(call, brain or RulesBrain())
-        transcript = Transcript()
+        session = new_session(call, model)
         transcript.attach(session)
         first = await session.start(Roster(call).triage(), capture_run=True, record=False)
         await first
@@ -105,7 +125,7 @@ async def start_call(bus: Bus, settings: VoiceSettings) -> AsyncIterator[Harness
         # in on_enter); a turn sent before that would reach the finished task.
         loop = asyncio.get_running_loop()
         await ready_for_input(session, loop.time() + READY_TIMEOUT_S)
-        harness = Harness(call, session, transcript)
+        harness = Harness(call, session, transcript, consult)
         sessions.append(harness)
         return harness
 

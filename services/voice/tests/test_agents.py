@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import pytest
@@ -215,23 +214,6 @@ async def test_manager_takes_over_with_history_context_and_authority(
     await observer.close()
 
 
-async def test_a_person_request_transfers_to_a_human_with_a_whisper(
-    backends: Backends, start_call: HarnessFactory
-) -> None:
-    h = await _granted(start_call)
-    await h.session.run(user_input="I have a question about my bill.")
-    result = await h.session.run(user_input="I want to talk to a real person.")
-    result.expect.contains_function_call(name="escalate")
-    [placed] = backends.bridge.placed
-    assert [d.id for d in placed.destinations] == ["desk-1", "desk-2"]
-    assert placed.whisper is not None
-    assert "billing" in placed.whisper
-    assert placed.context is not None
-    assert placed.context.consent is ConsentDecision.GRANTED
-    assert h.call.state.outcome is CallOutcome.TRANSFERRED
-    assert backends.router.requests[0].wants_human
-
-
 async def test_a_legal_threat_is_escalated_by_the_model_not_the_screen(
     backends: Backends, start_call: HarnessFactory
 ) -> None:
@@ -419,30 +401,6 @@ async def test_an_escalation_inside_the_intake_group_ends_it_and_escalates(
     await eventually(lambda: isinstance(h.session.current_agent, ManagerAgent))
     assert backends.router.requests[0].current_agent == "sales"
     assert isinstance(h.session.current_agent, ManagerAgent)
-
-
-async def test_the_caller_can_interrupt_while_the_transfer_rings(
-    nc: NATS, start_call: HarnessFactory
-) -> None:
-    await FakeLedger(nc).start()
-    await FakeRouter(nc).start()
-    bridge = await FakeBridge(nc, ring_s=5.0).start()
-    h = await _granted(start_call)
-    run = h.session.run(user_input="Put me through to a real person.")
-    await eventually(lambda: bridge.placed)
-    # Interrupting before or while the transfer is followed is the same: the speech
-    # handle is interrupted, so the wait for the next status gives way at once.
-    h.session.interrupt()
-    await asyncio.wait_for(asyncio.shield(asyncio.ensure_future(_await(run))), 5)
-    await eventually(lambda: bridge.cancelled)
-    await eventually(lambda: "stopped the transfer" in " ".join(h.said()))
-    assert [c.transfer_id for c in bridge.cancelled] == [bridge.placed[0].transfer_id]
-    assert h.call.state.outcome is None  # the call goes on with the agent
-    assert "stopped the transfer" in " ".join(h.said())
-
-
-async def _await(run: Any) -> None:
-    await run
 
 
 async def test_without_a_router_a_callback_is_offered_and_the_fallback_is_published(

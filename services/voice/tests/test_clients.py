@@ -27,7 +27,10 @@ from switchboard.contracts.escalation import (
 from switchboard.contracts.subjects import ESCALATION_DECIDE, REQUESTS
 from switchboard.contracts.transfer import (
     FailureReason,
+    HumanDecision,
+    LegState,
     PlaceTransfer,
+    ReportHumanDecision,
     TransferAccepted,
     TransferDialing,
     TransferRejected,
@@ -213,7 +216,7 @@ async def test_no_bridge_means_a_typed_rejection(bus: Bus) -> None:
 
 
 async def test_a_watch_sees_only_its_own_transfer_in_order(nc: NATS, bus: Bus) -> None:
-    await FakeBridge(nc).start()
+    bridge = await FakeBridge(nc).start()
     client = TransferClient(bus.nc, timeout=0.5)
     command = PlaceTransfer(
         call_id="c-1", room="r", caller_identity="p", destinations=DESTINATIONS[:1]
@@ -225,7 +228,14 @@ async def test_a_watch_sees_only_its_own_transfer_in_order(nc: NATS, bus: Bus) -
         )
         reply = await client.place(command)
         assert isinstance(reply, TransferAccepted)
-        states = [type(await watch.next(2.0)).__name__ for _ in range(5)]
+        states = [type(await watch.next(2.0)).__name__ for _ in range(3)]
+        early = ReportHumanDecision(
+            call_id="c-1", transfer_id=command.transfer_id, attempt=2, decision=HumanDecision.ACCEPT
+        )
+        assert not await client.decide(early)  # No human of attempt 2 is being briefed.
+        accept = msgspec.structs.replace(early, attempt=1)
+        assert await client.decide(accept)
+        states += [type(await watch.next(2.0)).__name__ for _ in range(2)]
     assert states == [
         "TransferDialing",
         "TransferRinging",
@@ -233,6 +243,19 @@ async def test_a_watch_sees_only_its_own_transfer_in_order(nc: NATS, bus: Bus) -
         "TransferBriefed",
         "TransferConnected",
     ]
+    assert bridge.decisions == [accept]
+    legs = await client.legs("c-1")
+    assert legs is not None
+    assert [(leg.attempt, leg.state) for leg in legs.legs] == [(1, LegState.ENDED)]
+
+
+async def test_without_a_bridge_legs_are_unknown_and_a_decision_is_not_taken(bus: Bus) -> None:
+    client = TransferClient(bus.nc, timeout=0.3)
+    assert await client.legs("c-1") is None
+    report = ReportHumanDecision(
+        call_id="c-1", transfer_id="t", attempt=1, decision=HumanDecision.DECLINE
+    )
+    assert not await client.decide(report)
 
 
 async def test_scripting_the_carrier_without_a_bridge_returns_none(bus: Bus) -> None:

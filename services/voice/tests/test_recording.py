@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from livekit.agents import Agent, AgentSession
+from livekit.agents.voice.turn import TurnHandlingOptions
 
 from switchboard.contracts.base import Message, utcnow
 from switchboard.contracts.call import RecordingStarted, RecordingStopped, RecordingStopReason
@@ -13,6 +15,7 @@ from switchboard.contracts.consent import (
     ConsentRecorded,
     ConsentRevoked,
 )
+from switchboard.voice.brain import RulesBrain
 from switchboard.voice.recording import RecordingGate, SessionRecordSwitch, session_record_options
 
 CALL = "call-1"
@@ -165,13 +168,63 @@ async def test_a_failed_stop_is_reported_as_an_error() -> None:
     assert stopped.reason is RecordingStopReason.ERROR
 
 
-async def test_the_session_record_option_follows_the_gate() -> None:
-    options = session_record_options(False)
-    g, _, _ = gate()
-    g.on_change = SessionRecordSwitch(options)
-    assert options["transcript"] is False
+def text_session() -> AgentSession[None]:
+    return AgentSession[None](
+        llm=RulesBrain(), vad=None, turn_handling=TurnHandlingOptions(turn_detection=None)
+    )
+
+
+async def test_session_recording_follows_the_gate_on_a_started_session() -> None:
+    session = text_session()
+    switch = SessionRecordSwitch(session)  # Made before start, as the worker does.
+    await session.start(Agent(instructions="Say nothing."), record=session_record_options(False))
+    try:
+        g, _, _ = gate()
+        g.on_change = switch
+        assert session.options.recording_options["transcript"] is False
+        await g.apply(recorded(ConsentDecision.GRANTED))
+        assert session.options.recording_options["transcript"] is True
+        assert session.options.recording_options["audio"] is False  # Egress's job
+        await g.revoke_now()
+        assert session.options.recording_options["transcript"] is False
+    finally:
+        await session.aclose()
+
+
+async def test_starting_a_session_replaces_its_recording_options() -> None:
+    """Why the switch must not keep the dict: a reference taken before start goes stale."""
+    session = text_session()
+    before = session.options.recording_options
+    await session.start(Agent(instructions="Say nothing."), record=session_record_options(False))
+    try:
+        assert session.options.recording_options is not before
+    finally:
+        await session.aclose()
+
+
+async def test_after_a_transfer_a_consented_recording_goes_on_with_the_person() -> None:
+    g, recorder, sink = gate()
     await g.apply(recorded(ConsentDecision.GRANTED))
-    assert options["transcript"] is True
-    assert options["audio"] is False  # audio is Egress's job, behind the same gate
-    await g.revoke_now()
-    assert options["transcript"] is False
+    assert await g.close(hand_over=True)
+    assert recorder.active == {"eg-1"}  # Egress keeps recording the caller and the person.
+    assert not any(isinstance(p, RecordingStopped) for p in sink.published)
+    assert g.timeline[-1].action == "handed_over"
+    assert g.timeline[-1].recording_id == "eg-1"
+
+
+async def test_after_a_transfer_without_consent_nothing_is_recorded() -> None:
+    g, recorder, sink = gate()
+    await g.apply(recorded(ConsentDecision.DENIED))
+    assert not await g.close(hand_over=True)
+    assert recorder.starts == 0
+    assert sink.published == []
+
+
+async def test_a_call_that_was_not_transferred_stops_recording_when_it_ends() -> None:
+    g, recorder, sink = gate()
+    await g.apply(recorded(ConsentDecision.GRANTED))
+    assert not await g.close()
+    assert recorder.active == set()
+    stopped = sink.published[-1]
+    assert isinstance(stopped, RecordingStopped)
+    assert stopped.reason is RecordingStopReason.CALL_ENDED

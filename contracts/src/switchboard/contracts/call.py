@@ -41,12 +41,17 @@ class CallOutcome(enum.StrEnum):
 
 
 class CallEnded(Message):
-    """Event: the call is over."""
+    """Event: the call is over for the voice worker (after a transfer, the caller goes on
+    talking with the human)."""
 
     call_id: CallId
     outcome: CallOutcome
     duration_s: float = 0.0
     ended_at: dt.datetime = msgspec.field(default_factory=utcnow)
+    recording_continues: bool = False
+    """After a transfer with recording consent granted: Egress goes on recording the caller
+    and the human (who heard the consent state in the briefing) until the caller's room is
+    deleted, which the sip-bridge does when either of them hangs up."""
 
 
 class AgentHandedOff(Message):

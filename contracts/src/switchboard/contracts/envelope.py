@@ -73,6 +73,7 @@ EVENTS: tuple[EventSpec, ...] = (
     EventSpec(consent.ConsentRecorded, "consent", "recorded", Owner.CONSENT),
     EventSpec(consent.ConsentRevoked, "consent", "revoked", Owner.CONSENT),
     EventSpec(escalation.HandoffDecision, "escalation", "decided", Owner.ESCALATION),
+    EventSpec(transfer.TransferQueued, "transfer", "queued", Owner.SIP_BRIDGE),
     EventSpec(transfer.TransferDialing, "transfer", "dialing", Owner.SIP_BRIDGE),
     EventSpec(transfer.TransferRinging, "transfer", "ringing", Owner.SIP_BRIDGE),
     EventSpec(transfer.TransferAnswered, "transfer", "answered", Owner.SIP_BRIDGE),

@@ -40,6 +40,19 @@ class EscalationTrigger(enum.StrEnum):
     FAILURE_COUNT = "failure_count"
 
 
+class TransferMode(enum.StrEnum):
+    """How a human transfer is made.
+
+    Warm: the caller waits on hold while the human is dialled into a consult room, briefed
+    by an AI briefing session and decides; only an accepting human is moved to the caller.
+    Cold: the caller is sent a SIP REFER to the destination; nobody is briefed (voicemail
+    boxes, IVRs, partners that route the call on themselves).
+    """
+
+    WARM = "warm"
+    COLD = "cold"
+
+
 class HandoffTarget(enum.StrEnum):
     """Where the call goes next."""
 
@@ -114,3 +127,5 @@ class HandoffDecision(Message):
     """The AI agent that takes the call when ``target`` is ``ai_manager`` or ``ai_specialist``."""
     rules_version: ShortText | None = None
     """Version (content hash) of the rules file that made the decision, for audits."""
+    transfer_mode: TransferMode = TransferMode.WARM
+    """For ``human_queue`` and ``voicemail`` targets: warm (briefed) or cold (SIP REFER)."""

@@ -43,6 +43,8 @@ ESCALATION_DECIDE = "sb.escalation.decide"
 TRANSFER_PLACE = "sb.transfer.place"
 TRANSFER_CANCEL = "sb.transfer.cancel"
 TRANSFER_SIMULATE = "sb.transfer.simulate"
+TRANSFER_DECIDE = "sb.transfer.decide"
+TRANSFER_LEGS = "sb.transfer.legs"
 
 EVENTS_PREFIX = "sb.evt"
 EVENTS_WILDCARD = "sb.evt.>"
@@ -151,6 +153,20 @@ REQUESTS: tuple[RequestSubject, ...] = (
         transfer.CancelTransfer,
         transfer.TransferCancelled,
         "Cancel a transfer in progress.",
+    ),
+    RequestSubject(
+        TRANSFER_DECIDE,
+        Owner.SIP_BRIDGE,
+        transfer.ReportHumanDecision,
+        transfer.HumanDecisionNoted,
+        "The decision of the human being briefed: accept, decline, voicemail, hung up.",
+    ),
+    RequestSubject(
+        TRANSFER_LEGS,
+        Owner.SIP_BRIDGE,
+        transfer.TransferLegsQuery,
+        transfer.TransferLegs,
+        "The transfers in progress and the dialled legs of one call.",
     ),
     RequestSubject(
         TRANSFER_SIMULATE,

@@ -59,6 +59,10 @@ CALLERS: Final[Mapping[str, tuple[Role, ...]]] = {
     subjects.TRANSFER_PLACE: (Role.VOICE,),
     subjects.TRANSFER_CANCEL: (Role.VOICE,),
     subjects.TRANSFER_SIMULATE: (Role.VOICE,),
+    # The voice worker's briefing session reports the human's decision.
+    subjects.TRANSFER_DECIDE: (Role.VOICE,),
+    # The voice worker's scenario runner checks that no leg outlived its call.
+    subjects.TRANSFER_LEGS: (Role.VOICE,),
 }
 """Who sends each request besides ``ops`` (which may send every request: audits,
 erasure, readiness probes). A new request subject must be added here (a test checks)."""
@@ -277,7 +281,8 @@ def sip_bridge() -> UserPermissions:
     return UserPermissions(
         user=user,
         role=Role.SIP_BRIDGE,
-        summary="SIP bridge: answers sb.transfer.*, publishes transfer status events.",
+        summary="SIP bridge: answers sb.transfer.* (place, cancel, the human's decision, "
+        "legs), publishes transfer status events.",
         publish=(*_stream_admin(streams.EVENTS), *_publishes_events(Role.SIP_BRIDGE)),
         subscribe=(
             *_answers(Owner.SIP_BRIDGE),

@@ -39,11 +39,14 @@ def short_kind(event_type: str) -> str:
 class CallObserver:
     """Subscribes before the call starts and keeps every event of that call."""
 
-    def __init__(self, on_event: Callable[[ObservedEvent], None] | None = None) -> None:
+    def __init__(
+        self, on_event: Callable[[ObservedEvent], None] | None = None, t0: float | None = None
+    ) -> None:
         self.events: list[ObservedEvent] = []
         self._on_event = on_event
         self._sub: Subscription | None = None
-        self._t0 = time.monotonic()
+        self._t0 = time.monotonic() if t0 is None else t0
+        """Events are timed from this moment (the call's transcript uses the same)."""
         self._arrived = asyncio.Event()
 
     async def start(self, nc: NATS, call_id: str) -> CallObserver:

@@ -1,4 +1,5 @@
-"""The report of one scripted call: transcript, bus events, receipts, transfers, recording.
+"""The report of one scripted call: transcript (the caller's and, for warm transfers, the
+humans' in the consult room), bus events, receipts, transfers and their legs, recording.
 
 Printed as text (also line by line while the call happens) or as JSON with ``--json``.
 The report is the output a person asked for, so it shows what was said; it is never
@@ -11,16 +12,22 @@ from typing import Any
 
 import msgspec
 
+from switchboard.contracts.transfer import LegState, TransferLegs
 from switchboard.simulation.observer import ObservedEvent
 from switchboard.simulation.scenario import Expect
-from switchboard.simulation.transcript import CALLER, Line
+from switchboard.simulation.transcript import BRIEFING, CALL_SIDE, CALLER, CONSULT_SIDE, Line
 from switchboard.voice.recording import TimelineEntry
+from switchboard.voice.transfer.facts import BRIEFING_START
 
 
-class Utterance(msgspec.Struct, frozen=True):
+class Utterance(msgspec.Struct, frozen=True, omit_defaults=True):
     speaker: str
     text: str
     at_s: float
+    side: str = CALL_SIDE
+    """``call`` (the caller's conversation) or ``consult`` (a human being briefed)."""
+    attempt: int | None = None
+    heard: bool = True
 
 
 class EventView(msgspec.Struct, frozen=True):
@@ -46,6 +53,15 @@ class TransferStep(msgspec.Struct, frozen=True, omit_defaults=True):
     attempt: int | None = None
     reason: str | None = None
     sip_status: int | None = None
+    detail: str | None = None
+
+
+class LegView(msgspec.Struct, frozen=True, omit_defaults=True):
+    transfer_id: str
+    attempt: int
+    destination_id: str
+    state: str
+    ended_by: str = ""
 
 
 class TransferView(msgspec.Struct, frozen=True):
@@ -78,6 +94,9 @@ class Report(msgspec.Struct, kw_only=True):
     events: list[EventView]
     receipts: list[ReceiptView]
     transfers: list[TransferView]
+    legs: list[LegView]
+    """What the bridge held for the call once it was over (``sb.transfer.legs``)."""
+    transfers_in_progress: list[str]
     recording: list[RecordingView]
     checks: list[Check]
     errors: list[str]
@@ -95,6 +114,7 @@ def build(
     timeline: list[TimelineEntry],
     expect: Expect,
     errors: list[str],
+    legs: TransferLegs | None = None,
 ) -> Report:
     report = Report(
         scenario=scenario,
@@ -103,10 +123,18 @@ def build(
         consent=consent,
         ok=False,
         agents=agents,
-        transcript=[Utterance(line.speaker, line.text, line.at_s) for line in lines],
+        transcript=[
+            Utterance(line.speaker, line.text, line.at_s, line.side, line.attempt, line.heard)
+            for line in lines
+        ],
         events=[EventView(e.kind, e.type, e.source, e.time, e.at_s, e.data) for e in events],
         receipts=_receipts(events),
         transfers=_transfers(events),
+        legs=[
+            LegView(leg.transfer_id, leg.attempt, leg.destination_id, leg.state, leg.ended_by)
+            for leg in (legs.legs if legs else [])
+        ],
+        transfers_in_progress=list(legs.in_progress) if legs else [],
         recording=[
             RecordingView(t.at_s, t.action, t.detail, t.consent_sequence, t.recording_id)
             for t in timeline
@@ -114,7 +142,7 @@ def build(
         checks=[],
         errors=errors,
     )
-    report.checks = check(expect, report)
+    report.checks = check(expect, report) + always(report, legs_known=legs is not None)
     report.ok = not errors and all(c.ok for c in report.checks)
     return report
 
@@ -155,6 +183,7 @@ def _transfers(events: list[ObservedEvent]) -> list[TransferView]:
                 attempt=d.get("attempt"),
                 reason=d.get("reason"),
                 sip_status=d.get("sip_status"),
+                detail=d.get("detail") or None,
             )
         )
     return [TransferView(tid, steps) for tid, steps in by_id.items()]
@@ -209,6 +238,15 @@ def check(expect: Expect, report: Report) -> list[Check]:
                 f"wanted {expect.transfer_states}, saw {states}",
             )
         )
+    if expect.transfer_failures:
+        reasons = [s.reason or "" for t in report.transfers for s in t.steps if s.state == "failed"]
+        checks.append(
+            Check(
+                "transfer failures",
+                reasons == expect.transfer_failures,
+                f"wanted {expect.transfer_failures}, saw {reasons}",
+            )
+        )
     if expect.callback_requested is not None:
         requested = "call.callback_requested" in kinds
         checks.append(
@@ -219,15 +257,78 @@ def check(expect: Expect, report: Report) -> list[Check]:
             )
         )
     if expect.spoken:
-        said = [u.text.lower() for u in report.transcript if u.speaker != CALLER]
+        said = [
+            u.text.lower() for u in report.transcript if u.speaker != CALLER and u.side == CALL_SIDE
+        ]
         found = _in_order_fragments([s.lower() for s in expect.spoken], said)
         checks.append(Check("spoken", found, f"wanted {expect.spoken} in agent lines"))
+    if expect.human_spoken:
+        briefed = [u.text.lower() for u in report.transcript if u.speaker == BRIEFING]
+        found = _in_order_fragments([s.lower() for s in expect.human_spoken], briefed)
+        checks.append(
+            Check("said to the humans", found, f"wanted {expect.human_spoken} in briefing lines")
+        )
+    if expect.caller_unheard:
+        unheard = [u.text.lower() for u in report.transcript if not u.heard]
+        found = _in_order_fragments([s.lower() for s in expect.caller_unheard], unheard)
+        checks.append(
+            Check("not acted on", found, f"wanted {expect.caller_unheard} unheard, saw {unheard}")
+        )
+    return checks
+
+
+def always(report: Report, *, legs_known: bool) -> list[Check]:
+    """Checks every call with a transfer gets, whatever its scenario expects."""
+    checks: list[Check] = []
+    briefed = [e for e in report.events if e.kind == "transfer.briefed"]
+    if briefed:
+        late = [
+            e.data.get("attempt")
+            for e in briefed
+            if not any(
+                u.speaker == BRIEFING
+                and u.attempt == e.data.get("attempt")
+                and u.text.startswith(BRIEFING_START)
+                and u.at_s <= e.at_s
+                for u in report.transcript
+            )
+        ]
+        checks.append(
+            Check(
+                "briefing before transfer.briefed",
+                not late,
+                f"attempts briefed without the briefing spoken first: {late}"
+                if late
+                else f"{len(briefed)} briefed after their briefing",
+            )
+        )
+    if any(e.kind.startswith("transfer.") for e in report.events):
+        open_legs = [leg for leg in report.legs if leg.state == LegState.OPEN]
+        ok = legs_known and not report.transfers_in_progress and not open_legs
+        detail = (
+            "the bridge did not say what it holds (sb.transfer.legs)"
+            if not legs_known
+            else f"in progress: {report.transfers_in_progress}, open legs: "
+            f"{[(leg.transfer_id, leg.attempt) for leg in open_legs]}, "
+            f"legs: {[(leg.attempt, leg.state, leg.ended_by) for leg in report.legs]}"
+        )
+        checks.append(Check("no transfer leg outlives the call", ok, detail))
     return checks
 
 
 def _in_order_fragments(fragments: list[str], lines: list[str]) -> bool:
-    it = iter(lines)
-    return all(any(f in line for line in it) for f in fragments)
+    """Whether the fragments were said in this order (several may be in one line)."""
+    line, at = 0, 0
+    for fragment in fragments:
+        while line < len(lines):
+            found = lines[line].find(fragment, at)
+            if found >= 0:
+                at = found + len(fragment)
+                break
+            line, at = line + 1, 0
+        else:
+            return False
+    return True
 
 
 # --- rendering -------------------------------------------------------------------------
@@ -235,7 +336,11 @@ def _in_order_fragments(fragments: list[str], lines: list[str]) -> bool:
 
 def format_line(line: Line | Utterance) -> str:
     who = "caller" if line.speaker == CALLER else line.speaker
-    return f"  {who:>22} │ {line.text}"
+    if line.side == CONSULT_SIDE:
+        # The consult room, indented: the human of each attempt and the briefing agent.
+        who = f"⤷ {who} #{line.attempt}" if line.attempt else f"⤷ {who}"
+    text = line.text if line.heard else f"({line.text}) [on hold: not heard]"
+    return f"  {who:>22} │ {text}"
 
 
 def format_event(event: ObservedEvent | EventView) -> str:
@@ -282,6 +387,11 @@ def describe(kind: str, d: dict[str, Any]) -> str:
             parts.append(f"reason {d['reason']}")
         if d.get("sip_status"):
             parts.append(f"SIP {d['sip_status']}")
+        if d.get("detail") and kind == "transfer.failed":
+            parts.append(f"({d['detail']})")
+        if kind == "transfer.queued":
+            wait = d.get("estimated_wait_s")
+            parts.append(f"position {d.get('position')}" + (f", ~{wait:g} s" if wait else ""))
         if d.get("final"):
             parts.append("(final)")
         return " ".join(parts)
@@ -312,6 +422,15 @@ def render_tail(report: Report) -> str:
         out.append(f"  {t.transfer_id}: {states}")
     if not report.transfers:
         out.append("  none")
+    if report.legs or report.transfers_in_progress:
+        out.append("  legs after the call (sip-bridge):")
+        out += [
+            f"    {leg.transfer_id} attempt {leg.attempt} to {leg.destination_id}: {leg.state}"
+            + (f" ({leg.ended_by})" if leg.ended_by else "")
+            for leg in report.legs
+        ]
+        if report.transfers_in_progress:
+            out.append(f"    still in progress: {report.transfers_in_progress}")
     out += ["", "Recording timeline:"]
     out += [
         f"  +{r.at_s:.3f}s {r.action}: {r.detail}"

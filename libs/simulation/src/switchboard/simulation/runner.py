@@ -2,14 +2,20 @@
 
 The session has no room, audio or turn detector, the model is the one ``SB_BRAIN`` names
 (the rules brain by default) and the back office is scripted; each scripted caller turn
-is one ``session.run``. Everything else is production code: the same agents, the same
-clients and the same services on the other end of NATS.
+is one ``session.run``. The humans who answer warm transfers are scripted too
+(``consult.py``), and while the caller is on hold the scenario's ``[hold]`` lines are said
+the way a caller's voice reaches the session (nothing, while its input is off), and the
+caller can hang up. Everything else is production code: the same agents, the same
+clients and the same services on the other end of NATS. After the call, the runner asks
+the bridge what it still holds for the call (``sb.transfer.legs``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -18,10 +24,12 @@ from livekit.agents import AgentSession, llm
 from livekit.agents.voice.agent_activity import ActivityClosedError
 
 from switchboard.contracts.simulation import ScriptCarrier
+from switchboard.contracts.transfer import TransferLegs
 from switchboard.simulation import report as reports
 from switchboard.simulation.backoffice import ScriptedBackOffice
+from switchboard.simulation.consult import ScriptedConsultRooms
 from switchboard.simulation.observer import CallObserver, ObservedEvent
-from switchboard.simulation.scenario import Scenario
+from switchboard.simulation.scenario import Hold, Scenario
 from switchboard.simulation.transcript import Line, Transcript
 from switchboard.voice.agents.roster import Roster
 from switchboard.voice.backoffice import BackOffice
@@ -39,6 +47,8 @@ QUIET_S = 0.1
 """How long nothing may happen before a turn counts as finished (see ``_settle``)."""
 SETTLE_TIMEOUT_S = 30.0
 TRAILING_EVENTS_S = 3.0
+LEGS_TIMEOUT_S = 5.0
+"""How long the bridge may take to finish a transfer's bookkeeping after its last event."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +88,8 @@ async def run_scenario(
     live = live or Live()
     probe = probe or Probe()
     call_id = scenario.run_call_id()
-    observer = await CallObserver(live.on_event).start(bus.nc, call_id)
+    t0 = time.monotonic()
+    observer = await CallObserver(live.on_event, t0).start(bus.nc, call_id)
     info = CallInfo(
         call_id=call_id,
         room=f"text-{call_id}",
@@ -87,15 +98,23 @@ async def run_scenario(
         trunk=scenario.trunk,
         language=scenario.language,
     )
+    chat_model = chat_model or RulesBrain()
+    transcript = Transcript(live.on_line, t0)
+    consult = ScriptedConsultRooms(
+        chat_model,
+        transcript,
+        scenario.humans,
+        scenario.carrier.outcomes if scenario.carrier else (),
+    )
     call = new_call(
         bus,
         settings,
         info,
         TimelineRecorder(),
         back_office or ScriptedBackOffice(),
+        consult,
         events=probe.events,
     )
-    transcript = Transcript(live.on_line)
     errors: list[str] = []
     if scenario.carrier is not None:
         scripted = await call.ports.transfer.script(
@@ -107,9 +126,12 @@ async def run_scenario(
         )
         if scripted is None:
             errors.append("the simulated carrier could not be scripted (is the sip-bridge up?)")
-    session = new_session(call, chat_model or RulesBrain())
+    session = new_session(call, chat_model)
     transcript.attach(session)
     loop = asyncio.get_running_loop()
+    on_hold = asyncio.create_task(
+        _caller_on_hold(scenario.hold or Hold(), session, call, observer, transcript)
+    )
     try:
         started = loop.time()
         await begin(call)
@@ -119,7 +141,7 @@ async def run_scenario(
             probe.on_turn(0, loop.time() - started)
         await _settle(session, transcript)
         for number, turn in enumerate(scenario.turns, start=1):
-            if call.state.ended:
+            if call.state.ended or call.caller_gone:
                 break
             if probe.before_turn is not None:
                 await probe.before_turn()
@@ -132,12 +154,16 @@ async def run_scenario(
         log.exception("A scenario turn failed.", extra={"call_id": call_id})
         errors.append(f"{type(exc).__name__}: {exc}")
     finally:
+        on_hold.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await on_hold
         await call.finish()
         await session.aclose()
         if probe.events is None:  # our own call.ended closes the call's events
             await observer.wait_for("call.ended", TRAILING_EVENTS_S)
         await asyncio.sleep(QUIET_S)
         await observer.close()
+    legs = await _legs_after(call, observer.events)
     return reports.build(
         scenario=scenario.name,
         call_id=call_id,
@@ -149,7 +175,56 @@ async def run_scenario(
         timeline=call.ports.gate.timeline,
         expect=scenario.expect,
         errors=errors,
+        legs=legs,
     )
+
+
+async def _caller_on_hold(
+    hold: Hold,
+    session: AgentSession[Call],
+    call: Call,
+    observer: CallObserver,
+    transcript: Transcript,
+) -> None:
+    """The caller's part while on hold: say ``hold.says`` and hang up, on their events."""
+    if hold.says and await observer.wait_for(hold.at, SETTLE_TIMEOUT_S):
+        for text in hold.says:
+            await caller_speaks(session, call, text, transcript)
+    if hold.hang_up_at and await observer.wait_for(hold.hang_up_at, SETTLE_TIMEOUT_S):
+        log.info("The scripted caller hangs up.", extra={"call_id": call.call_id})
+        call.caller_left()
+
+
+async def caller_speaks(
+    session: AgentSession[Call], call: Call, text: str, transcript: Transcript
+) -> None:
+    """Words the caller says between turns, delivered as a live call gets them: not at all
+    while they are on hold (in a room the worker's audio input is off then, and text mode
+    has no audio input, so the hold's ``on_hold`` stands for it), else as a turn that
+    interrupts what is being said (refused while an uninterruptible line plays)."""
+    if call.state.on_hold:
+        transcript.unheard(text)
+        return
+    try:
+        await session.interrupt()
+    except RuntimeError:
+        transcript.unheard(text)
+        return
+    session.generate_reply(user_input=text)
+
+
+async def _legs_after(call: Call, events: list[ObservedEvent]) -> TransferLegs | None:
+    """What the bridge still holds for the call, once it finished its transfers' bookkeeping
+    (only for calls that made a transfer)."""
+    if not any(e.kind.startswith("transfer.") for e in events):
+        return None
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + LEGS_TIMEOUT_S
+    while True:
+        legs = await call.ports.transfer.legs(call.call_id)
+        if legs is None or not legs.in_progress or loop.time() >= deadline:
+            return legs
+        await asyncio.sleep(QUIET_S)  # Polling with a bound: the bridge has no "done" event.
 
 
 async def _settle(session: AgentSession[Call], transcript: Transcript) -> None:

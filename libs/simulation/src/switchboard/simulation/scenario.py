@@ -8,8 +8,21 @@ language = "en"
 turns = ["Yes, that's fine.", "I have a question about my bill.", ...]
 
 [carrier]                          # the simulated sip-bridge's script for this call
-outcomes = ["busy", "answer"]
+outcomes = ["busy", "answer"]      # what each dial attempt does, in order
 ring_s = 0.05
+
+[[humans]]                         # who answers a warm transfer, in the order they answer
+says = ["Hello?", "Sorry, I'm on another call."]   # each line is one turn to the briefing
+[[humans]]
+says = ["Hi, Sam here.", "What's their email?", "Sure, put them through."]
+# hangs_up = true                  # hangs up after their lines, before deciding
+# A human with no entry says "Hello?" then takes the call; on a ``voicemail`` attempt
+# the far end plays a voicemail greeting instead.
+
+[hold]                             # the caller while on hold
+at = "escalation.decided"          # when they speak: the first event of this kind
+says = ["Okay, thanks."]           # not heard: their input is off while on hold
+hang_up_at = "transfer.ringing"    # they hang up when this event is seen
 
 [expect]
 events_in_order = ["call.started", "consent.recorded", "call.ended"]
@@ -19,8 +32,14 @@ consent = "granted"
 recording = ["started", "stopped"]
 outcome = "transferred"
 transfer_states = ["dialing", "answered"]
+transfer_failures = ["human_declined"]  # the reasons of transfer.failed, exactly
 callback_requested = false
 spoken = ["duty manager"]
+human_spoken = ["Here's the caller"]   # said by the briefing agent to the humans, in order
+caller_unheard = ["Okay, thanks"]      # caller lines said on hold, which nothing acted on
+
+Two checks need no expectation: a ``transfer.briefed`` comes only after its human heard
+the briefing, and after the call the bridge holds no transfer and no open leg of it.
 """
 
 from __future__ import annotations
@@ -48,6 +67,24 @@ class Carrier(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=T
     ring_s: float = 0.05
 
 
+class Human(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
+    """One person who answers a warm transfer, as scripted lines to the briefing agent."""
+
+    says: list[str] = msgspec.field(default_factory=list)
+    hangs_up: bool = False
+    """Hangs up after the last line if they have not decided."""
+
+
+class Hold(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
+    """What the caller does while on hold."""
+
+    at: str = "transfer.dialing"
+    """The event kind on which they say ``says``."""
+    says: list[str] = msgspec.field(default_factory=list)
+    hang_up_at: str | None = None
+    """The event kind on which they hang up."""
+
+
 class Expect(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
     events_in_order: list[str] = msgspec.field(default_factory=list)
     """Event kinds (``domain.name``) that must appear in this order (others may interleave)."""
@@ -59,9 +96,15 @@ class Expect(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=Tr
     """The recording timeline's start/stop actions, exactly (``[]``: never started)."""
     outcome: CallOutcome | None = None
     transfer_states: list[str] = msgspec.field(default_factory=list)
+    transfer_failures: list[str] = msgspec.field(default_factory=list)
+    """The reasons of the ``transfer.failed`` events, exactly and in order."""
     callback_requested: bool | None = None
     spoken: list[str] = msgspec.field(default_factory=list)
-    """Fragments the agents must have said, in this order (case-insensitive)."""
+    """Fragments the agents must have said to the caller, in this order (case-insensitive)."""
+    human_spoken: list[str] = msgspec.field(default_factory=list)
+    """Fragments the briefing agent must have said to the humans, in this order."""
+    caller_unheard: list[str] = msgspec.field(default_factory=list)
+    """Fragments of caller lines said on hold that nothing acted on."""
 
 
 class Scenario(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
@@ -73,6 +116,8 @@ class Scenario(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=
     language: str = "en"
     description: str = ""
     carrier: Carrier | None = None
+    humans: list[Human] = msgspec.field(default_factory=list)
+    hold: Hold | None = None
     expect: Expect = msgspec.field(default_factory=Expect)
 
     def run_call_id(self) -> str:

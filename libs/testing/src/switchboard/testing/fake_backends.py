@@ -1,8 +1,9 @@
 """In-test stand-ins for the consent ledger, the router and the sip-bridge.
 
 They follow the contracts exactly (same subjects, same messages, receipts as events,
-transfer status as events) but keep their state in memory, so the voice worker's and the
-simulation's tests run against a real nats-server without importing the other services.
+transfer status as events, the briefed human's decision as a request) but keep their
+state in memory, so the voice worker's and the simulation's tests run against a real
+nats-server without importing the other services.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from switchboard.contracts.consent import (
     ConsentRevoked,
     RecordConsent,
 )
+from switchboard.contracts.errors import ErrorCode
 from switchboard.contracts.escalation import (
     Destination,
     EscalationReason,
@@ -46,13 +48,19 @@ from switchboard.contracts.subjects import (
     ESCALATION_DECIDE,
     REQUESTS,
     TRANSFER_CANCEL,
+    TRANSFER_DECIDE,
+    TRANSFER_LEGS,
     TRANSFER_PLACE,
     TRANSFER_SIMULATE,
 )
 from switchboard.contracts.transfer import (
     CancelTransfer,
     FailureReason,
+    HumanDecision,
+    HumanDecisionNoted,
+    LegState,
     PlaceTransfer,
+    ReportHumanDecision,
     TransferAccepted,
     TransferAnswered,
     TransferBriefed,
@@ -60,11 +68,16 @@ from switchboard.contracts.transfer import (
     TransferConnected,
     TransferDialing,
     TransferFailed,
+    TransferLeg,
+    TransferLegs,
+    TransferLegsQuery,
+    TransferMode,
     TransferPlaceReply,
+    TransferQueued,
     TransferRinging,
 )
 from switchboard.runtime.bus import EventPublisher, ensure_stream
-from switchboard.runtime.service import add_typed_endpoint
+from switchboard.runtime.service import RequestError, add_typed_endpoint
 
 SPEC = {r.subject: r for r in REQUESTS}
 RUNNING: list[FakeLedger | FakeRouter | FakeBridge] = []
@@ -220,7 +233,7 @@ class FakeRouter:
                 call_id=req.call_id,
                 request_id=req.request_id,
                 target=HandoffTarget.HUMAN_QUEUE,
-                say="I'm connecting you with a colleague now. Please hold.",
+                say="I'll find a colleague for you now. Please stay on the line.",
                 queue="front-desk",
                 destinations=self.destinations,
                 rules_fired=[RuleHit(rule_id="to-people", explanation="A person was asked for.")],
@@ -236,73 +249,131 @@ class FakeRouter:
 
 @dataclass
 class FakeBridge:
-    """Plays the transfer lifecycle from a per-call script, like the simulated carrier."""
+    """Plays the transfer lifecycle from a per-call script, like the simulated carrier; a
+    warm transfer's answered attempt waits for the briefed human's decision."""
 
     nc: NATS
     default: SimOutcome = SimOutcome.ANSWER
     ring_s: float = 0.02
+    briefing_timeout_s: float = 10.0
+    queue_position: int | None = None
+    """Set: every transfer first waits in line at this position (``transfer.queued``)."""
     placed: list[PlaceTransfer] = field(default_factory=list)
     cancelled: list[CancelTransfer] = field(default_factory=list)
+    decisions: list[ReportHumanDecision] = field(default_factory=list)
     scripts: dict[str, list[SimOutcome]] = field(default_factory=dict)
+    ring_times: dict[str, float] = field(default_factory=dict)
+    """Per-call ring time from the call's script (``ring_s`` otherwise)."""
+    legs: dict[str, list[TransferLeg]] = field(default_factory=dict)
+    """Every leg dialled, by call id."""
     _service: Service | None = None
-    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    _tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+    _waiting: dict[tuple[str, int], asyncio.Future[ReportHumanDecision]] = field(
+        default_factory=dict
+    )
 
     async def start(self) -> FakeBridge:
         self._service = await add_service(self.nc, name="sip-bridge", version="0.0.1")
         await add_typed_endpoint(self._service, SPEC[TRANSFER_PLACE], self._place)
         await add_typed_endpoint(self._service, SPEC[TRANSFER_CANCEL], self._cancel)
         await add_typed_endpoint(self._service, SPEC[TRANSFER_SIMULATE], self._simulate)
+        await add_typed_endpoint(self._service, SPEC[TRANSFER_DECIDE], self._decide)
+        await add_typed_endpoint(self._service, SPEC[TRANSFER_LEGS], self._legs)
         self._events = EventPublisher(self.nc.jetstream(), "fake-bridge")
         await interest_known(self.nc)
         RUNNING.append(self)
         return self
 
+    def open_legs(self, call_id: str) -> list[TransferLeg]:
+        return [leg for leg in self.legs.get(call_id, []) if leg.state is not LegState.ENDED]
+
     async def _simulate(self, cmd: ScriptCarrier) -> CarrierScripted:
         self.scripts[cmd.call_id] = list(cmd.outcomes)
-        self.ring_s = cmd.ring_s
+        self.ring_times[cmd.call_id] = cmd.ring_s
         return CarrierScripted(call_id=cmd.call_id, outcomes=list(cmd.outcomes))
 
     async def _place(self, cmd: PlaceTransfer) -> TransferPlaceReply:
         self.placed.append(cmd)
         task = asyncio.create_task(self._play(cmd))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks[cmd.transfer_id] = task
+        task.add_done_callback(lambda _: self._tasks.pop(cmd.transfer_id, None))
         return TransferAccepted(call_id=cmd.call_id, transfer_id=cmd.transfer_id)
 
     async def _cancel(self, cmd: CancelTransfer) -> TransferCancelled:
         self.cancelled.append(cmd)
-        for task in list(self._tasks):
+        task = self._tasks.get(cmd.transfer_id)
+        if task is not None:
             task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._end_legs(cmd.call_id, cmd.transfer_id, "hung up by the bridge")
         event = TransferCancelled(
             call_id=cmd.call_id, transfer_id=cmd.transfer_id, reason=cmd.reason
         )
         await self._events.publish(event)
         return event
 
+    async def _decide(self, report: ReportHumanDecision) -> HumanDecisionNoted:
+        waiting = self._waiting.get((report.transfer_id, report.attempt))
+        if waiting is None or waiting.done():
+            raise RequestError(ErrorCode.REJECTED, "That attempt is not waiting for a decision.")
+        self.decisions.append(report)
+        waiting.set_result(report)
+        return HumanDecisionNoted(
+            call_id=report.call_id,
+            transfer_id=report.transfer_id,
+            attempt=report.attempt,
+            decision=report.decision,
+        )
+
+    async def _legs(self, query: TransferLegsQuery) -> TransferLegs:
+        running = [
+            tid
+            for tid, task in self._tasks.items()
+            if not task.done()
+            and any(p.transfer_id == tid and p.call_id == query.call_id for p in self.placed)
+        ]
+        return TransferLegs(
+            call_id=query.call_id, in_progress=running, legs=list(self.legs.get(query.call_id, []))
+        )
+
     async def _play(self, cmd: PlaceTransfer) -> None:
         script = self.scripts.setdefault(cmd.call_id, [])
-        n = len(cmd.destinations)
+        ids = {"call_id": cmd.call_id, "transfer_id": cmd.transfer_id}
+        consult = cmd.consult_room or f"{cmd.room}-consult-fake"
+        if self.queue_position is not None:
+            await self._events.publish(
+                TransferQueued(
+                    **ids, position=self.queue_position, max_wait_s=120.0, estimated_wait_s=12.0
+                )
+            )
         for attempt, dest in enumerate(cmd.destinations, start=1):
             outcome = script.pop(0) if script else self.default
-            ids = {"call_id": cmd.call_id, "transfer_id": cmd.transfer_id}
+            self.legs.setdefault(cmd.call_id, []).append(
+                TransferLeg(
+                    transfer_id=cmd.transfer_id,
+                    attempt=attempt,
+                    destination_id=dest.id,
+                    state=LegState.OPEN,
+                )
+            )
             await self._events.publish(
                 TransferDialing(**ids, destination_id=dest.id, attempt=attempt)
             )
             await self._events.publish(
                 TransferRinging(**ids, destination_id=dest.id, attempt=attempt)
             )
-            await asyncio.sleep(self.ring_s)
-            if outcome is SimOutcome.ANSWER:
-                await self._events.publish(
-                    TransferAnswered(**ids, destination_id=dest.id, attempt=attempt)
-                )
-                await self._events.publish(TransferBriefed(**ids, destination_id=dest.id))
-                await self._events.publish(TransferConnected(**ids, destination_id=dest.id))
-                return
+            await asyncio.sleep(self.ring_times.get(cmd.call_id, self.ring_s))
+            failure: FailureReason | None = _REASONS.get(outcome)
+            if outcome in (SimOutcome.ANSWER, SimOutcome.VOICEMAIL):
+                failure = await self._answered(cmd, dest.id, attempt, consult)
+                if failure is None:
+                    return
+            self._end_legs(cmd.call_id, cmd.transfer_id, "hung up by the bridge")
             await self._events.publish(
                 TransferFailed(
                     **ids,
-                    reason=_REASONS.get(outcome, FailureReason.CARRIER_ERROR),
+                    reason=failure or FailureReason.CARRIER_ERROR,
                     final=False,
                     destination_id=dest.id,
                     attempt=attempt,
@@ -315,12 +386,54 @@ class FakeBridge:
                 transfer_id=cmd.transfer_id,
                 reason=FailureReason.ALL_DESTINATIONS_FAILED,
                 final=True,
-                attempt=n,
+                attempt=len(cmd.destinations),
             )
         )
 
+    async def _answered(
+        self, cmd: PlaceTransfer, destination_id: str, attempt: int, consult: str
+    ) -> FailureReason | None:
+        """The far end picked up; ``None`` once connected, else why the attempt failed."""
+        ids = {"call_id": cmd.call_id, "transfer_id": cmd.transfer_id}
+        warm = cmd.mode is TransferMode.WARM
+        waiting: asyncio.Future[ReportHumanDecision] = asyncio.get_running_loop().create_future()
+        if warm:
+            self._waiting[(cmd.transfer_id, attempt)] = waiting
+        await self._events.publish(
+            TransferAnswered(
+                **ids,
+                destination_id=destination_id,
+                attempt=attempt,
+                consult_room=consult if warm else None,
+                human_identity=f"human-{attempt}" if warm else None,
+            )
+        )
+        if warm:
+            try:
+                report = await asyncio.wait_for(waiting, self.briefing_timeout_s)
+            except TimeoutError:
+                return FailureReason.HUMAN_DECLINED
+            finally:
+                self._waiting.pop((cmd.transfer_id, attempt), None)
+            if report.decision is HumanDecision.VOICEMAIL:
+                return FailureReason.VOICEMAIL
+            if report.decision is not HumanDecision.ACCEPT:
+                return FailureReason.HUMAN_DECLINED
+            await self._events.publish(
+                TransferBriefed(**ids, destination_id=destination_id, attempt=attempt)
+            )
+        self._end_legs(cmd.call_id, cmd.transfer_id, "call ended")
+        await self._events.publish(TransferConnected(**ids, destination_id=destination_id))
+        return None
+
+    def _end_legs(self, call_id: str, transfer_id: str, why: str) -> None:
+        legs = self.legs.get(call_id, [])
+        for i, leg in enumerate(legs):
+            if leg.transfer_id == transfer_id and leg.state is not LegState.ENDED:
+                legs[i] = msgspec.structs.replace(leg, state=LegState.ENDED, ended_by=why)
+
     async def stop(self) -> None:
-        for task in list(self._tasks):
+        for task in list(self._tasks.values()):
             task.cancel()
         if self._service is not None and not self.nc.is_closed:
             await self._service.stop()

@@ -42,6 +42,7 @@ from switchboard.contracts.escalation import (
     HandoffDecision,
     HandoffTarget,
     RuleHit,
+    TransferMode,
 )
 from switchboard.escalation.queues import QueueSnapshot, QueueState
 from switchboard.escalation.rules_file import Queue, Rules, primary
@@ -334,7 +335,17 @@ def decide(
         decided_at=now,
         agent=outcome.agent,
         rules_version=rules.version,
+        transfer_mode=transfer_mode(outcome),
     )
+
+
+def transfer_mode(outcome: Outcome) -> TransferMode:
+    """A voicemail box is never briefed (cold); a queue is as its rules say (warm by default)."""
+    if outcome.target is HandoffTarget.VOICEMAIL:
+        return TransferMode.COLD
+    if outcome.target is HandoffTarget.HUMAN_QUEUE and outcome.queue is not None:
+        return outcome.queue.transfer
+    return TransferMode.WARM
 
 
 def say(d: Draft, outcome: Outcome) -> str:

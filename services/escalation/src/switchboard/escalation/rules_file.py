@@ -20,7 +20,12 @@ from typing import Annotated
 
 import msgspec
 
-from switchboard.contracts.escalation import Destination, EscalationReason, HandoffTarget
+from switchboard.contracts.escalation import (
+    Destination,
+    EscalationReason,
+    HandoffTarget,
+    TransferMode,
+)
 from switchboard.escalation.hours import BusinessHours, HoursError, compile_hours
 from switchboard.escalation.queues import QueueState
 
@@ -101,6 +106,11 @@ class QueueSection(_Strict, frozen=True):
     """Used when no workforce feed reports this queue."""
     say: dict[Language, SayText] = {}
     """Queue-specific line for ``human_queue`` decisions, by language."""
+    transfer: TransferMode = TransferMode.WARM
+    """``warm``: the caller holds while each person who answers is briefed and decides.
+    ``cold``: the caller is sent a SIP REFER to the destinations, with no briefing: for
+    lines that route calls on themselves (an IVR, an answering service, a partner's
+    switchboard) or a carrier setup where media must leave LiveKit."""
 
 
 class SayLines(_Strict, frozen=True):
@@ -141,6 +151,7 @@ class Queue:
     voicemail: Destination | None
     state: QueueState
     say: Mapping[str, str]
+    transfer: TransferMode = TransferMode.WARM
 
     def speaks(self, language: str) -> bool:
         return not self.languages or primary(language) in self.languages
@@ -284,6 +295,7 @@ def _compile_queue(name: str, q: QueueSection) -> Queue:
         voicemail=q.voicemail,
         state=q.state,
         say=dict(q.say),
+        transfer=q.transfer,
     )
 
 

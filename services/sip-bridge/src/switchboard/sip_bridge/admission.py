@@ -1,23 +1,23 @@
-"""Admission control for transfers: allow-list, calls-per-second and concurrency caps.
+"""Admission control for transfers: the allow-list, then a place in line for a dial slot.
 
 ``admit`` runs before anything is dialled. It screens every destination against the
 allow-list (refused ones are skipped and reported; duplicates are dialled once), then
-checks the concurrency cap and the calls-per-second bucket. A refusal carries the typed
-reason the bridge replies with: ``rejected_by_policy`` or ``rate_limited``. Failover
-attempts do not go through admission again; they ``pace`` on the same bucket instead,
-so a transfer that is already under way waits for its turn rather than failing.
+claims a dial slot (``slots.py``): at once when one is free, else a place in line. Only
+two things refuse a transfer: no destination passes the allow-list
+(``rejected_by_policy``), or the line is at its maximum length (``rate_limited``).
+Failover attempts do not go through admission again; they ``pace`` on the same
+calls-per-second bucket, so a transfer that is already under way waits rather than fails.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from switchboard.contracts.escalation import Destination
 from switchboard.contracts.transfer import FailureReason
 from switchboard.sip_bridge.allowlist import DestinationAllowList
-from switchboard.sip_bridge.limits import ConcurrencyCap, TokenBucket
+from switchboard.sip_bridge.slots import DialSlots, LineFull, Ticket
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,20 +47,19 @@ class Refusal:
 
 @dataclass(frozen=True, slots=True)
 class Admission:
-    """The transfer may start; it holds one concurrency slot until ``release``."""
+    """The transfer may start: at once when ``ticket.granted``, else when its turn comes.
+    Once granted it holds one concurrency slot until ``release``."""
 
     screened: Screened
+    ticket: Ticket
 
 
 class AdmissionControl:
     """The bridge's own limits, applied to every transfer whatever the request says."""
 
-    def __init__(
-        self, allow_list: DestinationAllowList, bucket: TokenBucket, cap: ConcurrencyCap
-    ) -> None:
+    def __init__(self, allow_list: DestinationAllowList, slots: DialSlots) -> None:
         self.allow_list = allow_list
-        self.bucket = bucket
-        self.cap = cap
+        self.slots = slots
 
     def screen(self, destinations: Sequence[Destination]) -> Screened:
         screened = Screened()
@@ -86,28 +85,16 @@ class AdmissionControl:
                 "no destination passed the bridge's allow-list",
                 screened,
             )
-        # The cap is checked first so a refused transfer does not spend a dial token.
-        if not self.cap.try_acquire():
-            return Refusal(
-                FailureReason.RATE_LIMITED,
-                f"{self.cap.limit} transfers are already in progress",
-                screened,
-            )
-        if not self.bucket.try_take():
-            self.cap.release()
-            return Refusal(
-                FailureReason.RATE_LIMITED, "the calls-per-second cap is reached", screened
-            )
-        return Admission(screened)
+        try:
+            ticket = self.slots.claim()
+        except LineFull as exc:
+            return Refusal(FailureReason.RATE_LIMITED, str(exc), screened)
+        return Admission(screened, ticket)
 
     async def pace(self) -> None:
         """Wait for a dial token (failover attempts of an admitted transfer)."""
-        # Polling the bucket's own refill time: tokens come from the clock, not an event.
-        while True:
-            if self.bucket.try_take():
-                return
-            await asyncio.sleep(self.bucket.wait_time() or 0.001)
+        await self.slots.take_token()
 
     def release(self) -> None:
-        """An admitted transfer ended."""
-        self.cap.release()
+        """An admitted transfer that held a slot ended."""
+        self.slots.release()

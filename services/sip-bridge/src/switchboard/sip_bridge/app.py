@@ -1,5 +1,6 @@
-"""The sip-bridge service on NATS: ``sb.transfer.place``, ``sb.transfer.cancel`` and, with
-the simulated carrier only, ``sb.transfer.simulate``.
+"""The sip-bridge service on NATS: ``sb.transfer.place``, ``sb.transfer.cancel``,
+``sb.transfer.decide`` (the briefed human's decision), ``sb.transfer.legs`` and, with the
+simulated carrier only, ``sb.transfer.simulate``.
 
 Handlers are thin: they hand typed requests to the transfer desk and turn its domain
 errors into typed error replies. Events go to the events stream through the runtime's
@@ -17,20 +18,27 @@ from switchboard.contracts.errors import ErrorCode
 from switchboard.contracts.simulation import CarrierScripted, ScriptCarrier
 from switchboard.contracts.subjects import (
     TRANSFER_CANCEL,
+    TRANSFER_DECIDE,
+    TRANSFER_LEGS,
     TRANSFER_PLACE,
     TRANSFER_SIMULATE,
     request_spec,
 )
 from switchboard.contracts.transfer import (
     CancelTransfer,
+    HumanDecisionNoted,
     PlaceTransfer,
+    ReportHumanDecision,
     TransferCancelled,
+    TransferLegs,
+    TransferLegsQuery,
     TransferPlaceReply,
 )
 from switchboard.runtime.bus import EventPublisher, ensure_stream
 from switchboard.runtime.service import Cleanup, RequestError, Runtime, add_typed_endpoint
 from switchboard.sip_bridge.assembly import Bridge, build_bridge
 from switchboard.sip_bridge.desk import (
+    DecisionOutOfTurn,
     DeskClosed,
     TransferDesk,
     TransferFinished,
@@ -70,6 +78,19 @@ class TransferHandlers:
         except DeskClosed as exc:
             raise RequestError(ErrorCode.UNAVAILABLE, str(exc)) from None
 
+    async def on_human_decision(self, request: ReportHumanDecision) -> HumanDecisionNoted:
+        try:
+            return self._desk.decide(request)
+        except UnknownTransfer as exc:
+            raise RequestError(ErrorCode.NOT_FOUND, str(exc), field="$.transfer_id") from None
+        except TransferFinished as exc:
+            raise RequestError(ErrorCode.REJECTED, str(exc)) from None
+        except DecisionOutOfTurn as exc:
+            raise RequestError(ErrorCode.REJECTED, str(exc), field="$.attempt") from None
+
+    async def on_legs_query(self, request: TransferLegsQuery) -> TransferLegs:
+        return self._desk.legs(request.call_id)
+
     async def on_script_carrier(self, request: ScriptCarrier) -> CarrierScripted:
         if self._scripts is None:  # Not registered then; kept as a guard.
             raise RequestError(ErrorCode.REJECTED, "The bridge is not using a simulated carrier.")
@@ -82,6 +103,8 @@ async def serve(rt: Runtime, bridge: Bridge) -> None:
     handlers = TransferHandlers(bridge.desk, bridge.scripts)
     await add_typed_endpoint(rt.service, request_spec(TRANSFER_PLACE), handlers.on_place_transfer)
     await add_typed_endpoint(rt.service, request_spec(TRANSFER_CANCEL), handlers.on_cancel_transfer)
+    await add_typed_endpoint(rt.service, request_spec(TRANSFER_DECIDE), handlers.on_human_decision)
+    await add_typed_endpoint(rt.service, request_spec(TRANSFER_LEGS), handlers.on_legs_query)
     if bridge.scripts is not None:
         await add_typed_endpoint(
             rt.service, request_spec(TRANSFER_SIMULATE), handlers.on_script_carrier

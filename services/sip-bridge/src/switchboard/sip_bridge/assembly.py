@@ -23,6 +23,7 @@ from switchboard.sip_bridge.settings import (
     choose_driver,
     livekit_credentials,
 )
+from switchboard.sip_bridge.slots import DialSlots
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,11 +49,12 @@ def build_admission(settings: SipBridgeSettings, choice: DriverChoice) -> Admiss
         # A simulated carrier has no trunks to protect unless some are configured.
         trunks=trunks if trunks or choice is DriverChoice.LIVEKIT else None,
     )
-    return AdmissionControl(
-        allow_list,
-        TokenBucket(settings.transfer_cps, settings.transfer_burst),
+    slots = DialSlots(
         ConcurrencyCap(settings.transfer_max_concurrent),
+        TokenBucket(settings.transfer_cps, settings.transfer_burst),
+        settings.transfer_max_queued,
     )
+    return AdmissionControl(allow_list, slots)
 
 
 def build_bridge(
@@ -69,13 +71,15 @@ def build_bridge(
             credentials,
             trunk_id=settings.livekit_sip_trunk_id,
             status_poll_s=settings.livekit_status_poll_s,
-            brief_s=settings.livekit_brief_s,
         )
     else:
         scripts = CarrierScripts(settings.sim_outcome, settings.sim_ring_s)
-        driver = SimulatedCarrier(scripts, brief_s=settings.sim_brief_s)
+        driver = SimulatedCarrier(scripts)
     admission = build_admission(settings, choice)
     timings = DeskTimings(
-        max_ring_s=settings.transfer_max_ring_s, step_timeout_s=settings.transfer_step_timeout_s
+        max_ring_s=settings.transfer_max_ring_s,
+        step_timeout_s=settings.transfer_step_timeout_s,
+        briefing_timeout_s=settings.transfer_briefing_timeout_s,
+        queue_max_wait_s=settings.transfer_queue_max_wait_s,
     )
     return Bridge(TransferDesk(driver, admission, sink, timings), driver, admission, scripts)

@@ -1,11 +1,17 @@
 """The transfer desk: admits transfers and runs each one as a task driving its state machine.
 
-For every accepted transfer the desk dials destinations in order through the carrier
-driver, bounds each step with a timeout (ring timeout for dialling, a step timeout for
-briefing and connecting), fails over on a failed attempt and puts every transition's
-event in the transfer's outbox. Cancel requests and shutdown stop a transfer between or
-during steps; the leg is hung up and the stop is published as ``cancelled`` or as a
-final ``failed``. No NATS here: the service wires the desk to the bus.
+For every accepted transfer the desk waits its turn for a dial slot when none is free
+(``queued``), dials destinations in order through the carrier driver, bounds each step
+with a timeout (ring timeout for dialling, the briefing timeout for the human's decision,
+a step timeout for connecting), fails over on a failed attempt and puts every
+transition's event in the transfer's outbox. In a warm transfer the answered human is
+briefed by the voice worker's briefing session, whose report (``decide``) is the human's
+decision: accept (``briefed``, then the move to the caller) or decline, voicemail, hung up
+(the attempt fails with a typed reason and the next destination is dialled). Cancel
+requests and shutdown stop a transfer between or during steps; the leg is hung up and the
+stop is published as ``cancelled`` or as a final ``failed``. Every leg is tracked until it
+ends (``legs``); a connected call is supervised until one party leaves. No NATS here: the
+service wires the desk to the bus.
 """
 
 from __future__ import annotations
@@ -21,9 +27,15 @@ from typing import Any, TypeVar
 from switchboard.contracts.transfer import (
     CancelTransfer,
     FailureReason,
+    HumanDecision,
+    HumanDecisionNoted,
+    LegState,
     PlaceTransfer,
+    ReportHumanDecision,
     TransferAccepted,
     TransferCancelled,
+    TransferLeg,
+    TransferLegs,
     TransferMode,
     TransferPlaceReply,
     TransferRejected,
@@ -35,6 +47,8 @@ from switchboard.sip_bridge.drivers.base import (
     CarrierDriver,
     DialFailed,
     DialPlan,
+    consult_room_name,
+    is_consult_room_of,
 )
 from switchboard.sip_bridge.machine import (
     IN_ATTEMPT_STATES,
@@ -43,6 +57,7 @@ from switchboard.sip_bridge.machine import (
     TransferState,
 )
 from switchboard.sip_bridge.outbox import EventSink, Outbox
+from switchboard.sip_bridge.slots import Ticket
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -76,8 +91,36 @@ class DeskClosed(RuntimeError):
     """The bridge is shutting down and takes no new transfers."""
 
 
+class DecisionOutOfTurn(RuntimeError):
+    """A human's decision for an attempt that is not waiting for one (stale or early)."""
+
+
 class _Stopped(Exception):
     """Internal: a cancel request or shutdown interrupted the transfer."""
+
+
+@dataclass(eq=False, slots=True)
+class _Leg:
+    """One dialled leg (one attempt), from the dial until it ends."""
+
+    transfer_id: str
+    attempt: int
+    destination_id: str
+    state: LegState = LegState.OPEN
+    ended_by: str = ""
+
+    def end(self, why: str) -> None:
+        self.state = LegState.ENDED
+        self.ended_by = why
+
+    def view(self) -> TransferLeg:
+        return TransferLeg(
+            transfer_id=self.transfer_id,
+            attempt=self.attempt,
+            destination_id=self.destination_id,
+            state=self.state,
+            ended_by=self.ended_by,
+        )
 
 
 @dataclass(eq=False)
@@ -87,11 +130,16 @@ class _Running:
     outbox: Outbox
     reply: TransferAccepted
     skipped: list[Skipped]
+    ticket: Ticket
+    consult_room: str
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     stop_kind: StopKind | None = None
     stop_reason: str = ""
     task: asyncio.Task[None] | None = None
     plan: DialPlan | None = None
+    decision: asyncio.Future[ReportHumanDecision] | None = None
+    """While the answered human is briefed: where their decision goes."""
+    legs: list[_Leg] = field(default_factory=list)
 
     def request_stop(self, kind: StopKind, reason: str) -> None:
         if self.stop_kind is None:  # The first stop wins; shutdown does not become cancel.
@@ -106,6 +154,7 @@ class _Finished:
     state: TransferState
     reply: TransferPlaceReply
     cancel_reason: str = ""
+    legs: tuple[_Leg, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +163,10 @@ class DeskTimings:
 
     max_ring_s: float = 30.0
     step_timeout_s: float = 30.0
+    briefing_timeout_s: float = 120.0
+    """How long an answered human may take to hear the briefing and decide."""
+    queue_max_wait_s: float = 120.0
+    """How long a transfer may wait in line for a dial slot."""
     dial_margin_s: float = 5.0
     """Extra time a dial may take past the ring timeout (the carrier enforces the ring
     timeout itself; this only catches a driver that hangs)."""
@@ -140,6 +193,8 @@ class TransferDesk:
         self._by_call: dict[str, str] = {}
         self._recent: OrderedDict[str, _Finished] = OrderedDict()
         self._background: set[asyncio.Task[None]] = set()
+        self._bridged: set[asyncio.Task[None]] = set()
+        """Connected calls being supervised until one party leaves."""
         self._closing = False
 
     @property
@@ -159,6 +214,17 @@ class TransferDesk:
                 Refusal(
                     FailureReason.REJECTED_BY_POLICY,
                     "a transfer is already in progress for this call",
+                    Screened(),
+                ),
+            )
+        consult_room = request.consult_room or consult_room_name(request.room, request.transfer_id)
+        if not is_consult_room_of(consult_room, request.room):
+            # A consult room anywhere else could be another caller's room.
+            return self._refuse(
+                request,
+                Refusal(
+                    FailureReason.REJECTED_BY_POLICY,
+                    "the consult room must be named <room>-consult-<token>",
                     Screened(),
                 ),
             )
@@ -184,6 +250,8 @@ class TransferDesk:
             outbox=Outbox(self._sink, name=request.transfer_id),
             reply=reply,
             skipped=screened.skipped,
+            ticket=decision.ticket,
+            consult_room=consult_room,
         )
         self._active[request.transfer_id] = running
         self._by_call[request.call_id] = request.transfer_id
@@ -195,9 +263,53 @@ class TransferDesk:
                 "mode": request.mode.value,
                 "destinations": len(screened.allowed),
                 "skipped": len(screened.skipped),
+                "queued": not decision.ticket.granted,
             },
         )
         return reply
+
+    def decide(self, report: ReportHumanDecision) -> HumanDecisionNoted:
+        """The briefing session's report of what the answered human decided."""
+        running = self._active.get(report.transfer_id)
+        if running is None or running.request.call_id != report.call_id:
+            finished = self._recent.get(report.transfer_id)
+            if finished is not None and finished.call_id == report.call_id:
+                raise TransferFinished(finished.state)
+            raise UnknownTransfer("No transfer with that id for that call.")
+        machine = running.machine
+        waiting = running.decision
+        if (
+            waiting is None
+            or waiting.done()
+            or machine.state is not TransferState.ANSWERED
+            or machine.attempt != report.attempt
+        ):
+            raise DecisionOutOfTurn(
+                f"Attempt {report.attempt} is not waiting for a decision "
+                f"(the transfer is {machine.state.value} at attempt {machine.attempt})."
+            )
+        waiting.set_result(report)
+        log.info(
+            "The human decided.",
+            extra={**_ids(running.request), "attempt": report.attempt, "decision": report.decision},
+        )
+        return HumanDecisionNoted(
+            call_id=report.call_id,
+            transfer_id=report.transfer_id,
+            attempt=report.attempt,
+            decision=report.decision,
+        )
+
+    def legs(self, call_id: str) -> TransferLegs:
+        """The call's transfers still running and every leg they dialled, in order."""
+        in_progress = [t for t, r in self._active.items() if r.request.call_id == call_id]
+        running = [r for r in self._active.values() if r.request.call_id == call_id]
+        legs = [leg for r in running for leg in r.legs]
+        legs += [leg for f in self._recent.values() if f.call_id == call_id for leg in f.legs]
+        legs.sort(key=lambda leg: (leg.transfer_id, leg.attempt))
+        return TransferLegs(
+            call_id=call_id, in_progress=in_progress, legs=[leg.view() for leg in legs]
+        )
 
     async def cancel(self, request: CancelTransfer) -> TransferCancelled:
         """Stop a transfer; replies once the leg is hung up (or after a short wait)."""
@@ -235,6 +347,14 @@ class TransferDesk:
             await asyncio.wait(remaining, timeout=self._timings.cleanup_timeout_s * 3)
         if self._background:
             await asyncio.wait(self._background, timeout=self._timings.cleanup_timeout_s)
+        if self._bridged:
+            # Connected calls go on without us; LiveKit ends each room when it empties.
+            log.warning(
+                "Leaving connected calls unsupervised.", extra={"calls": len(self._bridged)}
+            )
+            for task in self._bridged:
+                task.cancel()
+            await asyncio.wait(self._bridged, timeout=self._timings.cleanup_timeout_s)
 
     def _earlier_reply(self, request: PlaceTransfer) -> TransferPlaceReply | None:
         # A retried place (lost reply) must not dial twice: answer what we answered before.
@@ -285,7 +405,8 @@ class TransferDesk:
             try:
                 for skipped in running.skipped:
                     running.outbox.put(machine.skip(skipped.destination, skipped.rule))
-                while machine.state is TransferState.REQUESTED:
+                await self._wait_for_slot(running)
+                while machine.state in (TransferState.REQUESTED, TransferState.QUEUED):
                     if machine.attempt:
                         await self._step(running, self._admission.pace(), None, _NEVER)
                     await self._attempt(running)
@@ -300,12 +421,49 @@ class TransferDesk:
                 span.set_attribute("switchboard.transfer.state", machine.state.value)
                 await self._finish(running)
 
+    async def _wait_for_slot(self, running: _Running) -> None:
+        """A busy moment is a queue: wait in line for a dial slot, up to the maximum wait."""
+        ticket = running.ticket
+        if ticket.granted:
+            return
+        slots = self._admission.slots
+        machine = running.machine
+        max_wait = self._timings.queue_max_wait_s
+        running.outbox.put(
+            machine.queued(slots.position(ticket), max_wait, slots.estimated_wait(ticket))
+        )
+        log.info(
+            "Transfer waiting for a dial slot.",
+            extra={**_ids(running.request), "position": slots.position(ticket)},
+        )
+        waiter = asyncio.ensure_future(slots.wait(ticket))
+        stopper = asyncio.ensure_future(running.stop.wait())
+        try:
+            await asyncio.wait(
+                {waiter, stopper}, timeout=max_wait, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            stopper.cancel()
+            if not waiter.done():
+                waiter.cancel()
+            await asyncio.gather(waiter, return_exceptions=True)
+        # A slot granted at the last moment is held (and released when the transfer ends).
+        self._check_stop(running)
+        if not ticket.granted:
+            failure = AttemptFailure(
+                FailureReason.QUEUE_TIMEOUT, detail=f"no dial slot within {max_wait:g} s"
+            )
+            running.outbox.put(machine.abandon(failure))
+            log.warning("Transfer gave up waiting for a dial slot.", extra=_ids(running.request))
+
     async def _attempt(self, running: _Running) -> None:
         machine = running.machine
         self._check_stop(running)
         running.outbox.put(machine.dial())
         plan = self._plan(running)
         running.plan = plan
+        leg = _Leg(plan.transfer_id, plan.attempt, plan.destination.id)
+        running.legs.append(leg)
 
         async def on_ringing() -> None:
             if machine.state is TransferState.DIALING:
@@ -319,13 +477,18 @@ class TransferDesk:
                 plan.ring_timeout_s + timings.dial_margin_s,
                 DialFailed(FailureReason.NO_ANSWER, detail=RING_TIMEOUT),
             )
-            running.outbox.put(machine.answered(answered.consult_room))
+            if machine.mode is TransferMode.WARM:
+                # Ready for the decision before anyone can hear of the answer.
+                decision = running.decision = asyncio.get_running_loop().create_future()
+            running.outbox.put(machine.answered(answered.consult_room, answered.human_identity))
             if machine.mode is TransferMode.WARM:
                 await self._step(
                     running,
-                    self._driver.brief(plan, answered),
-                    timings.step_timeout_s,
-                    DialFailed(FailureReason.CARRIER_ERROR, detail="briefing timed out"),
+                    self._human_decides(running, plan, decision),
+                    timings.briefing_timeout_s,
+                    DialFailed(
+                        FailureReason.HUMAN_DECLINED, detail="no decision within the briefing time"
+                    ),
                 )
                 running.outbox.put(machine.briefed())
             await self._step(
@@ -335,7 +498,9 @@ class TransferDesk:
                 DialFailed(FailureReason.CARRIER_ERROR, detail="connecting timed out"),
             )
         except DialFailed as failed:
-            await self._bounded(self._driver.hang_up(plan), plan)
+            running.decision = None
+            if await self._bounded(self._driver.hang_up(plan), plan):
+                leg.end("hung up by the bridge")
             for emitted in machine.fail(failed.failure):
                 running.outbox.put(emitted)
             log.info(
@@ -348,8 +513,49 @@ class TransferDesk:
                 },
             )
             return
+        leg.state = LegState.BRIDGED
         running.outbox.put(machine.connected())
         log.info("Transfer connected.", extra=plan.log_extra)
+
+    async def _human_decides(
+        self,
+        running: _Running,
+        plan: DialPlan,
+        decision: asyncio.Future[ReportHumanDecision],
+    ) -> None:
+        """Wait for the briefed human's decision; return on accept, raise otherwise. The
+        carrier seeing the human hang up first is a decline too."""
+        left = asyncio.ensure_future(self._driver.human_left(plan))
+        either: set[asyncio.Future[Any]] = {decision, left}
+        try:
+            await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+            if not decision.done() and left.exception() is not None:
+                log.warning(
+                    "Could not follow the human's leg; waiting for the briefing's report.",
+                    extra=plan.log_extra,
+                )
+                await decision
+        finally:
+            running.decision = None
+            left.cancel()
+            await asyncio.gather(left, return_exceptions=True)
+        if not decision.done():
+            raise DialFailed(
+                FailureReason.HUMAN_DECLINED, detail="the human hung up during the briefing"
+            )
+        report = decision.result()
+        match report.decision:
+            case HumanDecision.ACCEPT:
+                return
+            case HumanDecision.VOICEMAIL:
+                raise DialFailed(FailureReason.VOICEMAIL, detail="an answering machine picked up")
+            case HumanDecision.HUNG_UP:
+                raise DialFailed(
+                    FailureReason.HUMAN_DECLINED, detail="the human hung up during the briefing"
+                )
+            case _:
+                why = report.decline_reason.value if report.decline_reason else "other"
+                raise DialFailed(FailureReason.HUMAN_DECLINED, detail=f"declined: {why}")
 
     async def _step(
         self, running: _Running, work: Awaitable[T], timeout: float | None, on_timeout: DialFailed
@@ -385,10 +591,14 @@ class TransferDesk:
         raise on_timeout
 
     async def _stopped(self, running: _Running) -> None:
+        running.decision = None
         machine = running.machine
         plan = running.plan
         if plan is not None and machine.state in IN_ATTEMPT_STATES:
-            await self._bounded(self._driver.hang_up(plan), plan)
+            hung_up = await self._bounded(self._driver.hang_up(plan), plan)
+            for leg in running.legs:
+                if hung_up and leg.state is LegState.OPEN:
+                    leg.end("hung up by the bridge")
         if machine.terminal:
             return
         if running.stop_kind is StopKind.CANCEL:
@@ -403,14 +613,25 @@ class TransferDesk:
         request = running.request
         if running.plan is not None:
             await self._bounded(self._driver.finish(running.plan), running.plan)
-        self._admission.release()
+        if running.ticket.granted:
+            self._admission.release()
+        else:
+            self._admission.slots.leave(running.ticket)
+        if running.machine.state is TransferState.CONNECTED and running.plan is not None:
+            self._supervise(running.plan, running.legs[-1])
         await running.outbox.close()
         self._active.pop(request.transfer_id, None)
         if self._by_call.get(request.call_id) == request.transfer_id:
             del self._by_call[request.call_id]
         self._remember(
             request.transfer_id,
-            _Finished(request.call_id, running.machine.state, running.reply, running.stop_reason),
+            _Finished(
+                request.call_id,
+                running.machine.state,
+                running.reply,
+                running.stop_reason,
+                tuple(running.legs),
+            ),
         )
 
     def _plan(self, running: _Running) -> DialPlan:
@@ -426,17 +647,36 @@ class TransferDesk:
             caller_identity=request.caller_identity,
             mode=request.mode,
             ring_timeout_s=min(request.ring_timeout_s, self._timings.max_ring_s),
+            consult_room=running.consult_room,
             context=request.context,
-            whisper=request.whisper,
         )
 
-    async def _bounded(self, work: Awaitable[None], plan: DialPlan) -> None:
-        """Cleanup that must neither hang nor fail the transfer's own bookkeeping."""
+    def _supervise(self, plan: DialPlan, leg: _Leg) -> None:
+        """Follow a connected call until one party leaves; then its leg is over."""
+
+        async def supervise() -> None:
+            try:
+                await self._driver.supervise(plan)
+            except Exception:
+                log.exception("Could not follow a connected call.", extra=plan.log_extra)
+                return
+            leg.end("call ended")
+            log.info("Connected call ended.", extra=plan.log_extra)
+
+        task = asyncio.create_task(supervise())
+        self._bridged.add(task)
+        task.add_done_callback(self._bridged.discard)
+
+    async def _bounded(self, work: Awaitable[None], plan: DialPlan) -> bool:
+        """Cleanup that must neither hang nor fail the transfer's own bookkeeping; whether
+        it completed."""
         try:
             async with asyncio.timeout(self._timings.cleanup_timeout_s):
                 await work
         except Exception:
             log.warning("Transfer cleanup did not complete.", extra=plan.log_extra)
+            return False
+        return True
 
     def _check_stop(self, running: _Running) -> None:
         if running.stop.is_set():

@@ -35,8 +35,13 @@ class TokenBucket:
 
     def wait_time(self) -> float:
         """Seconds until a token will be available (0 when one is)."""
+        return self.time_for(1)
+
+    def time_for(self, count: int) -> float:
+        """Seconds until ``count`` tokens will have been available, if nobody else takes
+        any (the wait of the ``count``-th in line)."""
         self._refill()
-        return max(0.0, (1.0 - self._tokens) / self._rate)
+        return max(0.0, (count - self._tokens) / self._rate)
 
     def _refill(self) -> None:
         now = self._clock()
@@ -52,6 +57,10 @@ class ConcurrencyCap:
             raise ValueError("A concurrency cap must allow at least one transfer.")
         self.limit = limit
         self.in_use = 0
+
+    @property
+    def full(self) -> bool:
+        return self.in_use >= self.limit
 
     def try_acquire(self) -> bool:
         if self.in_use >= self.limit:

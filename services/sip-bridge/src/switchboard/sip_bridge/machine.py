@@ -1,7 +1,9 @@
 """The state machine of one human transfer, and the events each transition publishes.
 
-requested → dialing → (ringing) → answered → briefed → connected for a warm transfer;
-a cold transfer (SIP REFER) goes from answered straight to connected. A failed attempt
+requested → (queued) → dialing → (ringing) → answered → briefed → connected for a warm
+transfer, where ``briefed`` is the human's acceptance after the briefing; a cold transfer
+(SIP REFER) goes from answered straight to connected. ``queued`` is the wait for a dial
+slot (calls-per-second or concurrency cap) before the first attempt. A failed attempt
 moves on to the next destination (failover); when none is left the transfer fails for
 good with ``all_destinations_failed``. ``cancel`` works from any state that is not
 terminal. Every transition returns the contract event to publish together with a
@@ -27,6 +29,7 @@ from switchboard.contracts.transfer import (
     TransferDialing,
     TransferFailed,
     TransferMode,
+    TransferQueued,
     TransferRinging,
 )
 
@@ -35,6 +38,7 @@ class TransferState(enum.StrEnum):
     """Where a transfer is. ``requested`` also means "waiting to dial the next destination"."""
 
     REQUESTED = "requested"
+    QUEUED = "queued"
     DIALING = "dialing"
     RINGING = "ringing"
     ANSWERED = "answered"
@@ -130,9 +134,26 @@ class TransferMachine:
         )
         return Emitted(event, self._id(f"skipped:{self._skipped}"))
 
+    def queued(
+        self, position: int, max_wait_s: float, estimated_wait_s: float | None = None
+    ) -> Emitted:
+        """No dial slot is free: the transfer waits its turn (before its first attempt)."""
+        self._require({TransferState.REQUESTED}, "queue")
+        if self.attempt:
+            raise IllegalTransition(self.state, "queue a transfer that has dialled")
+        self._enter(TransferState.QUEUED)
+        event = TransferQueued(
+            call_id=self.call_id,
+            transfer_id=self.transfer_id,
+            position=position,
+            max_wait_s=max_wait_s,
+            estimated_wait_s=estimated_wait_s,
+        )
+        return Emitted(event, self._id("queued"))
+
     def dial(self) -> Emitted:
         """Start dialling the next destination."""
-        self._require({TransferState.REQUESTED}, "dial")
+        self._require({TransferState.REQUESTED, TransferState.QUEUED}, "dial")
         if not self.remaining:
             raise IllegalTransition(self.state, "dial past the last destination of")
         self.attempt += 1
@@ -145,8 +166,10 @@ class TransferMachine:
         self._enter(TransferState.RINGING)
         return self._attempt_event(TransferRinging)
 
-    def answered(self, consult_room: str | None = None) -> Emitted:
-        """The human picked up. Some far ends answer without a ringing signal first."""
+    def answered(
+        self, consult_room: str | None = None, human_identity: str | None = None
+    ) -> Emitted:
+        """The far end picked up. Some answer without a ringing signal first."""
         self._require({TransferState.DIALING, TransferState.RINGING}, "answer")
         self._enter(TransferState.ANSWERED)
         event = TransferAnswered(
@@ -155,10 +178,12 @@ class TransferMachine:
             destination_id=self._destination_id(),
             attempt=self.attempt,
             consult_room=consult_room,
+            human_identity=human_identity,
         )
         return Emitted(event, self._id(f"answered:{self.attempt}"))
 
     def briefed(self) -> Emitted:
+        """The human heard the briefing and accepted the call (warm transfers)."""
         if self.mode is not TransferMode.WARM:
             raise IllegalTransition(self.state, "brief the human of a cold transfer of")
         self._require({TransferState.ANSWERED}, "brief")
@@ -167,6 +192,7 @@ class TransferMachine:
             call_id=self.call_id,
             transfer_id=self.transfer_id,
             destination_id=self._destination_id(),
+            attempt=self.attempt,
         )
         return Emitted(event, self._id(f"briefed:{self.attempt}"))
 
@@ -203,7 +229,8 @@ class TransferMachine:
         return out
 
     def abandon(self, failure: AttemptFailure) -> Emitted:
-        """Fail the whole transfer now, without failover (policy refusal, shutdown)."""
+        """Fail the whole transfer now, without failover (policy refusal, no dial slot in
+        time, shutdown)."""
         if self.terminal:
             raise IllegalTransition(self.state, "abandon")
         return self._final(failure, in_attempt=self.state in IN_ATTEMPT_STATES)

@@ -62,19 +62,26 @@ class SipBridgeSettings(ServiceSettings, kw_only=True, frozen=True):
     transfer_burst: int = 5
     """Dial attempts allowed back to back before the per-second rate applies."""
     transfer_max_concurrent: int = 20
-    """Transfers in progress at once; more are rejected with ``rate_limited``."""
+    """Transfers dialling, briefing or connecting at once; more wait in line."""
+    transfer_max_queued: int = 200
+    """Transfers that may wait in line for a dial slot; past that a newcomer is refused
+    with ``rate_limited`` (a flood, not a busy moment)."""
+    transfer_queue_max_wait_s: float = 120.0
+    """Longest a transfer waits in line for a dial slot before failing with
+    ``queue_timeout`` (the caller is then offered a callback)."""
     transfer_max_ring_s: float = 30.0
     """Ceiling on a request's ``ring_timeout_s`` (the request carries its own default)."""
+    transfer_briefing_timeout_s: float = 120.0
+    """Longest an answered human may take to hear the briefing and decide; past it the
+    attempt fails as ``human_declined`` and the next destination is dialled."""
     transfer_step_timeout_s: float = 30.0
-    """Longest the bridge waits for a briefing or a connect step before failing it."""
+    """Longest the bridge waits for a connect step before failing it."""
     transfer_drain_s: float = 20.0
     """On SIGTERM, how long in-flight transfers may finish before they are failed."""
     sim_outcome: SimOutcome = SimOutcome.ANSWER
     """Simulated carrier: what an attempt does when the call has no script for it."""
     sim_ring_s: float = 0.05
     """Simulated carrier: ring time when the call's script does not set one."""
-    sim_brief_s: float = 0.02
-    """Simulated carrier: how long briefing the human takes."""
     livekit_url: str = ""
     livekit_api_key: str = ""
     livekit_api_secret: str = ""
@@ -83,9 +90,8 @@ class SipBridgeSettings(ServiceSettings, kw_only=True, frozen=True):
     livekit_extra_trunks: str = ""
     """Other trunk ids a destination may name, comma-separated; any other is refused."""
     livekit_status_poll_s: float = 0.5
-    """How often the LiveKit driver reads the dialled participant's ``sip.callStatus``."""
-    livekit_brief_s: float = 0.0
-    """How long the human stays in the consult room to be briefed before being connected."""
+    """How often the LiveKit driver reads a dialled participant's ``sip.callStatus`` and
+    checks that the parties of a briefing or a connected call are still there."""
 
 
 @dataclass(frozen=True, slots=True)

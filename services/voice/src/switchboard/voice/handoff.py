@@ -1,4 +1,5 @@
-"""The handoff context: what the next agent, the human and the CRM get about the call.
+"""The handoff context: what the next agent, the human and the CRM get about the call
+(the human hears it through the briefing, ``transfer/facts.py``).
 
 The summary is built deterministically from the call state and the caller's own recent
 words, so it exists even when no model is available. It is personal data (the contracts
@@ -42,13 +43,6 @@ def context(call: CallState, from_agent: str) -> HandoffContext:
         language=call.info.language,
         from_agent=from_agent,
     )
-
-
-def whisper(ctx: HandoffContext) -> str:
-    """What the human hears before being connected to the caller (warm transfer)."""
-    need = ctx.intent or "an unclassified request"
-    consent = f"Recording consent: {ctx.consent}." if ctx.consent else "No recording consent."
-    return f"Incoming transfer about {need}. {ctx.summary} {consent}"[:1000]
 
 
 def briefing(ctx: HandoffContext) -> str:

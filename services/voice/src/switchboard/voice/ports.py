@@ -1,5 +1,6 @@
 """The systems one call reaches: the other services over NATS, the recording gate, the
-customer's back office, and the voices it speaks with.
+customer's back office, the consult rooms and hold audio of a transfer, and the voices it
+speaks with.
 
 Agents act through these and nothing else, so a test or the simulation swaps a port
 (an in-memory event sink, a scripted back office) without touching the call graph.
@@ -19,6 +20,8 @@ from switchboard.voice.clients.events import CallEventSink
 from switchboard.voice.clients.router import RouterClient
 from switchboard.voice.clients.transfer import TransferClient
 from switchboard.voice.recording import RecordingGate
+from switchboard.voice.transfer.consult import ConsultRooms
+from switchboard.voice.transfer.hold import HoldAudio
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +34,9 @@ class Ports:
     events: CallEventSink
     gate: RecordingGate
     back_office: BackOffice
+    consult: ConsultRooms
+    """Where warm transfers brief the human (production: LiveKit consult rooms)."""
+    hold_audio: HoldAudio
 
 
 @dataclass(frozen=True, slots=True)

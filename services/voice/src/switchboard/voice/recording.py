@@ -17,8 +17,9 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
+from livekit.agents import AgentSession
 from livekit.agents.voice.agent_session import RecordingOptions
 
 from switchboard.contracts.call import RecordingStarted, RecordingStopped, RecordingStopReason
@@ -49,7 +50,7 @@ class TimelineRecorder:
         log.info("Recording stopped (text mode: timeline only).")
 
 
-TimelineAction = Literal["started", "stopped", "kept_off", "failed"]
+TimelineAction = Literal["started", "stopped", "kept_off", "failed", "handed_over"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,10 +107,24 @@ class RecordingGate:
         async with self._lock:
             await self._revoke("caller withdrew consent", None)
 
-    async def close(self) -> None:
-        """The call is over."""
+    async def close(self, *, hand_over: bool = False) -> bool:
+        """The call is over for the worker; whether recording goes on without it.
+
+        After a transfer (``hand_over``) a recording that consent allows keeps going: the
+        caller goes on talking with the person, who heard the consent state in the
+        briefing, and Egress ends when the caller's room is deleted. Otherwise it stops.
+        """
         async with self._lock:
+            if hand_over and self.recording:
+                self._note(
+                    "handed_over",
+                    "the caller and the person go on, recorded with consent, until the room "
+                    "is deleted",
+                    recording_id=self._recording_id,
+                )
+                return True
             await self._stop(RecordingStopReason.CALL_ENDED, "call ended", None)
+            return False
 
     async def _start(self, sequence: int) -> None:
         try:
@@ -197,12 +212,13 @@ class SessionRecordSwitch:
     """Keeps an AgentSession's recording options in step with the gate.
 
     The session reads ``options.recording_options`` when it uploads its report at the end
-    of the job, so updating the dict in place makes the upload follow consent as it was
-    when the call ended (granted and not revoked).
+    of the job, so updating that dict makes the upload follow consent as it was when the
+    call ended (granted and not revoked). ``AgentSession.start`` replaces the dict with a
+    new one, so the switch looks it up on the session each time, never keeps a reference.
     """
 
-    def __init__(self, options: RecordingOptions) -> None:
-        self._options = options
+    def __init__(self, session: AgentSession[Any]) -> None:
+        self._session = session
 
     def __call__(self, recording: bool) -> None:
-        self._options.update(session_record_options(recording))
+        self._session.options.recording_options.update(session_record_options(recording))

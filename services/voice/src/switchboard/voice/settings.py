@@ -22,10 +22,16 @@ class VoiceSettings(ServiceSettings, kw_only=True, frozen=True):
     router_timeout_s: float = 1.5
     """How long to wait for the router before using the local fallback decision."""
     transfer_place_timeout_s: float = 2.0
-    transfer_answer_timeout_s: float = 90.0
-    """Upper bound on waiting for a human to answer across all destinations."""
-    transfer_connect_grace_s: float = 2.0
-    """After an answer, how long to wait for the bridge's ``connected`` before leaving."""
+    transfer_answer_timeout_s: float = 300.0
+    """Longest a caller stays on hold for one transfer (waiting in line for a dial slot,
+    ringing, the humans' briefings) before the worker cancels it and offers a callback.
+    Longer than the bridge's own bounds (``SB_TRANSFER_QUEUE_MAX_WAIT_S`` and the ring and
+    briefing timeouts), so normally the bridge says how it ended."""
+    hold_reminder_s: float = 20.0
+    """While the caller is on hold, how often they hear that we are still trying."""
+    hold_audio: str = ""
+    """What the caller hears on hold: empty for the built-in hold music, a path to an audio
+    file, or ``none`` for silence. Text mode plays none."""
     fallback_queue_id: str = ""
     """Human queue used when the router is down; empty means offer a callback instead."""
     fallback_queue_address: str = ""

@@ -51,6 +51,8 @@ class CallState:
     and consent excerpts."""
     screened: set[str] = field(default_factory=set)
     """Ids of caller messages already screened for triggers (each is screened once)."""
+    on_hold: bool = False
+    """The caller is on hold for a transfer: nothing they say is acted on."""
     started_at: float = field(default_factory=time.monotonic)
 
     @property

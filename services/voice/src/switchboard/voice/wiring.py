@@ -34,6 +34,8 @@ from switchboard.voice.ports import Ports, Voices
 from switchboard.voice.recording import Recorder, RecordingGate
 from switchboard.voice.settings import VoiceSettings
 from switchboard.voice.state import CallInfo, CallState
+from switchboard.voice.transfer.consult import ConsultRooms
+from switchboard.voice.transfer.hold import HoldAudio, NoHoldAudio
 
 log = logging.getLogger(__name__)
 
@@ -72,13 +74,17 @@ def new_call(
     info: CallInfo,
     recorder: Recorder,
     back_office: BackOffice,
+    consult: ConsultRooms,
     voices: Voices | None = None,
     events: CallEventSink | None = None,
+    hold_audio: HoldAudio | None = None,
 ) -> Call:
     """A call with its ports and recording gate, not started yet.
 
-    ``events`` replaces the call's JetStream publisher (the voice benchmark's no-op
-    baseline); production always publishes.
+    ``consult`` opens the consult rooms of warm transfers (LiveKit rooms in production,
+    scripted humans in the simulation); ``hold_audio`` is what the caller hears on hold
+    (none by default, as in text mode). ``events`` replaces the call's JetStream publisher
+    (the voice benchmark's no-op baseline); production always publishes.
     """
     if events is None:
         events = CallEvents(bus.events)
@@ -102,6 +108,8 @@ def new_call(
         events=events,
         gate=RecordingGate(info.call_id, recorder, events),
         back_office=back_office,
+        consult=consult,
+        hold_audio=hold_audio or NoHoldAudio(),
     )
     state = CallState(info=info)
     state.failures.limit = settings.repeated_failure_limit

@@ -3,6 +3,8 @@
 ``python -m switchboard.voice start`` registers with LiveKit (``LIVEKIT_URL``,
 ``LIVEKIT_API_KEY``, ``LIVEKIT_API_SECRET``) under ``SB_AGENT_NAME`` and handles calls
 dispatched to it. SIGTERM drains: calls in progress finish first (``drain_timeout``).
+After a transfer the agent leaves the caller's room (the caller and the person go on;
+the sip-bridge deletes the room when one of them hangs up).
 """
 
 from __future__ import annotations
@@ -15,9 +17,11 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
+from livekit import rtc
 from livekit.agents import AgentServer, AgentSession, JobContext, JobProcess, cli
 from livekit.plugins import silero
 
+from switchboard.contracts.call import CallOutcome
 from switchboard.contracts.subjects import Owner
 from switchboard.runtime.logs import configure_logging
 from switchboard.runtime.settings import load
@@ -29,6 +33,7 @@ from switchboard.voice.ports import Voices
 from switchboard.voice.recording import SessionRecordSwitch, session_record_options
 from switchboard.voice.settings import VoiceSettings
 from switchboard.voice.state import CallInfo
+from switchboard.voice.transfer.livekit_room import LiveKitConsultRooms, hold_audio
 from switchboard.voice.wiring import Bus, begin, new_call, new_session, open_bus
 
 log = logging.getLogger(__name__)
@@ -88,7 +93,9 @@ async def handle_call(
         info,
         recorder,
         back_office or NoBackOffice(),
+        LiveKitConsultRooms(models),
         Voices(manager=models.manager_voice),
+        hold_audio=hold_audio(ctx.room, settings.hold_audio),
     )
     session = new_session(
         call,
@@ -97,8 +104,15 @@ async def handle_call(
         voice=models.voice,
         voice_activity=models.voice_activity,
     )
-    call.ports.gate.on_change = SessionRecordSwitch(session.options.recording_options)
-    call.on_end = lambda _outcome: _leave(session)
+    call.ports.gate.on_change = SessionRecordSwitch(session)
+    call.on_end = lambda outcome: _leave(ctx, session, outcome)
+
+    def on_left(participant: rtc.RemoteParticipant) -> None:
+        # A caller on hold who hangs up cancels the transfer (every leg is hung up).
+        if participant.identity == info.caller_identity:
+            call.caller_left()
+
+    ctx.room.on("participant_disconnected", on_left)
 
     async def finish() -> None:
         await call.finish()
@@ -108,9 +122,12 @@ async def handle_call(
     await session.start(Roster(call).triage(), room=ctx.room, record=session_record_options(False))
 
 
-def _leave(session: AgentSession[Any]) -> None:
-    # Drain: the last sentence (goodbye, "connecting you now") is still played.
+def _leave(ctx: JobContext, session: AgentSession[Any], outcome: CallOutcome) -> None:
+    # Drain: the last sentence (goodbye) is still played.
     session.shutdown(drain=True)
+    if outcome is CallOutcome.TRANSFERRED:
+        # The caller is with a person now: the agent leaves the room once it is quiet.
+        session.on("close", lambda _event: ctx.shutdown(reason="transferred to a person"))
 
 
 def build_server(settings: VoiceSettings) -> AgentServer:

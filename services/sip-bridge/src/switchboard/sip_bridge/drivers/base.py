@@ -1,15 +1,19 @@
 """The interface every carrier driver implements, and what one dial attempt needs.
 
 The transfer desk drives the state machine and calls a driver for the I/O of each step:
-``dial`` returns once the human answered (calling ``on_ringing`` when the far end rings)
-or raises ``DialFailed`` with a typed reason; ``brief`` and ``connect`` finish a warm
-transfer; ``hang_up`` ends the current attempt's leg and ``finish`` cleans up after the
-whole transfer. Drivers never log addresses or the whisper: they log destination ids.
+``dial`` returns once the far end answered (calling ``on_ringing`` when it rings) or
+raises ``DialFailed`` with a typed reason; while the human is briefed (by the voice
+worker's briefing session in the consult room) ``human_left`` returns if they hang up;
+``connect`` moves an accepting human to the caller; ``supervise`` follows the connected
+call until one party leaves and ends the other's leg; ``hang_up`` ends the current
+attempt's leg and ``finish`` cleans up after the whole transfer. Drivers never log
+addresses: they log destination ids.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -27,7 +31,8 @@ RING_TIMEOUT = "ring timeout"
 
 @dataclass(frozen=True, slots=True)
 class DialPlan:
-    """One attempt of one transfer: who to dial and where the caller waits."""
+    """One attempt of one transfer: who to dial, where the caller waits, where the human
+    is briefed."""
 
     call_id: str
     transfer_id: str
@@ -38,17 +43,18 @@ class DialPlan:
     caller_identity: str
     mode: TransferMode
     ring_timeout_s: float
+    consult_room: str
+    """Warm transfers: the room the human is dialled into and briefed in."""
     context: HandoffContext | None = None
-    whisper: str | None = None
-    """Personal data: what the human hears before being connected. Never logged."""
 
     @property
-    def consult_room(self) -> str:
-        return consult_room_name(self.room, self.transfer_id)
+    def human_identity(self) -> str:
+        """The dialled human's participant identity: unique per transfer and attempt."""
+        return f"human-{short_token(self.transfer_id)}-{self.attempt}"
 
     @property
     def log_extra(self) -> dict[str, object]:
-        """Safe facts for log records: ids only, never the address or the whisper."""
+        """Safe facts for log records: ids only, never the address."""
         return {
             "call_id": self.call_id,
             "transfer_id": self.transfer_id,
@@ -59,9 +65,10 @@ class DialPlan:
 
 @dataclass(frozen=True, slots=True)
 class Answered:
-    """The human picked up; warm transfers name the room they wait in."""
+    """The far end picked up; warm transfers name the room and identity it is in."""
 
     consult_room: str | None = None
+    human_identity: str | None = None
 
 
 class DialFailed(Exception):
@@ -87,12 +94,18 @@ class CarrierDriver(Protocol):
         """Dial the destination; return when answered, raise ``DialFailed`` otherwise."""
         ...
 
-    async def brief(self, plan: DialPlan, answered: Answered) -> None:
-        """Warm transfers: let the human hear the briefing; ``DialFailed`` if they drop."""
+    async def human_left(self, plan: DialPlan) -> None:
+        """Warm transfers, while the human is briefed: return if they hang up (the desk
+        cancels this once the human decided)."""
         ...
 
     async def connect(self, plan: DialPlan, answered: Answered) -> None:
         """Put the human and the caller together (cold: complete the REFER)."""
+        ...
+
+    async def supervise(self, plan: DialPlan) -> None:
+        """After ``connect``: return once the call is over, having ended the leg of whoever
+        is left when the other hangs up, so no leg outlives its call."""
         ...
 
     async def hang_up(self, plan: DialPlan) -> None:
@@ -106,10 +119,21 @@ class CarrierDriver(Protocol):
     async def aclose(self) -> None: ...
 
 
+CONSULT_INFIX = "-consult-"
+_CONSULT_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,40}")
+
+
 def consult_room_name(room: str, transfer_id: str) -> str:
     """``<room>-consult-<short>``: one consult room per transfer, derived, so every process
     agrees on it. The short part is a digest, so any transfer id yields a safe name."""
-    return f"{room}-consult-{short_token(transfer_id)}"
+    return f"{room}{CONSULT_INFIX}{short_token(transfer_id)}"
+
+
+def is_consult_room_of(name: str, room: str) -> bool:
+    """Whether ``name`` is a consult room of the caller's ``room`` (never the caller's room
+    itself, nor another caller's): the bridge dials humans into nothing else."""
+    prefix = f"{room}{CONSULT_INFIX}"
+    return name.startswith(prefix) and bool(_CONSULT_TOKEN.fullmatch(name[len(prefix) :]))
 
 
 def short_token(value: str, size: int = 4) -> str:

@@ -1,11 +1,17 @@
 """The real carrier driver: human transfers through the LiveKit SIP and room APIs.
 
-Warm transfer: ``CreateSIPParticipant`` dials the human into a consult room
-(``<room>-consult-<short>``) with ``wait_until_answered``, while the human's
-``sip.callStatus`` attribute is polled to report ringing. The human is briefed there
-(the voice worker can join the consult room named in the answered event) and then
-``MoveParticipant`` brings them into the caller's room. Cold transfer:
-``TransferSIPParticipant`` sends the caller a SIP REFER to the destination.
+Warm transfer: ``CreateSIPParticipant`` dials the human into the consult room the voice
+worker opened (its briefing session waits there) with ``wait_until_answered``, while the
+human's ``sip.callStatus`` attribute is polled to report ringing. While the human is
+briefed, their presence in the consult room is polled (a hang-up is a decline). On
+accept, ``MoveParticipant`` brings them into the caller's room; the connected call is then
+followed until the caller or the human leaves, and the caller's room is deleted, which
+hangs up the other and ends any Egress recording. ``RemoveParticipant`` hangs up a leg
+that is not connected; ``DeleteRoom`` removes the consult room when the transfer is over.
+Cold transfer: ``TransferSIPParticipant`` sends the caller a SIP REFER to the destination.
+
+Everything here is one LiveKit API call or a poll of one; the decisions (timeouts,
+failover, what a failure means) are the desk's and are tested with the simulated carrier.
 
 Failures arrive as ``api.SipCallError``/``api.ServerError`` carrying the SIP status;
 they map to the same failure reasons as the simulated carrier. Error messages from the
@@ -29,7 +35,6 @@ from switchboard.sip_bridge.drivers.base import (
     DialFailed,
     DialPlan,
     OnRinging,
-    short_token,
 )
 from switchboard.sip_bridge.drivers.sip_headers import handoff_headers, header_value
 from switchboard.sip_bridge.settings import LiveKitCredentials
@@ -43,11 +48,6 @@ _TRANSFER_REASONS: dict[str, FailureReason] = {
     "STR_REJECTED": FailureReason.DECLINED,
     "STR_CALL_ENDED": FailureReason.CALLER_HUNG_UP,
 }
-
-
-def human_identity(plan: DialPlan) -> str:
-    """The dialled human's participant identity: unique per transfer and attempt."""
-    return f"human-{short_token(plan.transfer_id)}-{plan.attempt}"
 
 
 def failure_from_error(exc: api.ServerError, plan: DialPlan) -> DialFailed:
@@ -93,12 +93,10 @@ class LiveKitCarrier:
         *,
         trunk_id: str,
         status_poll_s: float = 0.5,
-        brief_s: float = 0.0,
     ) -> None:
         self._api = api.LiveKitAPI(credentials.url, credentials.api_key, credentials.api_secret)
         self._trunk_id = trunk_id
         self._poll_s = status_poll_s
-        self._brief_s = brief_s
 
     async def dial(self, plan: DialPlan, on_ringing: OnRinging) -> Answered:
         if plan.mode is TransferMode.COLD:
@@ -114,17 +112,10 @@ class LiveKitCarrier:
         finally:
             watcher.cancel()
             await asyncio.gather(watcher, return_exceptions=True)
-        return Answered(consult_room=plan.consult_room)
+        return Answered(consult_room=plan.consult_room, human_identity=plan.human_identity)
 
-    async def brief(self, plan: DialPlan, answered: Answered) -> None:
-        if self._brief_s > 0:
-            await asyncio.sleep(self._brief_s)
-        await self._require_present(
-            plan.consult_room,
-            human_identity(plan),
-            DialFailed(FailureReason.DECLINED, detail="the human hung up during the briefing"),
-            plan,
-        )
+    async def human_left(self, plan: DialPlan) -> None:
+        await self._until_absent(plan.consult_room, plan.human_identity)
 
     async def connect(self, plan: DialPlan, answered: Answered) -> None:
         if plan.mode is TransferMode.COLD:
@@ -136,23 +127,37 @@ class LiveKitCarrier:
             plan,
         )
         move = api.MoveParticipantRequest(
-            room=plan.consult_room, identity=human_identity(plan), destination_room=plan.room
+            room=plan.consult_room, identity=plan.human_identity, destination_room=plan.room
         )
         try:
             await self._api.room.move_participant(move)
         except api.ServerError as exc:
             if _is_not_found(exc):
                 raise DialFailed(
-                    FailureReason.DECLINED, detail="the human left before being connected"
+                    FailureReason.HUMAN_DECLINED, detail="the human left before being connected"
                 ) from None
             raise failure_from_error(exc, plan) from None
         except (aiohttp.ClientError, TimeoutError):
             raise DialFailed(FailureReason.CARRIER_ERROR, detail="LiveKit unreachable") from None
 
+    async def supervise(self, plan: DialPlan) -> None:
+        if plan.mode is TransferMode.COLD:
+            return  # The REFER took the caller out of LiveKit: the carrier has the call.
+        caller = asyncio.ensure_future(self._until_absent(plan.room, plan.caller_identity))
+        human = asyncio.ensure_future(self._until_absent(plan.room, plan.human_identity))
+        try:
+            await asyncio.wait({caller, human}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for poll in (caller, human):
+                poll.cancel()
+            await asyncio.gather(caller, human, return_exceptions=True)
+        # One party hung up: deleting the room hangs up the other and stops Egress.
+        await self._delete_room(plan.room, plan)
+
     async def hang_up(self, plan: DialPlan) -> None:
         if plan.mode is TransferMode.COLD:
             return  # A REFER cannot be withdrawn; aborting the request is all there is.
-        remove = api.RoomParticipantIdentity(room=plan.consult_room, identity=human_identity(plan))
+        remove = api.RoomParticipantIdentity(room=plan.consult_room, identity=plan.human_identity)
         try:
             await self._api.room.remove_participant(remove)
         except api.ServerError as exc:
@@ -164,13 +169,16 @@ class LiveKitCarrier:
     async def finish(self, plan: DialPlan) -> None:
         if plan.mode is TransferMode.COLD:
             return
+        await self._delete_room(plan.consult_room, plan)
+
+    async def _delete_room(self, room: str, plan: DialPlan) -> None:
         try:
-            await self._api.room.delete_room(api.DeleteRoomRequest(room=plan.consult_room))
+            await self._api.room.delete_room(api.DeleteRoomRequest(room=room))
         except api.ServerError as exc:
             if not _is_not_found(exc):
-                log.warning("Could not delete a consult room.", extra=plan.log_extra)
+                log.warning("Could not delete a room.", extra=plan.log_extra)
         except (aiohttp.ClientError, TimeoutError):
-            log.warning("Could not delete a consult room.", extra=plan.log_extra)
+            log.warning("Could not delete a room.", extra=plan.log_extra)
 
     async def aclose(self) -> None:
         await self._api.aclose()
@@ -180,7 +188,7 @@ class LiveKitCarrier:
         request = api.CreateSIPParticipantRequest(
             sip_trunk_id=destination.trunk_id or self._trunk_id,
             room_name=plan.consult_room,
-            participant_identity=human_identity(plan),
+            participant_identity=plan.human_identity,
             participant_name=destination.label or "Human agent",
             participant_attributes={
                 "switchboard.call_id": header_value(plan.call_id),
@@ -234,7 +242,7 @@ class LiveKitCarrier:
     async def _watch_ringing(self, plan: DialPlan, on_ringing: OnRinging) -> None:
         # With wait_until_answered the create call only returns on answer or failure;
         # the participant's sip.callStatus attribute is how LiveKit reports progress.
-        lookup = api.RoomParticipantIdentity(room=plan.consult_room, identity=human_identity(plan))
+        lookup = api.RoomParticipantIdentity(room=plan.consult_room, identity=plan.human_identity)
         while True:
             await asyncio.sleep(self._poll_s)
             try:
@@ -247,6 +255,19 @@ class LiveKitCarrier:
                 return
             if status == "active":
                 return
+
+    async def _until_absent(self, room: str, identity: str) -> None:
+        """Return once ``identity`` is no longer in ``room`` (a blip does not count)."""
+        lookup = api.RoomParticipantIdentity(room=room, identity=identity)
+        while True:
+            try:
+                await self._api.room.get_participant(lookup)
+            except api.ServerError as exc:
+                if _is_not_found(exc):
+                    return
+            except (aiohttp.ClientError, TimeoutError):
+                pass
+            await asyncio.sleep(self._poll_s)
 
     async def _require_present(
         self, room: str, identity: str, missing: DialFailed, plan: DialPlan

@@ -4,9 +4,11 @@ fault tests.
 Each dial attempt of a call takes the next outcome from that call's script (set through
 ``sb.transfer.simulate``); attempts beyond the script use the configured default. The
 far end behaves like a phone network: busy (486) and carrier errors (503) come back
-without ringing; no answer (480) and decline (603) come after ringing; voicemail answers
-and is then recognised as a machine during the briefing (cold transfers: before the
-hand-over). Like the LiveKit SIP service, it enforces the request's ring timeout itself.
+without ringing; no answer (480) and decline (603) come after ringing; ``answer`` and
+``voicemail`` both answer, because telling a person from a machine is the briefing's job
+(the voice worker's scripted human says the greeting). Like the LiveKit SIP service, it
+enforces the request's ring timeout itself. It keeps the legs it placed, so tests can see
+that every one was hung up.
 """
 
 from __future__ import annotations
@@ -75,14 +77,17 @@ class SimulatedCarrier:
 
     name = "simulated"
 
-    def __init__(self, scripts: CarrierScripts, brief_s: float = 0.02) -> None:
+    def __init__(self, scripts: CarrierScripts) -> None:
         self.scripts = scripts
-        self._brief_s = brief_s
         self._outcomes: dict[tuple[str, int], SimOutcome] = {}
+        self.open_legs: set[tuple[str, int]] = set()
+        """(transfer id, attempt) of every leg placed and not hung up yet."""
 
     async def dial(self, plan: DialPlan, on_ringing: OnRinging) -> Answered:
         outcome, ring_s = self.scripts.next(plan.call_id)
-        self._outcomes[(plan.transfer_id, plan.attempt)] = outcome
+        key = (plan.transfer_id, plan.attempt)
+        self._outcomes[key] = outcome
+        self.open_legs.add(key)
         log.info("Simulated carrier dialling.", extra={**plan.log_extra, "outcome": outcome.value})
         if outcome is SimOutcome.ERROR:
             raise _failure(sip_status.SERVICE_UNAVAILABLE, detail="simulated carrier error")
@@ -99,19 +104,30 @@ class SimulatedCarrier:
             raise _failure(sip_status.TEMPORARILY_UNAVAILABLE)
         if outcome is SimOutcome.DECLINE:
             raise _failure(sip_status.DECLINE)
-        consult = plan.consult_room if plan.mode is TransferMode.WARM else None
-        return Answered(consult_room=consult)
+        if plan.mode is TransferMode.COLD:
+            return Answered()
+        return Answered(consult_room=plan.consult_room, human_identity=plan.human_identity)
 
-    async def brief(self, plan: DialPlan, answered: Answered) -> None:
-        await asyncio.sleep(self._brief_s)
-        self._reject_voicemail(plan)
+    async def human_left(self, plan: DialPlan) -> None:
+        # A simulated human hangs up through the briefing session (the voice worker's
+        # scripted human), which reports it as the human's decision.
+        await asyncio.Event().wait()
 
     async def connect(self, plan: DialPlan, answered: Answered) -> None:
-        if plan.mode is TransferMode.COLD:
-            self._reject_voicemail(plan)
+        if (
+            plan.mode is TransferMode.COLD
+            and self._outcomes.get((plan.transfer_id, plan.attempt)) is SimOutcome.VOICEMAIL
+        ):
+            raise DialFailed(FailureReason.VOICEMAIL, detail="an answering machine picked up")
+
+    async def supervise(self, plan: DialPlan) -> None:
+        # The simulated caller and human say nothing after they are put together: the
+        # call ends as it starts, and the human's leg with it.
+        self.open_legs.discard((plan.transfer_id, plan.attempt))
 
     async def hang_up(self, plan: DialPlan) -> None:
         self._outcomes.pop((plan.transfer_id, plan.attempt), None)
+        self.open_legs.discard((plan.transfer_id, plan.attempt))
 
     async def finish(self, plan: DialPlan) -> None:
         for key in [k for k in self._outcomes if k[0] == plan.transfer_id]:
@@ -119,7 +135,3 @@ class SimulatedCarrier:
 
     async def aclose(self) -> None:
         self._outcomes.clear()
-
-    def _reject_voicemail(self, plan: DialPlan) -> None:
-        if self._outcomes.get((plan.transfer_id, plan.attempt)) is SimOutcome.VOICEMAIL:
-            raise DialFailed(FailureReason.VOICEMAIL, detail="an answering machine picked up")

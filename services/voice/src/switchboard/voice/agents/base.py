@@ -70,6 +70,11 @@ class Screened(Agent):
     ) -> AsyncIterator[llm.ChatChunk | str | FlushSentinel]:
         state = self._call.state
         message = new_caller_message(chat_ctx, state.screened)
+        if message is not None and state.on_hold:
+            # Text reaching an agent while the caller is on hold (audio input is off) is not
+            # acted on either: the transfer goes on, and no reply interrupts the hold.
+            state.screened.add(message.id)
+            return
         if message is not None:
             state.screened.add(message.id)
             text = message.text_content or ""

@@ -2,8 +2,9 @@
 
 The decision's target picks the next step: the AI manager or another AI specialist (a
 handoff with the history and the handoff context carried), a human queue (a warm
-transfer through the sip-bridge, see ``human.py``), or a callback. Whatever happens the
-caller hears what comes next and is never left without a next step.
+transfer through the sip-bridge, see ``human.py``; cold where the rules ask), a voicemail
+box (always cold), or a callback. Whatever happens the caller hears what comes next and
+is never left without a next step.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import msgspec
 from livekit.agents import Agent, AgentSession
 from livekit.agents.voice.speech_handle import SpeechHandle
 
@@ -94,15 +96,16 @@ async def act(
         if nxt is None:
             return None
         return await hand_off(call, agent, nxt, ctx, "escalation", decision.decision_id)
-    await speak(session, decision.say)
-    if target is HandoffTarget.HUMAN_QUEUE and decision.destinations:
-        await human.transfer(agent, call, staff, decision, ctx, speech)
-    elif target is HandoffTarget.VOICEMAIL and decision.destinations:
-        await human.transfer(agent, call, staff, decision, ctx, speech, to_voicemail=True)
-    else:
-        await human.offer_callback(
-            agent, call, staff, f"router target {target}", ctx, decision.decision_id
+    if target in (HandoffTarget.HUMAN_QUEUE, HandoffTarget.VOICEMAIL) and decision.destinations:
+        # The transfer speaks the router's line itself, once the caller is on hold.
+        await human.transfer(
+            agent, call, staff, msgspec.structs.replace(decision, target=target), ctx, speech
         )
+        return None
+    await speak(session, decision.say)
+    await human.offer_callback(
+        agent, call, staff, f"router target {target}", ctx, decision.decision_id
+    )
     return None
 
 

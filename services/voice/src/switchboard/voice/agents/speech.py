@@ -7,11 +7,12 @@ from typing import Any
 from livekit.agents import AgentSession
 
 
-async def speak(session: AgentSession[Any], text: str) -> None:
-    """Say ``text`` and wait until it has been played out or interrupted.
+async def speak(session: AgentSession[Any], text: str, *, interruptible: bool = True) -> None:
+    """Say ``text`` and wait until it has been played out (or interrupted, if allowed).
 
     These sentences come from configuration or the router, never from a model, so the
-    caller hears what happens next even when every LLM is down.
+    caller hears what happens next even when every LLM is down. Transfer lines are not
+    interruptible: a caller saying "ok, thanks" must not stop the transfer.
     """
     if text.strip():
-        await session.say(text)
+        await session.say(text, allow_interruptions=interruptible)

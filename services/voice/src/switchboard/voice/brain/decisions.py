@@ -25,6 +25,7 @@ from typing import Any, Final
 from livekit.agents import llm
 
 from switchboard.voice import understanding as u
+from switchboard.voice.brain import briefing
 from switchboard.voice.triggers import choice, detect_escalation, revokes_consent
 
 SUMMARY_PROMPT_PREFIX: Final = "Compress older conversation history"
@@ -147,6 +148,17 @@ def answer(turn: Turn, rules: tuple[Rule, ...] | None = None) -> Action:
 
 
 Rule = Callable[[Turn], Action | None]
+
+
+def _consult_room(turn: Turn) -> Action | None:
+    """The colleague being briefed about a transfer (the briefing agent's tools)."""
+    if not briefing.offered(turn.names):
+        return None
+    decided = briefing.decide(turn.text, turn.names, turn.chat_ctx)
+    if isinstance(decided, str):
+        return Say(decided)
+    name, arguments = decided
+    return CallTool(name, dict(arguments))
 
 
 def _escalate(turn: Turn) -> Action | None:
@@ -290,11 +302,13 @@ def _route(turn: Turn) -> Action | None:
     return CallTool("route_to_department", {"department": department}) if department else None
 
 
-# Order matters: an escalation comes first (even while a question is pending: the caller
+# Order matters: the consult room (the briefing agent) is another conversation altogether;
+# an escalation comes first (even while a question is pending: the caller
 # asked for someone instead of answering), then a pending question (consent, callback,
 # an offer of a person, an intake step), goodbyes before department work, and a
 # specialist's own tools before a lateral move to another department.
 _RULES: Final[tuple[Rule, ...]] = (
+    _consult_room,
     _escalate,
     _consent,
     _callback,

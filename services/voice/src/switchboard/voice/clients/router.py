@@ -34,7 +34,7 @@ def fallback_decision(
             call_id=req.call_id,
             request_id=req.request_id,
             target=HandoffTarget.HUMAN_QUEUE,
-            say="I'm connecting you with a member of our team now. Please hold.",
+            say="I'm finding a member of our team for you. Please stay on the line.",
             priority=1,
             queue=queue.id,
             destinations=[queue],

@@ -1,4 +1,5 @@
-"""SIP bridge client: place a human transfer and follow its status events.
+"""SIP bridge client: place a human transfer, follow its status events, report the briefed
+human's decision, and read what the bridge still holds for a call.
 
 Status events can arrive before the ``place`` reply (the bridge starts dialling at once),
 so callers open a :meth:`TransferClient.watch` first and place the transfer inside it.
@@ -16,24 +17,32 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 
 from switchboard.contracts.envelope import UnknownEventType, decode_event
+from switchboard.contracts.errors import ErrorCode
 from switchboard.contracts.simulation import CarrierScripted, ScriptCarrier
 from switchboard.contracts.subjects import (
     EVENTS_PREFIX,
     TRANSFER_CANCEL,
+    TRANSFER_DECIDE,
+    TRANSFER_LEGS,
     TRANSFER_PLACE,
     TRANSFER_SIMULATE,
 )
 from switchboard.contracts.transfer import (
     CancelTransfer,
     FailureReason,
+    HumanDecisionNoted,
     PlaceTransfer,
+    ReportHumanDecision,
     TransferAnswered,
     TransferBriefed,
     TransferCancelled,
     TransferConnected,
     TransferDialing,
     TransferFailed,
+    TransferLegs,
+    TransferLegsQuery,
     TransferPlaceReply,
+    TransferQueued,
     TransferRejected,
     TransferRinging,
 )
@@ -41,8 +50,11 @@ from switchboard.runtime.bus import RequestFailed, request
 
 log = logging.getLogger(__name__)
 
+CANCEL_ATTEMPTS = 3
+
 TransferStatus = (
-    TransferDialing
+    TransferQueued
+    | TransferDialing
     | TransferRinging
     | TransferAnswered
     | TransferBriefed
@@ -51,6 +63,7 @@ TransferStatus = (
     | TransferCancelled
 )
 _STATUS_TYPES = (
+    TransferQueued,
     TransferDialing,
     TransferRinging,
     TransferAnswered,
@@ -77,6 +90,10 @@ class TransferWatch:
     async def next(self, timeout: float) -> TransferStatus:
         """The next status event; raises ``TimeoutError`` when none arrives in time."""
         return await asyncio.wait_for(self._queue.get(), timeout)
+
+    async def get(self) -> TransferStatus:
+        """The next status event, however long it takes (the caller bounds the wait)."""
+        return await self._queue.get()
 
 
 class TransferClient:
@@ -122,22 +139,52 @@ class TransferClient:
         return reply
 
     async def cancel(self, call_id: str, transfer_id: str, reason: str) -> bool:
-        """Ask the bridge to stop a transfer; ``False`` if it could not be told."""
+        """Ask the bridge to stop a transfer and hang up its legs; ``False`` if it could not
+        be told. Asked again when the bridge did not answer in time: a cancel is idempotent,
+        and a leg left ringing would outlive the call."""
+        command = CancelTransfer(call_id=call_id, transfer_id=transfer_id, reason=reason)
+        for attempt in range(1, CANCEL_ATTEMPTS + 1):
+            try:
+                await request(self._nc, TRANSFER_CANCEL, command, TransferCancelled, self._timeout)
+            except RequestFailed as exc:
+                code = exc.error.code
+                log.warning(
+                    "Could not cancel a transfer.",
+                    extra={"call_id": call_id, "code": str(code), "try": attempt},
+                )
+                if code is not ErrorCode.UNAVAILABLE:
+                    return False
+                continue
+            return True
+        return False
+
+    async def decide(self, report: ReportHumanDecision) -> bool:
+        """Report the briefed human's decision; ``False`` if the bridge did not take it
+        (the attempt already ended, or the bridge is down: it then ends the attempt itself
+        when the briefing times out)."""
         try:
-            await request(
-                self._nc,
-                TRANSFER_CANCEL,
-                CancelTransfer(call_id=call_id, transfer_id=transfer_id, reason=reason),
-                TransferCancelled,
-                self._timeout,
-            )
+            await request(self._nc, TRANSFER_DECIDE, report, HumanDecisionNoted, self._timeout)
         except RequestFailed as exc:
             log.warning(
-                "Could not cancel a transfer.",
-                extra={"call_id": call_id, "code": str(exc.error.code)},
+                "The bridge did not take the human's decision.",
+                extra={"call_id": report.call_id, "code": str(exc.error.code)},
             )
             return False
         return True
+
+    async def legs(self, call_id: str) -> TransferLegs | None:
+        """The transfers and legs the bridge holds for a call; ``None`` if it does not say."""
+        try:
+            legs: TransferLegs = await request(
+                self._nc,
+                TRANSFER_LEGS,
+                TransferLegsQuery(call_id=call_id),
+                TransferLegs,
+                self._timeout,
+            )
+        except RequestFailed:
+            return None
+        return legs
 
     async def script(self, command: ScriptCarrier) -> CarrierScripted | None:
         """Script the simulated carrier; ``None`` when no simulated bridge answers."""
