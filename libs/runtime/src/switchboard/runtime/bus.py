@@ -29,7 +29,7 @@ from switchboard.contracts.envelope import OutgoingEvent, encode_event
 from switchboard.contracts.errors import ErrorCode, ErrorReply
 from switchboard.contracts.permissions import inbox_prefix
 from switchboard.contracts.streams import Retention, StreamSpec
-from switchboard.runtime import telemetry
+from switchboard.runtime import telemetry, tls
 from switchboard.runtime.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -71,6 +71,10 @@ async def connect(settings: ServiceSettings, name: str, **options: Any) -> NATS:
         "reconnected_cb": on_reconnected,
         "inbox_prefix": inbox_prefix(name),
     }
+    context = tls.client_context(settings)
+    if context is not None:
+        kwargs["tls"] = context
+        kwargs["tls_handshake_first"] = True
     if settings.nats_creds:
         kwargs["user_credentials"] = settings.nats_creds
     if settings.nats_user:

@@ -13,6 +13,7 @@ from typing import Any
 from switchboard.consent.dbthread import DbThread
 from switchboard.consent.handlers import Handlers, log_checkpoint
 from switchboard.consent.ingest import Ingest, ensure_consumer
+from switchboard.consent.ledger.keyfiles import KeyFileError
 from switchboard.consent.ledger.ledger import Ledger, verify_store
 from switchboard.consent.ledger.open import describe, open_store
 from switchboard.consent.ledger.sealing import LedgerSecret
@@ -24,15 +25,32 @@ from switchboard.contracts import streams, subjects
 from switchboard.contracts.consent import LedgerVerification
 from switchboard.runtime.bus import ensure_stream
 from switchboard.runtime.service import Cleanup, Runtime, Setup, add_typed_endpoint
+from switchboard.runtime.settings import env_name
+
+SECRET_VAR = env_name("ledger_secret_file")
+CHECKPOINT_KEY_VAR = env_name("checkpoint_key_file")
 
 log = logging.getLogger(__name__)
 
 
 def open_ledger(settings: ConsentSettings) -> Ledger:
-    """The ledger named by the settings, with its secret and signing key."""
+    """The ledger named by the settings, with its secret and signing key.
+
+    A missing key file stops the service with the file and the variable that names it:
+    in production (``SB_LEDGER_GENERATE_KEYS=false``) both come from one Secret that every
+    replica mounts, since replicas with secrets of their own would disagree on callers.
+    """
     generate = settings.ledger_generate_keys
-    secret = LedgerSecret.from_file(secret_file(settings), generate)
-    signer = CheckpointSigner.from_file(checkpoint_key_file(settings), generate)
+    try:
+        secret = LedgerSecret.from_file(secret_file(settings), generate)
+    except KeyFileError as exc:
+        raise KeyFileError(f"{exc} Mount the ledger secret there or set {SECRET_VAR}.") from None
+    try:
+        signer = CheckpointSigner.from_file(checkpoint_key_file(settings), generate)
+    except KeyFileError as exc:
+        raise KeyFileError(
+            f"{exc} Mount the checkpoint signing key there or set {CHECKPOINT_KEY_VAR}."
+        ) from None
     store = open_store(settings.ledger_db, sqlite_sync=settings.ledger_sqlite_sync)
     return Ledger(store, secret, signer)
 

@@ -17,7 +17,10 @@ from typing import Any
 
 from livekit.agents import AgentServer, AgentSession, JobContext, JobProcess, cli
 from livekit.plugins import silero
+from opentelemetry import context as otel_context
+from opentelemetry import trace
 
+from switchboard.runtime import telemetry
 from switchboard.runtime.logs import configure_logging
 from switchboard.runtime.settings import load
 from switchboard.voice import collector, logfilter, providers
@@ -28,6 +31,7 @@ from switchboard.voice.ports import Voices
 from switchboard.voice.recording import SessionRecordSwitch, session_record_options
 from switchboard.voice.settings import VoiceSettings
 from switchboard.voice.state import CallInfo
+from switchboard.voice.tracing import call_span
 from switchboard.voice.wiring import Bus, begin, new_call, new_session, open_bus
 
 log = logging.getLogger(__name__)
@@ -39,8 +43,9 @@ _bus_lock = asyncio.Lock()
 
 
 def prewarm(proc: JobProcess) -> None:
-    """Load the VAD once per process, before jobs arrive."""
+    """Load the VAD and install tracing once per job process, before jobs arrive."""
     logfilter.install()
+    telemetry.setup_tracing("voice", load(VoiceSettings).trace_exporter)
     proc.userdata["vad"] = silero.VAD.load()
     collector.prepare_for_calls()
 
@@ -77,6 +82,10 @@ async def handle_call(
     await ctx.connect()
     caller = await ctx.wait_for_participant()
     info = call_info(ctx.job.id, ctx.room.name, caller.identity, caller.attributes)
+    span = call_span(info)
+    # Current for the rest of this task and inherited by every task the call starts; it
+    # ends in ``finish`` when the call is torn down.
+    otel_context.attach(trace.set_span_in_context(span))
     models = providers.build(settings, ctx.proc.userdata["vad"])
     recorder = EgressRecorder(
         ctx.api, room=info.room, filepath=settings.egress_filepath.format(call_id=info.call_id)
@@ -100,7 +109,12 @@ async def handle_call(
     call.on_end = lambda _outcome: _leave(session)
 
     async def finish() -> None:
-        await call.finish()
+        try:
+            await call.finish()
+        finally:
+            span.end()
+            # Job processes may exit right after a call: export its spans now.
+            await asyncio.to_thread(telemetry.flush_tracing)
 
     ctx.add_shutdown_callback(finish)
     await begin(call)
