@@ -2,28 +2,21 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import msgspec
 import pytest
 
+from switchboard.testing.tools import require
+from tools.deploycheck import manifests
+
 ROOT = Path(__file__).resolve().parents[1]
-KUBECTL = shutil.which("kubectl")
+WHY = "the deploy tests render the kustomize overlays with it (kubectl kustomize)"
 
 
 def render(overlay: str) -> list[dict[str, Any]]:
-    if KUBECTL is None:
-        pytest.fail("kubectl is needed to render the kustomize overlays.")
-    out = subprocess.run(
-        [KUBECTL, "kustomize", str(ROOT / "deploy/k8s/overlays" / overlay)],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    return [msgspec.yaml.decode(doc) for doc in out.split("\n---\n") if doc.strip()]
+    return manifests.render(ROOT / "deploy/k8s/overlays" / overlay, require("kubectl", WHY))
 
 
 @pytest.mark.parametrize("overlay", ["local", "production"])

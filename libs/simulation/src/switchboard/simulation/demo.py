@@ -90,9 +90,13 @@ def run_demo(settings: SimulationSettings, scenarios_dir: Path) -> int:
 async def _with_services(
     settings: SimulationSettings, url: str, layout: Layout, files: list[Path]
 ) -> list[tuple[str, bool]] | None:
-    env = {"SB_NATS_URL": url, "SB_LEDGER_DB": str(layout.ledger), "SB_LOG_LEVEL": "INFO"}
+    env = {"SB_NATS_URL": url, "SB_LOG_LEVEL": "INFO"}
+    # Only the ledger reads SB_LEDGER_DB; a service refuses SB_* settings it does not read.
+    own_env = {"consent": {"SB_LEDGER_DB": str(layout.ledger)}}
     procs = [
-        ServiceProcess(module, name, env=env, log_path=layout.logs / f"{name}.log")
+        ServiceProcess(
+            module, name, env={**env, **own_env.get(name, {})}, log_path=layout.logs / f"{name}.log"
+        )
         for module, name in BACKENDS
     ]
     try:

@@ -20,7 +20,12 @@ from switchboard.consent.ledger.sealing import LedgerSecret
 from switchboard.consent.ledger.signing import CheckpointSigner
 from switchboard.consent.policy_source import PolicySource
 from switchboard.consent.pull import PullFeed
-from switchboard.consent.settings import ConsentSettings, checkpoint_key_file, secret_file
+from switchboard.consent.settings import (
+    ConsentSettings,
+    checkpoint_key_file,
+    ledger_dsn,
+    secret_file,
+)
 from switchboard.contracts import streams, subjects
 from switchboard.contracts.consent import LedgerVerification
 from switchboard.runtime.bus import ensure_stream
@@ -51,7 +56,7 @@ def open_ledger(settings: ConsentSettings) -> Ledger:
         raise KeyFileError(
             f"{exc} Mount the checkpoint signing key there or set {CHECKPOINT_KEY_VAR}."
         ) from None
-    store = open_store(settings.ledger_db, sqlite_sync=settings.ledger_sqlite_sync)
+    store = open_store(ledger_dsn(settings), sqlite_sync=settings.ledger_sqlite_sync)
     return Ledger(store, secret, signer)
 
 
@@ -104,7 +109,7 @@ def make_setup(settings: ConsentSettings, policy: PolicySource) -> Setup:
         ledger = await db.run(open_ledger, settings)
         log.info("Ledger open.", extra={"ledger_db": describe(settings.ledger_db)})
         handlers = Handlers(
-            policy, ledger, db, _verifier(settings.ledger_db, ledger.trusted_keys())
+            policy, ledger, db, _verifier(ledger_dsn(settings), ledger.trusted_keys())
         )
         routes: dict[str, Callable[[Any], Awaitable[Any]]] = {
             subjects.CONSENT_POLICY: handlers.on_policy,
