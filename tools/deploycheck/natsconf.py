@@ -10,6 +10,7 @@ module so they enforce what production enforces, with local file paths.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,17 +39,41 @@ def client_tls(files: TlsFiles, chart: dict[str, Any] | None = None) -> dict[str
     return block
 
 
+def cluster_tls(files: TlsFiles, chart: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The ``tls`` block of the routes between servers, as the chart renders it."""
+    chart = values() if chart is None else chart
+    tls = chart["config"]["cluster"]["tls"]
+    if not (tls.get("enabled") and tls.get("secretName")):
+        raise ValueError("The NATS values do not enable TLS between the servers.")
+    block: dict[str, Any] = {"cert_file": str(files.cert), "key_file": str(files.key)}
+    block.update(tls.get("merge", {}))
+    if "ca_file" in block:
+        block["ca_file"] = str(files.ca)  # the chart's mount path, here a local file
+    return block
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    """One server of a local cluster: its name, route address and all routes."""
+
+    name: str
+    listen: str
+    routes: tuple[str, ...]
+    files: TlsFiles
+
+
 def render(
     files: TlsFiles,
     *,
     listen: str | None = None,
     store_dir: Path | None = None,
     permissions: Path | None = None,
+    node: Node | None = None,
     chart: dict[str, Any] | None = None,
 ) -> str:
     """A ``nats.conf`` with the chart's TLS and JetStream settings; ``listen`` (host:port)
     and ``store_dir`` when the command line does not give them, and the permissions file
-    included as the chart includes it."""
+    included as the chart includes it (it must sit next to the written config)."""
     chart = values() if chart is None else chart
     jetstream = dict(chart["config"]["merge"].get("jetstream", {}))
     if store_dir is not None:
@@ -59,6 +84,17 @@ def render(
     ]
     if listen is not None:
         lines.insert(0, f"listen: {json.dumps(listen)}")
+    if node is not None:
+        cluster = {
+            "name": "nats",
+            "listen": node.listen,
+            "routes": list(node.routes),
+            # Clients keep to the address they were given (the Service), as in the chart.
+            "no_advertise": True,
+            "tls": cluster_tls(node.files, chart),
+        }
+        lines += [f"server_name: {json.dumps(node.name)}", f"cluster: {json.dumps(cluster)}"]
     if permissions is not None:
-        lines.append(f"include {json.dumps(str(permissions))};")
+        # nats-server resolves includes relative to the including file, as in the chart.
+        lines.append(f"include {json.dumps(permissions.name)};")
     return "\n".join(lines) + "\n"

@@ -287,8 +287,11 @@ def _write_keys(volume: Doc, sources: Sources, target: Path, run: ContainerRun) 
         run.files.append((target / key, value, mode))
 
 
-def plan(deployment: Doc, sources: Sources, host_dir: Path) -> ContainerRun:
-    """The ``podman run`` for the Deployment's (single) container."""
+def plan(
+    deployment: Doc, sources: Sources, host_dir: Path, suffix: str = CHECK_SUFFIX
+) -> ContainerRun:
+    """The ``podman run`` for the Deployment's (single) container, named
+    ``<deployment><suffix>``; the host side of its volumes goes under ``host_dir``."""
     name = deployment["metadata"]["name"]
     pod = pod_spec(deployment)
     _only(pod, POD_KEYS, f"{name} pod spec")
@@ -297,7 +300,7 @@ def plan(deployment: Doc, sources: Sources, host_dir: Path) -> ContainerRun:
     security, fs_group = _security(pod, container)
     run = ContainerRun(
         deployment=name,
-        name=name + CHECK_SUFFIX,
+        name=name + suffix,
         image=container["image"],
         options=[],
         argv=list(container.get("args", [])),

@@ -126,15 +126,17 @@ def _leave(session: AgentSession[Any]) -> None:
     session.shutdown(drain=True)
 
 
+async def entrypoint(ctx: JobContext) -> None:
+    """One call, in a job process. Module-level: the worker pickles the entrypoint to hand
+    it to its job processes (a closure cannot be pickled, and no job would ever start)."""
+    await handle_call(ctx, load(VoiceSettings))
+
+
 def build_server(settings: VoiceSettings) -> AgentServer:
     server = AgentServer(
         setup_fnc=prewarm, drain_timeout=DRAIN_TIMEOUT_S, load_threshold=LOAD_THRESHOLD
     )
-
-    @server.rtc_session(agent_name=settings.agent_name)
-    async def entrypoint(ctx: JobContext) -> None:
-        await handle_call(ctx, settings)
-
+    server.rtc_session(agent_name=settings.agent_name)(entrypoint)
     return server
 
 
