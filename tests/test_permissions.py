@@ -54,10 +54,12 @@ from switchboard.runtime.bus import (
 )
 from switchboard.runtime.natsserver import NatsServer, find_binary
 from switchboard.runtime.service import add_typed_endpoint
+from switchboard.testing import eventually
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOYED = ROOT / "deploy" / "k8s" / "nats" / "permissions.conf"
 CALL_ID = "call-perm-1"
+MARKER_CALL_ID = "call-perm-marker"
 VIOLATION = "permissions violation"
 
 
@@ -173,6 +175,9 @@ async def serve_consent_policy(client: Client) -> None:
         return policy_for(query)
 
     await add_typed_endpoint(service, spec, on_policy)
+    # As in run_service: nats-py can write a flush's PING ahead of SUBs still in its
+    # buffer, so the second PONG is the one that proves the endpoint is subscribed.
+    await client.nc.flush()
     await client.nc.flush()
 
 
@@ -208,17 +213,28 @@ def consent_command() -> RecordConsent:
     )
 
 
-async def eventually_stored(secured: Secured, stream: str, expected: int) -> int:
-    """The stream's message count once it reaches ``expected`` (or after 3 s)."""
-    ops = await secured.connect("ops")
-    js = ops.nc.jetstream()
-    count = -1
-    for _ in range(150):
-        count = (await js.stream_info(stream)).state.messages
-        if count == expected:
-            break
-        await asyncio.sleep(0.02)
-    return count
+async def stored_before_a_marker(secured: Secured, stream: str) -> int:
+    """How many messages ``stream`` holds, counting everything sent before this call.
+
+    A refused publish leaves nothing to wait for, so the voice user sends a marker into
+    the stream and waits for its ack: the stream stores messages in the order the server
+    routed them, so everything sent before the marker has been handled by then. The
+    marker itself is not counted.
+    """
+    voice = await secured.connect("voice")
+    js = voice.nc.jetstream()
+    if stream == streams.EVENTS.name:
+        await EventPublisher(js, source="voice@test").publish(
+            CallStarted(call_id=MARKER_CALL_ID, room="room-marker")
+        )
+    else:
+        assert stream == streams.CONSENT_COMMANDS.name, stream
+        await js.publish(
+            subjects.consent_record_subject(MARKER_CALL_ID),
+            b"{}",
+            headers={MSG_ID_HEADER: "marker"},
+        )
+    return await stored(secured, stream) - 1
 
 
 def config_check(path: Path, passwords: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -306,8 +322,13 @@ async def test_the_ledger_answers_pulls_acknowledges_and_publishes_receipts(
     _, receipt = decode_event(await asyncio.wait_for(receipts.get(), 5))
     assert isinstance(receipt, ConsentRecorded)
     assert receipt.command_id == command.command_id
-    # Acknowledged: the work queue let go of the command.
-    assert await eventually_stored(secured, streams.CONSENT_COMMANDS.name, 0) == 0
+
+    # Acknowledged: the work queue lets go of the command.
+    async def work_queue_empty() -> bool:
+        info = await ops.nc.jetstream().stream_info(streams.CONSENT_COMMANDS.name)
+        return bool(info.state.messages == 0)
+
+    await eventually(work_queue_empty, message="the work queue to let go of the command")
     pong = await ops.nc.request(f"$SRV.PING.{subjects.CONSENT_SERVICE}", b"", timeout=2)
     assert b"consent" in pong.data
     for client in (ledger, voice, ops):
@@ -388,7 +409,7 @@ async def test_only_an_events_owner_may_publish_it(secured: Secured) -> None:
         assert len(refused) == len(expected_refusals), (user.user, refused)
         for subject in expected_refusals:
             assert any(f'"{subject}"' in r for r in refused), (user.user, subject)
-    assert await eventually_stored(secured, streams.EVENTS.name, allowed_total) == allowed_total
+    assert await stored_before_a_marker(secured, streams.EVENTS.name) == allowed_total
 
 
 async def test_only_a_requests_owner_may_answer_it(secured: Secured) -> None:
@@ -417,7 +438,7 @@ async def test_nobody_but_the_ledger_may_publish_a_consent_receipt(
     refused = await client.refusals()
     assert refused
     assert f'publish to "sb.evt.consent.recorded.{CALL_ID}"' in refused[0]
-    assert await eventually_stored(secured, streams.EVENTS.name, 0) == 0
+    assert await stored_before_a_marker(secured, streams.EVENTS.name) == 0
 
 
 async def test_voice_cannot_answer_the_consent_policy_subject(secured: Secured) -> None:
@@ -450,8 +471,8 @@ async def test_a_crm_cannot_publish_on_sb_or_send_requests(secured: Secured) -> 
     refused = await crm.refusals()
     assert len(refused) == 4, refused
     assert all("publish to" in r for r in refused)
-    assert await eventually_stored(secured, streams.EVENTS.name, 0) == 0
-    assert await eventually_stored(secured, streams.CONSENT_COMMANDS.name, 0) == 0
+    assert await stored_before_a_marker(secured, streams.EVENTS.name) == 0
+    assert await stored_before_a_marker(secured, streams.CONSENT_COMMANDS.name) == 0
 
 
 async def test_a_crm_cannot_read_replies_commands_or_other_consumers(secured: Secured) -> None:

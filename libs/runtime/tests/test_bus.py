@@ -19,6 +19,7 @@ from switchboard.runtime import telemetry
 from switchboard.runtime.bus import EventPublisher, connect, ensure_stream
 from switchboard.runtime.natsserver import NatsServer
 from switchboard.runtime.settings import ServiceSettings
+from switchboard.testing import eventually
 
 
 async def test_an_event_is_stored_once_even_when_published_twice(nc: NATS) -> None:
@@ -92,18 +93,10 @@ async def test_a_lost_connection_is_logged_and_reconnects(tmp_path: Path) -> Non
     try:
         nc = await connect(ServiceSettings(nats_url=server.url), "test")
         server.stop()
-        for _ in range(100):
-            if "Disconnected from NATS; reconnecting." in records:
-                break
-            await asyncio.sleep(0.02)
-        assert "Disconnected from NATS; reconnecting." in records
+        await eventually(lambda: "Disconnected from NATS; reconnecting." in records)
         server = NatsServer(port=port, store_dir=tmp_path / "nats").start()
-        for _ in range(200):
-            if nc.is_connected and "Reconnected to NATS." in records:
-                break
-            await asyncio.sleep(0.05)
-        assert nc.is_connected
-        assert "Reconnected to NATS." in records
+        await eventually(lambda: nc.is_connected, timeout=10)
+        await eventually(lambda: "Reconnected to NATS." in records)
         await nc.close()
     finally:
         bus_log.removeHandler(handler)

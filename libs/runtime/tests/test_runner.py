@@ -17,6 +17,7 @@ from switchboard.runtime.launcher import LaunchError, ServiceProcess
 from switchboard.runtime.natsserver import NatsServer
 from switchboard.runtime.service import Runtime, add_typed_endpoint, run_service
 from switchboard.runtime.settings import ServiceSettings
+from switchboard.testing import eventually
 
 POLICY = next(r for r in REQUESTS if r.subject == CONSENT_POLICY)
 
@@ -58,17 +59,15 @@ async def test_a_service_reports_ready_only_after_setup_and_stops_cleanly(
             return None
         return str(json.loads(reply.data)["metadata"]["state"])
 
-    for _ in range(100):
-        if await state() == "starting":
-            break
-        await asyncio.sleep(0.02)
-    assert await state() == "starting"
+    async def reports(expected: str) -> None:
+        async def now() -> bool:
+            return await state() == expected
+
+        await eventually(now, message=f"state {expected!r} in $SRV.INFO")
+
+    await reports("starting")
     release.set()
-    for _ in range(100):
-        if await state() == "ready":
-            break
-        await asyncio.sleep(0.02)
-    assert await state() == "ready"
+    await reports("ready")
     reply = await request(nc, CONSENT_POLICY, ConsentPolicyQuery(call_id="c"), ConsentPolicy, 2)
     assert reply.call_id == "c"
     stop.set()

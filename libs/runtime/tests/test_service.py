@@ -99,13 +99,16 @@ async def test_no_responder_and_timeout_are_reported_as_unavailable(nc: NATS) ->
         await request(nc, CONSENT_POLICY, ConsentPolicyQuery(call_id="c"), ConsentPolicy, 1)
     assert none.value.error.code is ErrorCode.UNAVAILABLE
 
+    answer = asyncio.Event()
+
     async def slow(query: ConsentPolicyQuery) -> ConsentPolicy:
-        await asyncio.sleep(1)
+        await answer.wait()  # only once the caller has given up
         return await _policy(query)
 
     await _serve(nc, slow)
     with pytest.raises(RequestFailed) as late:
         await request(nc, CONSENT_POLICY, ConsentPolicyQuery(call_id="c"), ConsentPolicy, 0.2)
+    answer.set()
     assert late.value.error.code is ErrorCode.UNAVAILABLE
     assert "within" in late.value.error.message
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,10 +14,11 @@ import msgspec
 import nats
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
-from nats.js.api import ConsumerConfig, DeliverPolicy
+from nats.js.api import ConsumerConfig, ConsumerInfo, DeliverPolicy
 
 from switchboard.consent import __version__
 from switchboard.consent.app import make_setup, policy_source
+from switchboard.consent.policy_source import PolicySource
 from switchboard.consent.settings import ConsentSettings
 from switchboard.contracts import streams
 from switchboard.contracts.consent import ConsentPolicy, ConsentPolicyQuery, RecordConsent
@@ -24,6 +26,7 @@ from switchboard.contracts.envelope import CloudEvent, decode_event
 from switchboard.contracts.subjects import CONSENT_POLICY, consent_record_subject
 from switchboard.runtime.bus import RequestFailed, request
 from switchboard.runtime.service import run_service
+from switchboard.testing import eventually
 
 
 def settings_for(nats_url: str, root: Path, **overrides: Any) -> ConsentSettings:
@@ -56,34 +59,67 @@ class RunningService:
     settings: ConsentSettings
     stop: asyncio.Event
     task: asyncio.Task[None]
+    policy: PolicySource
 
 
 async def wait_ready(nc: NATS, timeout: float = 10.0) -> None:
-    """Until the policy endpoint answers and the ledger's consumer exists."""
+    """Until the service reports ``ready`` in ``$SRV.INFO`` (its whole setup ran: the
+    endpoints, the ledger's consumer, the SIGHUP handler) and the policy endpoint answers."""
     js = nc.jetstream()
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        try:
-            await request(
-                nc, CONSENT_POLICY, ConsentPolicyQuery(call_id="ping"), ConsentPolicy, 0.5
-            )
-            await js.consumer_info(streams.CONSENT_COMMANDS.name, streams.CONSENT_LEDGER_CONSUMER)
-            return
-        except (RequestFailed, nats.js.errors.NotFoundError):
-            if asyncio.get_running_loop().time() > deadline:
-                raise
-            await asyncio.sleep(0.05)
+
+    async def ready() -> bool:
+        reply = await nc.request("$SRV.INFO.consent", b"", timeout=0.5)
+        state = (json.loads(reply.data).get("metadata") or {}).get("state")
+        assert state == "ready", f"state {state}"
+        await request(nc, CONSENT_POLICY, ConsentPolicyQuery(call_id="ping"), ConsentPolicy, 0.5)
+        await js.consumer_info(streams.CONSENT_COMMANDS.name, streams.CONSENT_LEDGER_CONSUMER)
+        return True
+
+    await eventually(
+        ready,
+        timeout=timeout,
+        message="the consent service to be ready",
+        retry_on=(
+            AssertionError,
+            RequestFailed,
+            nats.errors.NoRespondersError,
+            nats.errors.TimeoutError,
+            nats.js.errors.NotFoundError,
+        ),
+    )
+
+
+async def drained(js: JetStreamContext, timeout: float = 10.0) -> ConsumerInfo:
+    """The ledger consumer's info once every command was delivered and acknowledged.
+
+    The ledger acknowledges a command only after the stream stored its receipts (or after
+    dead-lettering it), so from then on the ledger and the events stream are final.
+    """
+
+    async def info() -> ConsumerInfo:
+        found: ConsumerInfo = await js.consumer_info(
+            streams.CONSENT_COMMANDS.name, streams.CONSENT_LEDGER_CONSUMER
+        )
+        assert (found.num_pending, found.num_ack_pending) == (0, 0), (
+            f"pending {found.num_pending}, awaiting ack {found.num_ack_pending}"
+        )
+        return found
+
+    return await eventually(
+        info, timeout=timeout, message="the ledger consumer to acknowledge every command"
+    )
 
 
 @contextlib.asynccontextmanager
 async def running(settings: ConsentSettings, nc: NATS) -> AsyncIterator[RunningService]:
     """The consent service in this process, until the block ends."""
     stop = asyncio.Event()
-    setup = make_setup(settings, policy_source(settings))
+    policy = policy_source(settings)
+    setup = make_setup(settings, policy)
     task = asyncio.create_task(run_service("consent", __version__, settings, setup, stop=stop))
     try:
         await wait_ready(nc)
-        yield RunningService(settings, stop, task)
+        yield RunningService(settings, stop, task, policy)
     finally:
         stop.set()
         await asyncio.wait_for(task, 15)
@@ -100,7 +136,11 @@ async def publish(js: JetStreamContext, command: RecordConsent, msg_id: str | No
 async def stored_events(
     js: JetStreamContext, wildcard: str = "sb.evt.consent.>"
 ) -> list[tuple[CloudEvent, Any]]:
-    """Every event in the events stream under ``wildcard``, in stream order."""
+    """Every event in the events stream under ``wildcard``, in stream order.
+
+    The read ends when the consumer has nothing left to deliver (its pending count, and
+    each message's count of those after it), never on a silence.
+    """
     psub = await js.pull_subscribe(
         wildcard,
         stream=streams.EVENTS.name,
@@ -108,14 +148,13 @@ async def stored_events(
     )
     out: list[tuple[CloudEvent, Any]] = []
     try:
-        while True:
-            try:
-                batch = await psub.fetch(500, timeout=0.5)
-            except TimeoutError:  # nats' own and asyncio's
-                break
+        left = (await psub.consumer_info()).num_pending
+        while left:
+            batch = await psub.fetch(min(left, 500), timeout=5)
             for msg in batch:
                 out.append(decode_event(msg.data))
                 await msg.ack()
+            left = batch[-1].metadata.num_pending
     finally:
         await psub.unsubscribe()
     return out

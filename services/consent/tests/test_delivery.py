@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import os
-import time
+import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
-from consent_testkit import env_for, publish, settings_for, stored_events, wait_ready
+from consent_testkit import drained, env_for, publish, settings_for, stored_events, wait_ready
 from nats.aio.client import Client as NATS
 
 from switchboard.consent.dbthread import DbThread
@@ -27,24 +27,25 @@ from switchboard.contracts.consent import ConsentRecorded, RecordConsent
 from switchboard.runtime.bus import ensure_stream
 from switchboard.runtime.launcher import ServiceProcess
 from switchboard.runtime.natsserver import NatsServer
+from switchboard.testing import eventually
 
 Command = Callable[..., RecordConsent]
 
 
 class SlowFirstLedger(Ledger):
-    """Counts what it is asked to append; the first append outlasts ack_wait, so
-    JetStream redelivers the command while the first delivery is still in hand."""
+    """Counts what it is asked to append; the first append holds on until ``release`` is
+    set, so JetStream redelivers the command while the first delivery is still in hand."""
 
-    def __init__(self, *args: Any, delay: float, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.delay = delay
+        self.release = threading.Event()
         self.seen: Counter[str] = Counter()
 
     def append(self, commands: Sequence[RecordConsent]) -> list[Outcome]:
         self.seen.update(c.command_id for c in commands)
         outcomes = super().append(commands)
         if sum(self.seen.values()) == len(commands):
-            time.sleep(self.delay)  # committed, but not yet acknowledged
+            self.release.wait(30)  # committed, but not yet acknowledged
         return outcomes
 
 
@@ -56,7 +57,7 @@ async def test_a_redelivery_after_ack_wait_appends_nothing_new(
     await ensure_stream(js, streams.EVENTS)
     await ensure_consumer(js, ack_wait_s=0.5, max_ack_pending=64)
     store = open_store(str(tmp_path / "ledger.db"))
-    ledger = SlowFirstLedger(store, LedgerSecret(os.urandom(32)), signer, delay=1.5)
+    ledger = SlowFirstLedger(store, LedgerSecret(os.urandom(32)), signer)
     db = DbThread()
     feed = PullFeed(nc, streams.CONSENT_COMMANDS.name, streams.CONSENT_LEDGER_CONSUMER, 16)
     ingest = Ingest(js, feed, ledger, db, "test", 16)
@@ -64,20 +65,25 @@ async def test_a_redelivery_after_ack_wait_appends_nothing_new(
     try:
         cmd = command(call_id="slow")
         await publish(js, cmd)
-        for _ in range(100):
+
+        async def redelivered() -> bool:
             info = await js.consumer_info(
                 streams.CONSENT_COMMANDS.name, streams.CONSENT_LEDGER_CONSUMER
             )
-            if ledger.seen[cmd.command_id] >= 2 and info.num_ack_pending == 0:
-                break
-            await asyncio.sleep(0.05)
+            return bool(info.num_redelivered)
+
+        await eventually(redelivered, message="JetStream to redeliver the unacknowledged command")
+        ledger.release.set()
+        await eventually(
+            lambda: ledger.seen[cmd.command_id] >= 2, message="the redelivery to reach the ledger"
+        )
+        await drained(js)
         assert ledger.seen[cmd.command_id] >= 2  # it really was delivered again
-        assert info.num_ack_pending == 0
-        assert info.num_pending == 0
         assert store.head()[0] == 1
         events = [e for e, p in await stored_events(js) if p.command_id == cmd.command_id]
         assert len(events) == 1  # the republished receipt had the same id
     finally:
+        ledger.release.set()
         await ingest.stop()
         await db.run(store.close)
         db.close()
@@ -93,19 +99,6 @@ async def _publish_all(
         for cmd, result in zip(chunk, results, strict=True):
             (failed if isinstance(result, BaseException) else acked).append(cmd.command_id)
         await asyncio.sleep(0.002)
-
-
-async def _drained(nc: NATS, timeout: float) -> None:
-    js = nc.jetstream()
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        info = await js.consumer_info(
-            streams.CONSENT_COMMANDS.name, streams.CONSENT_LEDGER_CONSUMER
-        )
-        if info.num_pending == 0 and info.num_ack_pending == 0:
-            return
-        assert asyncio.get_running_loop().time() < deadline, info
-        await asyncio.sleep(0.1)
 
 
 @pytest.mark.slow
@@ -152,7 +145,7 @@ async def test_kill_9_in_the_middle_of_ingest_loses_and_duplicates_nothing(
 
         second = launch()
         await second.ready(nats_server.url)
-        await _drained(nc, timeout=60)
+        await drained(nc.jetstream(), timeout=60)
         assert second.stop() == 0
     finally:
         first.kill()

@@ -3,7 +3,6 @@ typed errors on every request subject, audit requests, policy reloads."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import os
@@ -13,12 +12,21 @@ from pathlib import Path
 
 import msgspec
 import pytest
-from consent_testkit import publish, running, settings_for, stored_events, subscribe_events
+from consent_testkit import (
+    drained,
+    publish,
+    running,
+    settings_for,
+    stored_events,
+    subscribe_events,
+)
 from nats.aio.client import Client as NATS
 
-from switchboard.consent.ledger.ledger import verify_store
+from switchboard.consent import app as consent_app
+from switchboard.consent.ledger.ledger import Ledger, verify_store
 from switchboard.consent.ledger.open import open_store
 from switchboard.consent.ledger.signing import load_public_key, signature_valid
+from switchboard.consent.settings import ConsentSettings
 from switchboard.contracts.consent import (
     CallerErased,
     ConsentDecision,
@@ -47,6 +55,7 @@ from switchboard.contracts.subjects import (
 )
 from switchboard.runtime.bus import RequestFailed, request
 from switchboard.runtime.natsserver import NatsServer
+from switchboard.testing import eventually
 
 Command = Callable[..., RecordConsent]
 
@@ -102,7 +111,7 @@ async def test_duplicate_publishes_are_appended_once_with_one_receipt_event(
         for msg_id in (None, None, "retry-1", "retry-2", "retry-3"):
             await publish(js, cmd, msg_id=msg_id)
         await waiter.wait_for(1)
-        await asyncio.sleep(0.5)
+        await drained(js)  # every delivery, duplicates included, was handled
         events = await stored_events(js)
         assert [e.id for e, _ in events] == [events[0][0].id]
         records = await request(
@@ -158,10 +167,7 @@ async def test_malformed_and_hostile_commands_are_dead_lettered_and_ingest_goes_
         [(_, recorded)] = await waiter.wait_for(1)
         assert recorded.command_id == good.command_id
         assert recorded.receipt.sequence == 1
-        await asyncio.sleep(0.3)
-        info = await js.consumer_info("SB_CONSENT_CMDS", "consent-ledger")
-        assert info.num_ack_pending == 0
-        assert info.num_pending == 0
+        await drained(js)  # nothing pending, nothing awaiting an ack
     store = open_store(str(tmp_path / "ledger.db"), create=False)
     try:
         letters = store.dead_letters(limit=100)
@@ -291,12 +297,11 @@ async def _notice_version(nc: NATS) -> str:
     return policy.notice_version
 
 
-async def _eventually(nc: NATS, expected: str) -> None:
-    for _ in range(100):
-        if await _notice_version(nc) == expected:
-            return
-        await asyncio.sleep(0.05)
-    assert await _notice_version(nc) == expected
+async def _until_notice(nc: NATS, expected: str) -> None:
+    async def in_force() -> bool:
+        return await _notice_version(nc) == expected
+
+    await eventually(in_force, message=f"notice {expected} in force")
 
 
 async def test_the_policy_reloads_on_change_and_on_sighup_and_refuses_bad_files(
@@ -305,13 +310,13 @@ async def test_the_policy_reloads_on_change_and_on_sighup_and_refuses_bad_files(
     path = tmp_path / "policy.toml"
     _write(path, POLICY.format(n=1), 0)
     settings = settings_for(nats_server.url, tmp_path, policy_file=str(path), policy_poll_s=0.05)
-    async with running(settings, nc):
+    async with running(settings, nc) as service:
         assert await _notice_version(nc) == "notify-1:en"
         _write(path, POLICY.format(n=1).replace('"ask"', '"notify"'), 1)
-        await asyncio.sleep(0.4)
+        await eventually(lambda: service.policy.last_error, message="the bad file refused")
         assert await _notice_version(nc) == "notify-1:en"  # refused; previous in force
         _write(path, POLICY.format(n=2), 2)
-        await _eventually(nc, "notify-2:en")
+        await _until_notice(nc, "notify-2:en")
 
     # SIGHUP reloads even when the file's stamp did not change (polling off).
     _write(path, POLICY.format(n=3), 3)
@@ -322,20 +327,52 @@ async def test_the_policy_reloads_on_change_and_on_sighup_and_refuses_bad_files(
         path.write_text(POLICY.format(n=4))
         os.utime(path, ns=(stamp, stamp))
         os.kill(os.getpid(), signal.SIGHUP)
-        await _eventually(nc, "notify-4:en")
+        await _until_notice(nc, "notify-4:en")
+
+
+def _count_head_reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The head sequences the service's ledger reads (the checkpointer reads it each tick)."""
+    reads: list[int] = []
+    open_ledger = consent_app.open_ledger
+
+    def open_watched(settings: ConsentSettings) -> Ledger:
+        ledger = open_ledger(settings)
+        read_head = ledger.store.head
+
+        def head() -> tuple[int, bytes]:
+            found = read_head()
+            reads.append(found[0])
+            return found
+
+        monkeypatch.setattr(ledger.store, "head", head)
+        return ledger
+
+    monkeypatch.setattr(consent_app, "open_ledger", open_watched)
+    return reads
 
 
 async def test_a_checkpoint_is_written_periodically_when_the_head_moves(
-    nats_server: NatsServer, nc: NATS, tmp_path: Path, command: Command
+    nats_server: NatsServer,
+    nc: NATS,
+    tmp_path: Path,
+    command: Command,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    head_reads = _count_head_reads(monkeypatch)
     settings = settings_for(nats_server.url, tmp_path, checkpoint_interval_s=0.2)
     async with running(settings, nc):
         waiter = await subscribe_events(nc)
         await publish(nc.jetstream(), command())
         await waiter.wait_for(1)
-        await asyncio.sleep(0.6)
         store = open_store(settings.ledger_db, create=False)
         try:
+            await eventually(store.checkpoints, message="the first periodic checkpoint")
+            # Every tick reads the head, and a tick that signs reads it once more: three
+            # more reads mean a whole later tick ran to its end with the head unmoved.
+            seen = len(head_reads)
+            await eventually(
+                lambda: len(head_reads) >= seen + 3, message="three more checkpointer ticks"
+            )
             checkpoints = store.checkpoints()
         finally:
             store.close()

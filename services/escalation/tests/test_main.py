@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import subprocess
@@ -22,8 +21,10 @@ from switchboard.contracts.subjects import ESCALATION_DECIDE
 from switchboard.runtime.bus import request
 from switchboard.runtime.launcher import ServiceProcess
 from switchboard.runtime.natsserver import NatsServer
+from switchboard.testing import eventually
 
 GOOD = (Path(__file__).parent / "data" / "rules.toml").read_text()
+REFUSED = "Refused to reload the rules file; keeping the previous rules."
 
 
 async def test_the_router_runs_from_its_entry_point_with_the_shipped_rules(
@@ -97,11 +98,11 @@ async def test_sighup_reloads_a_good_rules_file_and_keeps_serving_through_a_bad_
 
     async def say_after_hup(expected: str) -> None:
         proc.signal(signal.SIGHUP)
-        for _ in range(100):
-            if await say() == expected:
-                return
-            await asyncio.sleep(0.05)
-        raise AssertionError(f"the router never said {expected!r}")
+
+        async def says() -> bool:
+            return await say() == expected
+
+        await eventually(says, message=f"the router to say {expected!r}")
 
     try:
         await proc.ready(nats_server.url)
@@ -110,13 +111,16 @@ async def test_sighup_reloads_a_good_rules_file_and_keeps_serving_through_a_bad_
         await say_after_hup("EN new manager line.")
         write(rules, GOOD.replace('timezone = "UTC"', 'timezone = "Atlantis/Capital"'))
         proc.signal(signal.SIGHUP)
-        await asyncio.sleep(0.3)
+        await eventually(
+            lambda: REFUSED in (tmp_path / "router.log").read_text(),
+            message="the router to refuse the bad rules file",
+        )
         assert await say() == "EN new manager line."
     finally:
         code = proc.stop()
     log = (tmp_path / "router.log").read_text()
     assert code == 0, log
-    assert "Refused to reload the rules file; keeping the previous rules." in log
+    assert REFUSED in log
     assert "Atlantis/Capital" in log
 
 

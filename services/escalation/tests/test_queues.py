@@ -100,7 +100,7 @@ async def test_when_the_feed_was_never_read_the_static_state_is_used() -> None:
 
 async def test_a_feed_that_hangs_is_abandoned_after_the_timeout() -> None:
     async def hang(_key: str) -> bytes | None:
-        await asyncio.sleep(10)
+        await asyncio.Event().wait()  # never set: the feed never answers
         return None
 
     source = KvQueueState(hang, lambda: STATIC, timeout=0.05)

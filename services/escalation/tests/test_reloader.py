@@ -12,6 +12,7 @@ import pytest
 
 from switchboard.escalation.config import load_rules
 from switchboard.escalation.reloader import RulesHolder
+from switchboard.testing import eventually
 
 GOOD = (Path(__file__).parent / "data" / "rules.toml").read_text()
 
@@ -69,11 +70,7 @@ async def test_a_changed_file_is_picked_up_by_the_watcher(rules_file: Path) -> N
     edit_base_priority(rules_file, 12)
     watcher = asyncio.create_task(holder.watch(0.01))
     try:
-        for _ in range(200):
-            if holder().priority.base == 12:
-                break
-            await asyncio.sleep(0.01)
-        assert holder().priority.base == 12
+        await eventually(lambda: holder().priority.base == 12)
     finally:
         watcher.cancel()
         with contextlib.suppress(asyncio.CancelledError):

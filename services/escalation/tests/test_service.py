@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from switchboard.escalation.settings import EscalationSettings
 from switchboard.runtime.bus import RequestFailed, connect, ensure_stream, request
 from switchboard.runtime.natsserver import NatsServer
 from switchboard.runtime.service import Runtime
+from switchboard.testing import eventually
 
 RULES = Path(__file__).parent / "data" / "rules.toml"
 WEDNESDAY_10AM = dt.datetime(2026, 3, 4, 15, 0, tzinfo=dt.UTC)
@@ -104,14 +106,13 @@ async def stored_decision(nc: NATS, call_id: str, within: float = 10.0) -> RawSt
     """The decision event of ``call_id`` once it is on the stream (it is published as the
     reply goes out, and stored a moment later)."""
     js = nc.jetstream()
-    deadline = asyncio.get_running_loop().time() + within
-    while True:
-        try:
-            return await js.get_last_msg(streams.EVENTS.name, DECIDED.subject(call_id))
-        except NotFoundError:
-            if asyncio.get_running_loop().time() > deadline:
-                raise
-            await asyncio.sleep(0.02)
+    stored: RawStreamMsg = await eventually(
+        lambda: js.get_last_msg(streams.EVENTS.name, DECIDED.subject(call_id)),
+        timeout=within,
+        message=f"the decision event of {call_id} on the stream",
+        retry_on=(NotFoundError,),
+    )
+    return stored
 
 
 async def stored_events(nc: NATS, call_id: str) -> int:
@@ -194,8 +195,10 @@ async def test_a_retried_request_is_recorded_once(start_router: StartRouter, nc:
     await stored_decision(nc, "call-retry")
     second = await decide(nc, req)
     assert first.decision_id == second.decision_id
-    await nc.flush()
-    await asyncio.sleep(0.2)
+    # The router writes each event ahead of its reply on one connection, and the stream
+    # takes them in order: once a later call's event is stored, the retry's was handled.
+    await decide(nc, escalation("call-after-retry"))
+    await stored_decision(nc, "call-after-retry")
     assert await stored_events(nc, "call-retry") == 1
 
 
@@ -243,8 +246,9 @@ async def test_many_concurrent_requests_are_all_answered_and_recorded(
 
 
 async def test_a_decision_made_while_the_stream_is_gone_is_published_once_it_is_back(
-    start_router: StartRouter, nc: NATS
+    start_router: StartRouter, nc: NATS, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.WARNING, logger="switchboard.escalation.events")
     await start_router(event_ack_timeout_s=0.2)
     js = nc.jetstream()
     await js.delete_stream(streams.EVENTS.name)
@@ -252,7 +256,15 @@ async def test_a_decision_made_while_the_stream_is_gone_is_published_once_it_is_
     decision = await decide(nc, escalation("call-late"))
     assert decision.target is HandoffTarget.HUMAN_QUEUE  # the caller is not kept waiting
 
-    await asyncio.sleep(0.5)  # the first attempts fail: there is no stream
+    # The first attempt fails (there is no stream) and the event goes to the retry loop.
+    await eventually(
+        lambda: any(
+            r.getMessage() == "Decision event not stored yet; retrying in the background."
+            and r.__dict__.get("decision_id") == decision.decision_id
+            for r in caplog.records
+        ),
+        message="the router to hand the event to its retry loop",
+    )
     await ensure_stream(js, streams.EVENTS)
     stored = await stored_decision(nc, "call-late")
     assert stored.data is not None

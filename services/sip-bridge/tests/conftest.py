@@ -34,6 +34,7 @@ from switchboard.runtime.natsserver import NatsServer
 from switchboard.runtime.service import Runtime
 from switchboard.sip_bridge.app import setup
 from switchboard.sip_bridge.settings import SipBridgeSettings
+from switchboard.testing import eventually
 
 # --------------------------------------------------------------------------- sinks
 
@@ -44,7 +45,6 @@ class RecordingSink:
     def __init__(self) -> None:
         self.events: list[tuple[str, Message]] = []
         self.fail_next = 0
-        self._changed = asyncio.Event()
 
     async def publish(self, payload: Message, event_id: str | None = None) -> object:
         if self.fail_next:
@@ -52,7 +52,6 @@ class RecordingSink:
             raise ConnectionError("bus down")
         assert event_id is not None
         self.events.append((event_id, payload))
-        self._changed.set()
         return event_id
 
     def kinds(self, transfer_id: str | None = None) -> list[str]:
@@ -62,22 +61,13 @@ class RecordingSink:
             if transfer_id is None or getattr(p, "transfer_id", None) == transfer_id
         ]
 
-    async def wait_until(self, done: Callable[[], bool], timeout: float = 5.0) -> None:
-        async with asyncio.timeout(timeout):
-            while True:
-                if done():
-                    return
-                self._changed.clear()
-                await self._changed.wait()
-
     async def wait_for_end(self, transfer_id: str, timeout: float = 5.0) -> None:
-        await self.wait_until(
-            lambda: any(
-                getattr(p, "transfer_id", None) == transfer_id and _is_end(p)
-                for _, p in self.events
-            ),
-            timeout,
-        )
+        def ended() -> bool:
+            mine = [p for _, p in self.events if getattr(p, "transfer_id", None) == transfer_id]
+            assert any(_is_end(p) for p in mine), f"events so far: {self.kinds(transfer_id)}"
+            return True
+
+        await eventually(ended, timeout=timeout, message=f"the end of transfer {transfer_id}")
 
 
 def _kind(payload: Message) -> str:
@@ -93,23 +83,6 @@ def _is_end(payload: Message) -> bool:
 @pytest.fixture
 def sink() -> RecordingSink:
     return RecordingSink()
-
-
-Eventually = Callable[[Callable[[], bool]], Awaitable[None]]
-
-
-@pytest.fixture
-def eventually() -> Eventually:
-    """Wait (up to 5 s) for a condition that background bookkeeping makes true."""
-
-    async def wait(condition: Callable[[], bool]) -> None:
-        async with asyncio.timeout(5.0):
-            while True:
-                if condition():
-                    return
-                await asyncio.sleep(0.002)
-
-    return wait
 
 
 # --------------------------------------------------------------------------- bridge on NATS
@@ -139,21 +112,6 @@ class EventReader:
         finally:
             await sub.unsubscribe()
         return out
-
-    async def all(self, call_id: str, settle_s: float = 0.3) -> list[Any]:
-        """Every transfer event of ``call_id`` currently in the stream."""
-        js = self.nc.jetstream()
-        sub = await js.subscribe(f"sb.evt.transfer.*.{call_id}", ordered_consumer=True)
-        out: list[Any] = []
-        try:
-            while True:
-                try:
-                    msg = await sub.next_msg(timeout=settle_s)
-                except nats.errors.TimeoutError:
-                    return out
-                out.append(decode_event(msg.data)[1])
-        finally:
-            await sub.unsubscribe()
 
 
 @pytest.fixture
@@ -253,6 +211,7 @@ class LiveKitDouble:
     calls: list[Recorded] = field(default_factory=list)
     refused: list[tuple[str, int]] = field(default_factory=list)
     hung_up: dict[tuple[str, str], asyncio.Event] = field(default_factory=dict)
+    ringing_seen: dict[tuple[str, str], asyncio.Event] = field(default_factory=dict)
 
     def join(self, room_name: str, identity: str) -> None:
         self.participants[(room_name, identity)] = {}
@@ -316,6 +275,9 @@ class LiveKitDouble:
         hung_up = self.hung_up.setdefault(key, asyncio.Event())
         await asyncio.sleep(0.01)
         self.participants[key]["sip.callStatus"] = "ringing"
+        # It rings at least until the bridge has read the ringing status, so the bridge's
+        # ringing event never depends on ring_s outlasting its status poll.
+        await _first_of(self.ringing_seen.setdefault(key, asyncio.Event()), hung_up)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(hung_up.wait(), outcome.ring_s)
         if hung_up.is_set():  # Removing the ringing participant cancels the INVITE.
@@ -347,6 +309,8 @@ class LiveKitDouble:
         attributes = self.participants.get((req.room, req.identity))
         if attributes is None:
             return _error(404, "not_found", "participant not found")
+        if attributes.get("sip.callStatus") == "ringing":
+            self.ringing_seen.setdefault((req.room, req.identity), asyncio.Event()).set()
         return models.ParticipantInfo(identity=req.identity, attributes=attributes)
 
     async def move_participant(self, req: Any) -> Any:
@@ -367,6 +331,15 @@ class LiveKitDouble:
             del self.participants[key]
             self.hung_up.setdefault(key, asyncio.Event()).set()
         return room.DeleteRoomResponse()
+
+
+async def _first_of(*events: asyncio.Event) -> None:
+    waits = [asyncio.ensure_future(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for wait in waits:
+            wait.cancel()
 
 
 def _error(status: int, code: str, msg: str, meta: dict[str, str] | None = None) -> web.Response:

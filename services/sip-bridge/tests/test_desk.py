@@ -32,6 +32,7 @@ from switchboard.sip_bridge.transfers import (
     TransferIdConflict,
     UnknownTransfer,
 )
+from switchboard.testing import eventually
 
 MAIN = Destination(id="billing-desk", address="+14155550100", label="Billing")
 BACKUP = Destination(id="billing-backup", address="+14155550101")
@@ -199,7 +200,7 @@ async def test_cancelling_while_it_rings_hangs_up_and_emits_cancelled(sink: Any)
     bridge = make_bridge(sink)
     script(bridge, SimOutcome.ANSWER, ring_s=5.0)
     await bridge.desk.place(place(MAIN, BACKUP))
-    await sink.wait_until(lambda: "ringing" in sink.kinds())
+    await eventually(lambda: "ringing" in sink.kinds())
     reply = await bridge.desk.cancel(
         CancelTransfer(call_id="call-1", transfer_id="t-1", reason="caller hung up")
     )
@@ -284,9 +285,7 @@ async def test_past_the_calls_per_second_cap_a_transfer_is_rate_limited(sink: An
     assert "dialing" not in sink.kinds("t-2")
 
 
-async def test_past_the_concurrency_cap_a_transfer_is_rate_limited(
-    sink: Any, eventually: Any
-) -> None:
+async def test_past_the_concurrency_cap_a_transfer_is_rate_limited(sink: Any) -> None:
     bridge = make_bridge(sink, transfer_max_concurrent=1)
     script(bridge, SimOutcome.ANSWER, ring_s=0.3)
     await bridge.desk.place(place())
@@ -311,7 +310,7 @@ async def test_shutdown_fails_transfers_that_outlast_the_grace_period(sink: Any)
     bridge = make_bridge(sink)
     script(bridge, SimOutcome.ANSWER, ring_s=5.0)
     await bridge.desk.place(place())
-    await sink.wait_until(lambda: "ringing" in sink.kinds())
+    await eventually(lambda: "ringing" in sink.kinds())
     await bridge.desk.drain(grace_s=0.05)
     final = sink.events[-1][1]
     assert isinstance(final, TransferFailed)

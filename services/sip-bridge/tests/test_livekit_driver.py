@@ -27,6 +27,7 @@ from switchboard.sip_bridge.drivers.base import DialFailed, DialPlan
 from switchboard.sip_bridge.drivers.livekit import LiveKitCarrier, human_identity
 from switchboard.sip_bridge.drivers.sip_headers import handoff_headers
 from switchboard.sip_bridge.settings import LiveKitCredentials, SipBridgeSettings
+from switchboard.testing import eventually
 
 MAIN = Destination(id="billing-desk", address="+14155550100", label="Billing")
 BACKUP = Destination(id="billing-backup", address="+14155550101")
@@ -246,7 +247,7 @@ async def test_cancelling_a_ringing_transfer_hangs_up_the_human_leg(
     livekit_double.join("room-1", "caller")
     livekit_double.script("+14155550100", ring_s=10.0)
     await bridge_on_double.desk.place(place())
-    await sink.wait_until(lambda: "ringing" in sink.kinds())
+    await eventually(lambda: "ringing" in sink.kinds())
     await bridge_on_double.desk.cancel(CancelTransfer(call_id="call-1", transfer_id="t-1"))
     assert sink.kinds() == ["dialing", "ringing", "cancelled"]
     (create,) = livekit_double.requests("CreateSIPParticipant")

@@ -36,6 +36,7 @@ from switchboard.contracts.subjects import (
 from switchboard.runtime.bus import EventPublisher, RequestFailed, request
 from switchboard.runtime.launcher import ServiceProcess
 from switchboard.runtime.natsserver import NatsServer
+from switchboard.testing import eventually
 
 pytestmark = pytest.mark.usefixtures("no_livekit_env")
 
@@ -72,13 +73,12 @@ async def place_request(nc: NATS, message: PlaceTransfer) -> TransferPlaceReply:
 
 async def until_serving(nc: NATS, subject: str) -> None:
     """``$SRV.PING`` answers before setup has added the endpoints; wait for the endpoint."""
-    async with asyncio.timeout(10):
-        while True:
-            try:
-                await nc.request(subject, b"{}", timeout=0.5)
-                return
-            except (nats.errors.NoRespondersError, nats.errors.TimeoutError):
-                await asyncio.sleep(0.02)
+    await eventually(
+        lambda: nc.request(subject, b"{}", timeout=0.5),
+        timeout=10,
+        message=f"an answer on {subject}",
+        retry_on=(nats.errors.NoRespondersError, nats.errors.TimeoutError),
+    )
 
 
 def names(events: list[tuple[Any, Any, Any]]) -> list[str]:

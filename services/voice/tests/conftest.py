@@ -3,6 +3,7 @@ text-mode call harness."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from livekit.agents import AgentSession, llm
 
 from switchboard.runtime.natsserver import NatsServer
 from switchboard.simulation.backoffice import ScriptedBackOffice
+from switchboard.simulation.runner import ready_for_input
 from switchboard.simulation.transcript import Transcript
 from switchboard.testing import fake_backends
 from switchboard.voice.agents.roster import Roster
@@ -26,6 +28,7 @@ from switchboard.voice.state import CallInfo
 from switchboard.voice.wiring import Bus, begin, new_call, new_session, open_bus
 
 REPO = Path(__file__).resolve().parents[3]
+READY_TIMEOUT_S = 10.0
 
 
 @pytest.fixture(autouse=True)
@@ -98,6 +101,10 @@ async def start_call(bus: Bus, settings: VoiceSettings) -> AsyncIterator[Harness
         transcript.attach(session)
         first = await session.start(Roster(call).triage(), capture_run=True, record=False)
         await first
+        # The consent task may still be handing back to triage (notify mode completes it
+        # in on_enter); a turn sent before that would reach the finished task.
+        loop = asyncio.get_running_loop()
+        await ready_for_input(session, loop.time() + READY_TIMEOUT_S)
         harness = Harness(call, session, transcript)
         sessions.append(harness)
         return harness

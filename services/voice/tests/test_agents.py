@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
 from livekit.agents import APIConnectionError, APIConnectOptions, llm
 from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS, NOT_GIVEN, NotGivenOr
 from nats.aio.client import Client as NATS
@@ -18,6 +19,7 @@ from switchboard.contracts.escalation import (
 )
 from switchboard.simulation.backoffice import ScriptedBackOffice
 from switchboard.simulation.observer import CallObserver
+from switchboard.testing import eventually
 from switchboard.testing.fake_backends import Backends, FakeBridge, FakeLedger, FakeRouter
 from switchboard.voice.agents.manager import ManagerAgent
 from switchboard.voice.agents.specialists import BillingAgent, SalesAgent, SupportAgent
@@ -32,10 +34,6 @@ async def _granted(start_call: HarnessFactory) -> Any:
     h = await start_call()
     await h.session.run(user_input="Yes, that's fine.")
     return h
-
-
-async def _settle() -> None:
-    await asyncio.sleep(0.2)
 
 
 async def test_the_call_opens_with_the_policy_disclosure_and_notice(
@@ -100,7 +98,7 @@ async def test_notify_mode_records_consent_from_the_notice_alone(
 ) -> None:
     ledger = await FakeLedger(nc, mode=ConsentMode.NOTIFY).start()
     h = await start_call()
-    await _settle()
+    await eventually(lambda: ledger.commands)
     assert [c.decision for c in ledger.commands] == [ConsentDecision.GRANTED]
     assert [c.mode for c in ledger.commands] == [ConsentMode.NOTIFY]
     assert h.call.ports.gate.recording
@@ -156,11 +154,14 @@ async def test_escalation_in_the_first_sentence_goes_to_the_manager_with_consent
 ) -> None:
     h = await start_call()
     result = await h.session.run(user_input="I want to speak to a manager right now.")
-    result.expect.contains_function_call(name="escalate", arguments={"reason": "caller_request"})
-    await _settle()
+    result.expect.contains_function_call(
+        name="escalate", arguments={"reason": "caller_wants_manager"}
+    )
+    await eventually(lambda: isinstance(h.session.current_agent, ManagerAgent))
     assert [c.decision for c in backends.ledger.commands] == [ConsentDecision.UNCLEAR]
     [request] = backends.router.requests
-    assert request.trigger is EscalationTrigger.PHRASE
+    # A manager is the model's call (here the rules brain's), not the screen's.
+    assert request.trigger is EscalationTrigger.LLM_TOOL
     assert request.current_agent == "triage"
     assert isinstance(h.session.current_agent, ManagerAgent)
     assert not h.call.ports.gate.recording
@@ -171,7 +172,7 @@ async def test_consent_and_escalation_in_one_breath_records_the_grant(
 ) -> None:
     h = await start_call()
     await h.session.run(user_input="Yes, and get me your supervisor.")
-    await _settle()
+    await eventually(lambda: isinstance(h.session.current_agent, ManagerAgent))
     assert [c.decision for c in backends.ledger.commands] == [ConsentDecision.GRANTED]
     assert h.call.ports.gate.recording
     assert isinstance(h.session.current_agent, ManagerAgent)
@@ -201,8 +202,8 @@ async def test_manager_takes_over_with_history_context_and_authority(
     credit = await h.session.run(user_input="Please refund $40.")
     credit.expect.contains_function_call(name="approve_goodwill_credit", arguments={"amount": 40.0})
     assert h.call.state.collected["goodwill_credit"] == "40.00"
-    await _settle()
-    handed = [e for e in observer.events if e.kind == "agent.handed_off"]
+    await eventually(lambda: len(observer.of_kind("agent.handed_off")) == 2)
+    handed = observer.of_kind("agent.handed_off")
     assert [(e.data["from_agent"], e.data["to_agent"]) for e in handed] == [
         ("triage", "billing"),
         ("billing", "manager"),
@@ -231,15 +232,47 @@ async def test_a_person_request_transfers_to_a_human_with_a_whisper(
     assert backends.router.requests[0].wants_human
 
 
-async def test_a_legal_threat_escalates_without_asking_the_model(
+async def test_a_legal_threat_is_escalated_by_the_model_not_the_screen(
     backends: Backends, start_call: HarnessFactory
 ) -> None:
     h = await _granted(start_call)
-    await h.session.run(user_input="I'm going to sue you over this.")
+    result = await h.session.run(user_input="I'm going to sue you over this.")
+    result.expect.contains_function_call(name="escalate", arguments={"reason": "legal_threat"})
     [request] = backends.router.requests
     assert request.reason is EscalationReason.LEGAL_THREAT
-    assert request.trigger is EscalationTrigger.PHRASE
+    assert request.trigger is EscalationTrigger.LLM_TOOL
     assert h.call.state.outcome is CallOutcome.TRANSFERRED
+
+
+async def test_a_safety_risk_escalates_before_the_model_is_asked(
+    backends: Backends, start_call: HarnessFactory
+) -> None:
+    h = await _granted(start_call)
+    await h.session.run(user_input="I smell gas in the kitchen.")
+    [request] = backends.router.requests
+    assert request.reason is EscalationReason.SAFETY
+    assert request.trigger is EscalationTrigger.PHRASE
+    assert request.wants_human
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "My account manager told me this bill would include a discount.",
+        "Sue from your office sent me the invoice.",
+        "My mobile operator charges me for roaming.",
+        "I don't need a manager, just tell me the balance.",
+    ],
+)
+async def test_near_misses_do_not_escalate(
+    backends: Backends, start_call: HarnessFactory, text: str
+) -> None:
+    h = await _granted(start_call)
+    result = await h.session.run(user_input=text)
+    with pytest.raises(AssertionError):
+        result.expect.contains_function_call(name="escalate")
+    assert backends.router.requests == []
+    assert h.call.state.outcome is None
 
 
 async def test_repeated_failure_escalates_on_its_own(
@@ -281,7 +314,7 @@ async def test_consent_and_escalation_keep_working_when_the_llm_is_down(
 ) -> None:
     h = await start_call(brain=DownLLM())
     await h.session.run(user_input="I need a human being, now.")
-    await _settle()
+    await eventually(lambda: h.call.state.outcome is CallOutcome.TRANSFERRED)
     assert [c.decision for c in backends.ledger.commands] == [ConsentDecision.UNCLEAR]
     assert h.call.state.outcome is CallOutcome.TRANSFERRED
     assert backends.bridge.placed
@@ -293,15 +326,65 @@ async def test_revoking_consent_mid_call_stops_recording_and_tells_the_ledger(
     h = await _granted(start_call)
     assert h.call.ports.gate.recording
     result = await h.session.run(user_input="Please stop recording.")
-    result.expect.next_event().is_message(role="assistant")
+    result.expect.contains_function_call(name="revoke_recording_consent")
     assert not h.call.ports.gate.recording
-    await _settle()
+    assert "stopped recording" in h.said()[-1]
+    await eventually(lambda: len(backends.ledger.commands) == 2)
     assert [c.decision for c in backends.ledger.commands] == [
         ConsentDecision.GRANTED,
         ConsentDecision.REVOKED,
     ]
     assert h.call.state.consent is ConsentDecision.REVOKED
     assert [t.action for t in h.call.ports.gate.timeline] == ["started", "stopped"]
+
+
+async def test_stop_recording_and_a_question_get_one_answer(
+    backends: Backends, start_call: HarnessFactory
+) -> None:
+    h = await _granted(start_call)
+    await h.session.run(user_input="I have a question about my bill.")
+    before = len(h.said())
+    result = await h.session.run(user_input="Stop recording and explain my bill.")
+    result.expect.contains_function_call(name="revoke_recording_consent")
+    result.expect.contains_function_call(name="explain_latest_bill")
+    answer = h.said()[before:]
+    assert len(answer) == 1, answer
+    assert "stopped recording" in answer[0]
+    assert "latest invoice" in answer[0]
+    assert not h.call.ports.gate.recording
+
+
+async def test_notify_mode_revocation_in_other_words_stops_recording(
+    nc: NATS, start_call: HarnessFactory
+) -> None:
+    ledger = await FakeLedger(nc, mode=ConsentMode.NOTIFY).start()
+    await FakeRouter(nc).start()
+    await FakeBridge(nc).start()
+    h = await start_call()
+    assert h.call.ports.gate.recording  # notify: the notice is enough
+    await h.session.run(user_input="Actually I don't want this call recorded anymore.")
+    assert not h.call.ports.gate.recording
+    await eventually(lambda: len(ledger.commands) == 2)
+    assert [c.decision for c in ledger.commands] == [
+        ConsentDecision.GRANTED,
+        ConsentDecision.REVOKED,
+    ]
+
+
+async def test_a_turn_the_rules_brain_cannot_act_on_counts_and_a_person_is_offered(
+    backends: Backends, start_call: HarnessFactory
+) -> None:
+    h = await _granted(start_call)
+    await h.session.run(user_input="Blue elephants sing in the rain.")
+    assert h.call.state.failures.count == 1
+    await h.session.run(user_input="Purple monkeys dishwasher.")
+    assert "put you through to a person" in h.said()[-1]
+    result = await h.session.run(user_input="Yes please.")
+    result.expect.contains_function_call(
+        name="escalate", arguments={"reason": "caller_wants_person"}
+    )
+    assert backends.router.requests[0].wants_human
+    assert h.call.state.outcome is CallOutcome.TRANSFERRED
 
 
 async def test_the_intake_group_lets_the_caller_go_back_and_fix_the_email(
@@ -316,7 +399,8 @@ async def test_the_intake_group_lets_the_caller_go_back_and_fix_the_email(
     back.expect.contains_function_call(name="out_of_scope", arguments={"task_ids": ["email"]})
     await h.session.run(user_input="jane dot smith at example dot com")
     await h.session.run(user_input="221 Baker Street, Springfield, 12345.")
-    await _settle()
+    await eventually(lambda: isinstance(h.session.current_agent, SalesAgent))
+    await eventually(lambda: "jane.smith@example.com" in h.said()[-1])
     assert h.call.state.collected["email"] == "jane.smith@example.com"
     assert h.call.state.collected["shipping_address"] == "221 Baker Street, Springfield, 12345"
     assert "jane.smith@example.com" in h.said()[-1]
@@ -332,7 +416,7 @@ async def test_an_escalation_inside_the_intake_group_ends_it_and_escalates(
     await h.session.run(user_input="I'd like to buy a headset.")
     await h.session.run(user_input="I want to order the headset.")
     await h.session.run(user_input="This is useless, get me a manager.")
-    await _settle()
+    await eventually(lambda: isinstance(h.session.current_agent, ManagerAgent))
     assert backends.router.requests[0].current_agent == "sales"
     assert isinstance(h.session.current_agent, ManagerAgent)
 
@@ -345,14 +429,13 @@ async def test_the_caller_can_interrupt_while_the_transfer_rings(
     bridge = await FakeBridge(nc, ring_s=5.0).start()
     h = await _granted(start_call)
     run = h.session.run(user_input="Put me through to a real person.")
-    for _ in range(100):
-        if bridge.placed:
-            break
-        await asyncio.sleep(0.02)
-    await asyncio.sleep(0.1)
+    await eventually(lambda: bridge.placed)
+    # Interrupting before or while the transfer is followed is the same: the speech
+    # handle is interrupted, so the wait for the next status gives way at once.
     h.session.interrupt()
     await asyncio.wait_for(asyncio.shield(asyncio.ensure_future(_await(run))), 5)
-    await _settle()
+    await eventually(lambda: bridge.cancelled)
+    await eventually(lambda: "stopped the transfer" in " ".join(h.said()))
     assert [c.transfer_id for c in bridge.cancelled] == [bridge.placed[0].transfer_id]
     assert h.call.state.outcome is None  # the call goes on with the agent
     assert "stopped the transfer" in " ".join(h.said())
@@ -371,7 +454,7 @@ async def test_without_a_router_a_callback_is_offered_and_the_fallback_is_publis
     await h.session.run(user_input="Let me talk to a manager.")
     result = await h.session.run(user_input="Yes please.")
     result.expect.contains_function_call(name="accept_callback")
-    await _settle()
+    assert await observer.wait_for("call.callback_requested", 5.0)
     kinds = [e.kind for e in observer.events]
     assert "escalation.decided" in kinds
     decided = next(e for e in observer.events if e.kind == "escalation.decided")
@@ -421,8 +504,8 @@ async def test_an_order_goes_to_the_back_office_with_what_the_intake_collected(
     await h.session.run(user_input="I want to order the headset.")
     await h.session.run(user_input="jane dot doe at example dot com")
     await h.session.run(user_input="221 Baker Street, Springfield, 12345.")
-    await _settle()
-    [order] = office.orders
+    [order] = await eventually(lambda: office.orders)
+    await eventually(lambda: order.reference in h.said()[-1])
     assert (order.call_id, order.product, order.email, order.address) == (
         h.call.call_id,
         "headset",
@@ -441,7 +524,7 @@ async def test_an_order_the_back_office_cannot_take_is_not_confirmed(
     await h.session.run(user_input="I want to order the headset.")
     await h.session.run(user_input="jane dot doe at example dot com")
     await h.session.run(user_input="221 Baker Street, Springfield, 12345.")
-    await _settle()
+    await eventually(lambda: "Nothing was ordered" in h.said()[-1])
     said = h.said()[-1]
     assert "Nothing was ordered" in said
     assert "is placed" not in " ".join(h.said())

@@ -26,7 +26,7 @@ async def route_to_department(department: Literal["billing", "support", "sales"]
 
 
 @function_tool
-async def escalate(reason: str, wants_person: bool = False) -> None:
+async def escalate(reason: str) -> None:
     """Escalate."""
 
 
@@ -107,10 +107,10 @@ async def test_intents_route_to_the_department(text: str, department: str) -> No
     assert json.loads(out.tool_calls[0].arguments) == {"department": department}
 
 
-async def test_a_request_for_a_person_calls_escalate() -> None:
+async def test_a_request_for_a_manager_calls_escalate() -> None:
     out = await _ask(_ctx(("user", "Can I talk to a supervisor?")), TRIAGE)
     assert out.tool_calls[0].name == "escalate"
-    assert json.loads(out.tool_calls[0].arguments)["reason"] == "caller_request"
+    assert json.loads(out.tool_calls[0].arguments)["reason"] == "caller_wants_manager"
 
 
 async def test_goodbye_ends_the_call() -> None:

@@ -9,6 +9,7 @@ import msgspec
 from nats.aio.client import Client as NATS
 from nats.micro import add_service
 
+from switchboard.contracts import streams
 from switchboard.contracts.consent import (
     ConsentDecision,
     ConsentMode,
@@ -33,6 +34,7 @@ from switchboard.contracts.transfer import (
 )
 from switchboard.runtime.bus import EventPublisher
 from switchboard.runtime.service import add_typed_endpoint
+from switchboard.testing import eventually
 from switchboard.testing.fake_backends import DESTINATIONS, FakeBridge, FakeLedger, FakeRouter
 from switchboard.voice.clients.consent import FALLBACK_NOTICE_VERSION, ConsentClient
 from switchboard.voice.clients.router import RouterClient, queue_from_settings
@@ -50,6 +52,11 @@ def _request(call_id: str = "c-1", **kw: object) -> EscalationRequest:
         current_agent="billing",
         **kw,  # type: ignore[arg-type]
     )
+
+
+async def _stored(bus: Bus, stream: str) -> int:
+    info = await bus.js.stream_info(stream)
+    return int(info.state.messages)
 
 
 def _command(call_id: str = "c-1") -> RecordConsent:
@@ -115,8 +122,12 @@ async def test_the_command_carries_its_id_as_the_dedup_header(nc: NATS, bus: Bus
         headers={"Nats-Msg-Id": command.command_id},
     )
     assert ack.duplicate is True
-    await asyncio.sleep(0.3)
-    assert len(ledger.commands) == 1
+    # A later command through the same stream reaches the ledger after the duplicate would
+    # have: once it is there, the duplicate would be too.
+    later = _command()
+    await client.record(later)
+    await eventually(lambda: len(ledger.commands) >= 2)
+    assert [c.command_id for c in ledger.commands] == [command.command_id, later.command_id]
 
 
 async def test_no_receipt_in_time_returns_none(nc: NATS, bus: Bus) -> None:
@@ -131,7 +142,8 @@ async def test_a_receipt_for_another_command_is_not_taken(nc: NATS, bus: Bus) ->
     client = ConsentClient(bus.nc, bus.js, receipt_timeout=0.5)
 
     async def someone_elses_receipt() -> None:
-        await asyncio.sleep(0.05)
+        # The client subscribes before it publishes: once its command is stored, it listens.
+        await eventually(lambda: _stored(bus, streams.CONSENT_COMMANDS.name))
         ledger = FakeLedger(nc)
         other = _command()
         ledger.commands.append(other)

@@ -40,15 +40,26 @@ def test_sip_attributes_give_the_caller_and_a_subject_safe_call_id() -> None:
     assert web.caller_number is None
 
 
-def test_without_an_openai_key_the_rules_brain_is_the_llm() -> None:
-    assert isinstance(providers.language_model(VoiceSettings(), {}), RulesBrain)
+def test_the_rules_brain_is_the_llm_by_default() -> None:
+    brain = providers.language_model(VoiceSettings(), {"OPENAI_API_KEY": "sk-test"})
+    assert isinstance(brain, RulesBrain)
+    assert brain.authority
 
 
-def test_with_an_openai_key_the_rules_brain_is_the_last_fallback() -> None:
-    model = providers.language_model(VoiceSettings(), {"OPENAI_API_KEY": "sk-test"})
+def test_the_openai_brain_needs_a_key() -> None:
+    with pytest.raises(providers.ProviderError, match="OPENAI_API_KEY"):
+        providers.language_model(VoiceSettings(brain="openai"), {})
+
+
+def test_the_openai_brain_falls_back_to_the_rules_brain_in_safe_mode() -> None:
+    env = {"OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": "http://127.0.0.1:9/v1"}
+    model = providers.language_model(VoiceSettings(brain="openai"), env)
     assert isinstance(model, llm.FallbackAdapter)
-    assert isinstance(model._llm_instances[-1], RulesBrain)
-    assert len(model._llm_instances) == 3
+    *models, last = model._llm_instances
+    assert isinstance(last, RulesBrain)
+    assert not last.authority
+    assert [m.model for m in models] == ["gpt-4.1-mini", "gpt-4.1-nano"]
+    assert all(str(m._client.base_url) == "http://127.0.0.1:9/v1/" for m in models)  # type: ignore[attr-defined]
 
 
 def test_speech_without_credentials_fails_with_a_clear_message() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from switchboard.simulation import scenario as scenarios
 from switchboard.simulation.demo import run_demo
 from switchboard.simulation.runner import Live, run_scenario
 from switchboard.simulation.settings import SimulationSettings
-from switchboard.voice import collector, logfilter
+from switchboard.voice import collector, logfilter, providers
 from switchboard.voice.wiring import open_bus
 
 
@@ -48,7 +49,8 @@ def _quiet_logs(settings: SimulationSettings, log_file: Path | None = None) -> N
 async def _run_one(settings: SimulationSettings, path: Path, as_json: bool) -> int:
     try:
         scenario = scenarios.load(path)
-    except scenarios.ScenarioError as exc:
+        chat_model = providers.language_model(settings, os.environ)
+    except (scenarios.ScenarioError, providers.ProviderError) as exc:
         print(exc, file=sys.stderr)
         return 2
     try:
@@ -65,7 +67,7 @@ async def _run_one(settings: SimulationSettings, path: Path, as_json: bool) -> i
         )
     )
     try:
-        report = await run_scenario(scenario, bus, settings, live)
+        report = await run_scenario(scenario, bus, settings, live, chat_model=chat_model)
     finally:
         await bus.close()
     if as_json:

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import msgspec
+from livekit.agents import llm
 
 from switchboard.runtime.launcher import LaunchError, ServiceProcess
 from switchboard.runtime.natsserver import NatsServer, NatsServerError
@@ -21,6 +24,7 @@ from switchboard.simulation import report as reports
 from switchboard.simulation import scenario as scenarios
 from switchboard.simulation.runner import Live, run_scenario
 from switchboard.simulation.settings import SimulationSettings
+from switchboard.voice import providers
 from switchboard.voice.settings import VoiceSettings
 from switchboard.voice.wiring import open_bus
 
@@ -59,6 +63,11 @@ def _print(text: str = "") -> None:
 
 def run_demo(settings: SimulationSettings, scenarios_dir: Path) -> int:
     """Start NATS, run the services and the scenarios, stop everything; the exit code."""
+    try:
+        chat_model = providers.language_model(settings, os.environ)
+    except providers.ProviderError as exc:
+        _print(str(exc))
+        return 2
     layout = Layout(Path(settings.var_dir).resolve())
     files = scenarios.discover(scenarios_dir)
     if not files:
@@ -73,7 +82,7 @@ def run_demo(settings: SimulationSettings, scenarios_dir: Path) -> int:
         return 1
     _print(f"NATS with JetStream at {server.url} (store {layout.nats})")
     try:
-        results = asyncio.run(_with_services(settings, server.url, layout, files))
+        results = asyncio.run(_with_services(settings, server.url, layout, files, chat_model))
     finally:
         server.stop()
     if results is None:
@@ -88,7 +97,11 @@ def run_demo(settings: SimulationSettings, scenarios_dir: Path) -> int:
 
 
 async def _with_services(
-    settings: SimulationSettings, url: str, layout: Layout, files: list[Path]
+    settings: SimulationSettings,
+    url: str,
+    layout: Layout,
+    files: list[Path],
+    chat_model: llm.LLM[Any],
 ) -> list[tuple[str, bool]] | None:
     env = {"SB_NATS_URL": url, "SB_LOG_LEVEL": "INFO"}
     # Only the ledger reads SB_LEDGER_DB; a service refuses SB_* settings it does not read.
@@ -105,7 +118,7 @@ async def _with_services(
         for proc in procs:
             await proc.ready(url, timeout=READY_TIMEOUT_S)
             _print(f"  {proc.service:>10} ready  (python -m {proc.module}, log {proc.log_path})")
-        return await _play(msgspec.structs.replace(settings, nats_url=url), files)
+        return await _play(msgspec.structs.replace(settings, nats_url=url), files, chat_model)
     except LaunchError as exc:
         _print(f"A service did not start: {exc}")
         return None
@@ -116,7 +129,10 @@ async def _with_services(
             log.info("Service stopped.", extra={"service": proc.service, "code": code})
 
 
-async def _play(settings: VoiceSettings, files: list[Path]) -> list[tuple[str, bool]]:
+async def _play(
+    settings: VoiceSettings, files: list[Path], chat_model: llm.LLM[Any]
+) -> list[tuple[str, bool]]:
+    _print(f"Language model: {chat_model.model} (SB_BRAIN={settings.brain})")
     bus = await open_bus(settings)
     live = Live(
         on_line=lambda line: _print(reports.format_line(line)),
@@ -135,7 +151,7 @@ async def _play(settings: VoiceSettings, files: list[Path]) -> list[tuple[str, b
             _print("═" * 100)
             _print(f"{path.name}: {scenario.name}")
             _print("═" * 100)
-            report = await run_scenario(scenario, bus, settings, live)
+            report = await run_scenario(scenario, bus, settings, live, chat_model=chat_model)
             for line in reports.render_tail(report).splitlines():
                 _print(line)
             results.append((path.name, report.ok))

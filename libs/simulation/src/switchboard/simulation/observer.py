@@ -70,6 +70,10 @@ class CallObserver:
         if self._on_event is not None:
             self._on_event(event)
 
+    def of_kind(self, kind: str) -> list[ObservedEvent]:
+        """The events of one kind seen so far, in order."""
+        return [e for e in self.events if e.kind == kind]
+
     async def wait_for(self, kind: str, timeout: float) -> bool:
         """Wait until an event of ``kind`` has been seen."""
         loop = asyncio.get_running_loop()

@@ -1,9 +1,9 @@
 """Text-mode runner: plays one scenario through the real agent graph over the real bus.
 
-The session has no room, audio or turn detector, the model is the rules brain and the
-back office is scripted; each scripted caller turn is one ``session.run``. Everything
-else is production code: the same agents, the same clients and the same services on the
-other end of NATS.
+The session has no room, audio or turn detector, the model is the one ``SB_BRAIN`` names
+(the rules brain by default) and the back office is scripted; each scripted caller turn
+is one ``session.run``. Everything else is production code: the same agents, the same
+clients and the same services on the other end of NATS.
 """
 
 from __future__ import annotations
@@ -12,8 +12,9 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
-from livekit.agents import AgentSession
+from livekit.agents import AgentSession, llm
 from livekit.agents.voice.agent_activity import ActivityClosedError
 from opentelemetry import trace
 
@@ -71,8 +72,11 @@ async def run_scenario(
     live: Live | None = None,
     probe: Probe | None = None,
     back_office: BackOffice | None = None,
+    chat_model: llm.LLM[Any] | None = None,
 ) -> reports.Report:
-    """Play ``scenario`` as one call; ``back_office`` defaults to the scripted one."""
+    """Play ``scenario`` as one call. ``back_office`` defaults to the scripted one and
+    ``chat_model`` to the rules brain; pass ``providers.language_model(...)`` to run the
+    call through the LLM the settings name."""
     live = live or Live()
     probe = probe or Probe()
     call_id = scenario.run_call_id()
@@ -105,7 +109,7 @@ async def run_scenario(
         )
         if scripted is None:
             errors.append("the simulated carrier could not be scripted (is the sip-bridge up?)")
-    session = new_session(call, RulesBrain())
+    session = new_session(call, chat_model or RulesBrain())
     transcript.attach(session)
     # The call's span is current while it plays, so its requests and events carry the
     # trace to the services (``voice.tracing``).
@@ -179,14 +183,14 @@ async def _settle(session: AgentSession[Call], transcript: Transcript) -> None:
     seen = -1
     while loop.time() < deadline and seen != len(transcript.lines):
         seen = len(transcript.lines)
-        await _ready_for_input(session, deadline)
+        await ready_for_input(session, deadline)
         await asyncio.sleep(QUIET_S)
-    await _ready_for_input(session, deadline)
+    await ready_for_input(session, deadline)
     if loop.time() >= deadline:
         log.warning("A turn did not settle in time.")
 
 
-async def _ready_for_input(session: AgentSession[Call], deadline: float) -> None:
+async def ready_for_input(session: AgentSession[Call], deadline: float) -> None:
     """Wait until the active agent is idle and not in the middle of a handoff: a turn sent
     while an activity is pausing would be refused by the session."""
     loop = asyncio.get_running_loop()

@@ -1,4 +1,5 @@
-"""Pytest plugin: a real nats-server per test and a PostgreSQL server per session.
+"""Pytest plugin: a real nats-server per test, a PostgreSQL server per session and a
+scripted OpenAI-compatible server per test.
 
 Registered through the ``pytest11`` entry point of ``switchboard-testing``, so every
 package's tests get these fixtures without a conftest.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING
 
 import nats
 import pytest
@@ -16,6 +18,9 @@ from nats.aio.client import Client as NATS
 from switchboard.runtime.natsserver import NatsServer
 from switchboard.testing import postgres
 from switchboard.testing.fake_backends import Backends, start_backends
+
+if TYPE_CHECKING:
+    from switchboard.testing.openai_server import OpenAIServer
 
 
 def in_ci() -> bool:
@@ -75,3 +80,22 @@ def postgres_dsn(postgres_server_dsn: str) -> Iterator[str]:
     """A DSN whose ``search_path`` is a fresh schema, dropped after the test."""
     with postgres.fresh_schema(postgres_server_dsn) as dsn:
         yield dsn
+
+
+@pytest.fixture
+async def openai_server(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[OpenAIServer]:
+    """A started ``OpenAIServer`` on 127.0.0.1 with no chat policy yet (the test sets
+    ``openai_server.policy``). ``OPENAI_BASE_URL`` and ``OPENAI_API_KEY`` point at it, so an
+    openai client made without arguments never reaches the real API. At teardown the test
+    fails if a policy failed or a request was refused (``OpenAIServer.check``)."""
+    # Imported here so test sessions that never use it do not import aiohttp.web.
+    from switchboard.testing.openai_server import OpenAIServer
+
+    server = await OpenAIServer().start()
+    for name, value in server.env().items():
+        monkeypatch.setenv(name, value)
+    try:
+        yield server
+    finally:
+        await server.stop()
+    server.check()

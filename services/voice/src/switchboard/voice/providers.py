@@ -1,9 +1,11 @@
-"""Production models behind fallback adapters, from whatever credentials are present.
+"""The models of a call, built in one place for the production worker and text mode.
 
-LLM: OpenAI (primary model, then a smaller one), then the rules brain, which cannot fail,
-so consent and escalation keep working in a provider outage. With no OpenAI key the rules
-brain is the LLM. STT: OpenAI streaming transcription with Whisper behind it. TTS:
-ElevenLabs with OpenAI's TTS behind it; the manager gets a different voice on both.
+LLM (``SB_BRAIN``): ``openai`` is OpenAI (primary model, then a smaller one; any
+OpenAI-compatible server through ``OPENAI_BASE_URL``) with the rules brain in safe mode
+last, which cannot fail, so consent and escalation keep working in a provider outage;
+``rules`` is the rules brain alone (a machine with no model). STT: OpenAI streaming
+transcription with Whisper behind it. TTS: ElevenLabs with OpenAI's TTS behind it; the
+manager gets a different voice on both.
 """
 
 from __future__ import annotations
@@ -14,12 +16,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from livekit.agents import llm, stt, tts, vad
+from livekit.agents.types import NOT_GIVEN
 from livekit.plugins import elevenlabs, openai
 
 from switchboard.voice.brain import RulesBrain
 from switchboard.voice.settings import VoiceSettings
 
 OPENAI_KEY = "OPENAI_API_KEY"
+OPENAI_BASE_URL = "OPENAI_BASE_URL"
 ELEVEN_KEY = "ELEVEN_API_KEY"
 OPENAI_MANAGER_VOICE = "onyx"
 OPENAI_VOICE = "alloy"
@@ -39,19 +43,25 @@ class Models:
 
 
 def language_model(settings: VoiceSettings, env: Mapping[str, str]) -> llm.LLM[Any]:
-    """OpenAI models with the rules brain as the last fallback, or the brain alone."""
-    brain = RulesBrain()
+    """The LLM ``SB_BRAIN`` names; raises ``ProviderError`` naming a missing variable."""
+    if settings.brain == "rules":
+        return RulesBrain()
     key = env.get(OPENAI_KEY)
     if not key:
-        return brain
+        raise ProviderError(f"SB_BRAIN=openai needs {OPENAI_KEY}.")
+    base_url = env.get(OPENAI_BASE_URL) or None
+    models = dict.fromkeys((settings.openai_llm_model, settings.openai_fallback_llm_model))
     return llm.FallbackAdapter(
         [
-            openai.LLM(model=settings.openai_llm_model, api_key=key),
-            openai.LLM(model=settings.openai_fallback_llm_model, api_key=key),
-            brain,
+            *(
+                openai.LLM(model=name, api_key=key, base_url=base_url or NOT_GIVEN)
+                for name in models
+            ),
+            RulesBrain(authority=False),
         ],
-        attempt_timeout=5.0,
-        max_retry_per_llm=1,
+        attempt_timeout=settings.llm_attempt_timeout_s,
+        max_retry_per_llm=settings.llm_retries,
+        retry_interval=settings.llm_retry_interval_s,
     )
 
 

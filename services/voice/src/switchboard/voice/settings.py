@@ -7,6 +7,8 @@ through our settings object or its logs.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from switchboard.runtime.settings import ServiceSettings
 
 
@@ -35,6 +37,15 @@ class VoiceSettings(ServiceSettings, kw_only=True, frozen=True):
     """The largest goodwill credit the AI manager may approve on its own."""
     agent_name: str = "switchboard"
     """The LiveKit agent name the production worker registers for dispatch."""
+    brain: Literal["rules", "openai"] = "rules"
+    """The LLM: ``rules`` (the deterministic rules brain, no model) or ``openai`` (OpenAI or
+    any OpenAI-compatible server: ``OPENAI_API_KEY``, ``OPENAI_BASE_URL``), with the rules
+    brain in safe mode behind it."""
+    llm_attempt_timeout_s: float = 5.0
+    """How long one model attempt may take before the next model in the chain is tried."""
+    llm_retries: int = 1
+    """Retries of a failed model request before the next model in the chain is tried."""
+    llm_retry_interval_s: float = 0.5
     openai_llm_model: str = "gpt-4.1-mini"
     openai_fallback_llm_model: str = "gpt-4.1-nano"
     openai_stt_model: str = "gpt-4o-mini-transcribe"

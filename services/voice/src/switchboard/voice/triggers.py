@@ -1,17 +1,22 @@
-"""Deterministic escalation and revocation triggers, checked on every caller turn.
+"""Deterministic escalation and revocation triggers, and the repeated-failure count.
 
-These must not depend on a model: they keep working when every LLM provider is down and
-cannot be talked out of by a prompt injection. Safety outranks legal threats, which
-outrank an explicit request for a person, which outranks repeated failure.
+What the understanding finds (``understanding.escalation``, ``understanding.revocation``)
+becomes an ``EscalationAsk`` here. The screen acts before any model only on what
+``detect_before_model`` returns; the rules brain uses ``detect_escalation``. Neither
+depends on a model: they keep working when every LLM provider is down and cannot be
+talked out of by a prompt injection. Safety outranks legal threats, which outrank a
+request for a person, which outranks a manager, which outranks repeated failure.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Final, Literal
 
 from switchboard.contracts.escalation import EscalationReason, EscalationTrigger
-from switchboard.voice.understanding import normalise
+from switchboard.voice import understanding
+from switchboard.voice.understanding import Escalation, normalise
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,47 +29,35 @@ class EscalationAsk:
     """The caller asked for a person, not a manager."""
 
 
+EscalationChoice = Literal[
+    "caller_wants_person", "caller_wants_manager", "legal_threat", "safety", "cannot_help"
+]
+"""The reasons the ``escalate`` tool offers a model."""
+CHOICES: Final[dict[EscalationChoice, tuple[EscalationReason, bool]]] = {
+    "caller_wants_person": (EscalationReason.CALLER_REQUEST, True),
+    "caller_wants_manager": (EscalationReason.CALLER_REQUEST, False),
+    "legal_threat": (EscalationReason.LEGAL_THREAT, True),
+    "safety": (EscalationReason.SAFETY, True),
+    "cannot_help": (EscalationReason.AGENT_CANNOT_HELP, False),
+}
+"""What each reason means: (reason, the caller wants a human)."""
+
+
+def choice(ask: EscalationAsk) -> EscalationChoice:
+    """The tool's reason for a detected escalation (the tool offers the model fewer)."""
+    if ask.reason is EscalationReason.LEGAL_THREAT:
+        return "legal_threat"
+    if ask.reason is EscalationReason.SAFETY:
+        return "safety"
+    if ask.reason is EscalationReason.CALLER_REQUEST:
+        return "caller_wants_person" if ask.wants_human else "caller_wants_manager"
+    return "cannot_help"
+
+
 def _phrases(*patterns: str) -> re.Pattern[str]:
     return re.compile(r"\b(?:" + "|".join(patterns) + r")\b", re.IGNORECASE)
 
 
-SAFETY = _phrases(
-    r"kill (?:myself|me)",
-    r"hurt (?:myself|me)",
-    r"suicid\w*",
-    r"self[- ]harm",
-    r"end my life",
-    r"emergency",
-    r"in danger",
-    r"threaten(?:ed|ing)? me",
-    r"overdose",
-    r"smell(?:s)? gas",
-    r"on fire",
-)
-LEGAL = _phrases(
-    r"lawyers?",
-    r"attorneys?",
-    r"solicitors?",
-    r"sue",
-    r"suing",
-    r"lawsuit",
-    r"legal action",
-    r"take (?:you|this) to court",
-    r"small claims",
-    r"ombudsman",
-)
-MANAGER = _phrases(r"manager", r"supervisor", r"someone in charge", r"your boss")
-HUMAN = _phrases(
-    r"a human",
-    r"human being",
-    r"real person",
-    r"actual person",
-    r"live (?:agent|person)",
-    r"(?:talk|speak) (?:to|with) (?:a |an |some )?"
-    r"(?:person|human|someone real|agent|representative|operator)",
-    r"representative",
-    r"operator",
-)
 FRUSTRATION = _phrases(
     r"not helping",
     r"(?:doesn't|does not|didn't|did not) help",
@@ -78,36 +71,38 @@ FRUSTRATION = _phrases(
     r"that's not acceptable",
     r"unacceptable",
 )
-REVOKE = _phrases(
-    r"(?:stop|pause|end|turn off|switch off) (?:the |this )?record(?:ing)?",
-    r"(?:don't|do not) record(?: me| this)?",
-    r"no (?:more )?recording",
-    r"withdraw (?:my )?consent",
-    r"revoke (?:my )?consent",
-    r"no longer consent",
-)
+_ASKS: Final[dict[Escalation, EscalationAsk]] = {
+    "safety": EscalationAsk(EscalationReason.SAFETY, EscalationTrigger.PHRASE, wants_human=True),
+    "legal": EscalationAsk(
+        EscalationReason.LEGAL_THREAT, EscalationTrigger.PHRASE, wants_human=True
+    ),
+    "person": EscalationAsk(
+        EscalationReason.CALLER_REQUEST, EscalationTrigger.PHRASE, wants_human=True
+    ),
+    "manager": EscalationAsk(EscalationReason.CALLER_REQUEST, EscalationTrigger.PHRASE),
+}
+
+
+def ask_for(escalation: Escalation) -> EscalationAsk:
+    """The escalation a detected class asks for."""
+    return _ASKS[escalation]
 
 
 def detect_escalation(text: str) -> EscalationAsk | None:
-    """The escalation a sentence asks for by itself, without counting failures."""
-    t = normalise(text)
-    if SAFETY.search(t):
-        return EscalationAsk(EscalationReason.SAFETY, EscalationTrigger.PHRASE, wants_human=True)
-    if LEGAL.search(t):
-        return EscalationAsk(
-            EscalationReason.LEGAL_THREAT, EscalationTrigger.PHRASE, wants_human=True
-        )
-    if HUMAN.search(t):
-        return EscalationAsk(
-            EscalationReason.CALLER_REQUEST, EscalationTrigger.PHRASE, wants_human=True
-        )
-    if MANAGER.search(t):
-        return EscalationAsk(EscalationReason.CALLER_REQUEST, EscalationTrigger.PHRASE)
-    return None
+    """The escalation a sentence asks for by itself (all classes; the rules brain's view)."""
+    found = understanding.classify(text)
+    return None if found is None else _ASKS[found]
+
+
+def detect_before_model(text: str) -> EscalationAsk | None:
+    """The escalation the screen acts on before any model: safety and explicit requests
+    for a person. A manager, a legal threat and anything ambiguous are the model's call."""
+    found = understanding.classify(text)
+    return _ASKS[found] if found in understanding.PRE_MODEL else None
 
 
 def revokes_consent(text: str) -> bool:
-    return bool(REVOKE.search(normalise(text)))
+    return understanding.revokes_consent(text)
 
 
 def sounds_frustrated(text: str) -> bool:
@@ -130,6 +125,10 @@ class FailureTracker:
         self._last = t
 
     def observe_tool_error(self) -> None:
+        self.count += 1
+
+    def observe_not_understood(self) -> None:
+        """The agent could not act on the caller's turn at all."""
         self.count += 1
 
     def reset(self) -> None:

@@ -15,7 +15,7 @@ import json
 import logging
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any, ClassVar, Literal, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from livekit.agents import Agent, AgentTask, FlushSentinel, RunContext, llm, tts
 from livekit.agents.llm import function_tool
@@ -24,22 +24,29 @@ from livekit.agents.voice.agent import ModelSettings
 from livekit.agents.voice.speech_handle import SpeechHandle
 
 from switchboard.contracts.call import CallOutcome
-from switchboard.contracts.escalation import EscalationReason, EscalationTrigger
+from switchboard.contracts.consent import ConsentDecision
+from switchboard.contracts.escalation import EscalationTrigger
 from switchboard.contracts.handoff import HandoffContext
 from switchboard.voice import consent_records, handoff, prompts
 from switchboard.voice.agents import escalation
 from switchboard.voice.agents.speech import speak
 from switchboard.voice.agents.staff import Staff
+from switchboard.voice.brain.model import NOT_UNDERSTOOD
 from switchboard.voice.call import Call
 from switchboard.voice.screening import new_caller_message, screen
-from switchboard.voice.triggers import EscalationAsk
+from switchboard.voice.triggers import CHOICES, EscalationAsk, EscalationChoice, choice
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-EscalationChoice = Literal["caller_request", "agent_cannot_help", "legal_threat", "safety"]
 GOODBYE = "Thank you for calling. Goodbye!"
+RECORDING_STOPPED = "I've stopped recording this call; nothing more of it will be recorded."
+NOT_RECORDING = "This call isn't being recorded."
+REVOKED_NOTE = (
+    "The caller has just withdrawn consent to recording and recording has stopped. "
+    "Confirm that in a few words, then answer anything else they said."
+)
 
 
 class Screened(Agent):
@@ -68,35 +75,41 @@ class Screened(Agent):
             text = message.text_content or ""
             verdict = screen(state, text, handles_revocation=self.handles_revocation)
             if verdict.revoke:
+                # Stopping is never a compliance risk, so it happens before any model.
                 await consent_records.revoke(self._call, text)
+                chat_ctx = chat_ctx.copy()
+                chat_ctx.add_message(role="system", content=REVOKED_NOTE)
             if verdict.escalation is not None and any(t.id == "escalate" for t in tools):
                 tool_call_id = f"screen_{uuid.uuid4().hex[:16]}"
                 self._forced[tool_call_id] = verdict.escalation
                 yield _forced_escalate(verdict.escalation, tool_call_id)
                 return
-            if verdict.acknowledgement:
-                yield verdict.acknowledgement + " "
-            if not verdict.reply_needed:
-                return
         async for chunk in Agent.default.llm_node(self, chat_ctx, tools, model_settings):
+            if isinstance(chunk, llm.ChatChunk) and chunk.id.startswith(NOT_UNDERSTOOD):
+                # The rules brain could not act on the turn: that is a failed turn too.
+                state.failures.observe_not_understood()
             yield chunk
 
     @function_tool
-    async def escalate(
-        self, context: RunContext[Call], reason: EscalationChoice, wants_person: bool = False
-    ) -> Any:
-        """Escalate the call. Use it when the caller asks for a manager, a supervisor or a
-        person, when you cannot help after trying, when the caller threatens legal action,
-        or when anyone's safety is at risk. You choose only the reason; where the call goes
-        and any phone number are decided by the system.
+    async def escalate(self, context: RunContext[Call], reason: EscalationChoice) -> Any:
+        """Escalate the call. Use it when the caller asks to speak to a person or to a
+        manager or supervisor, when you cannot help after trying, when the caller
+        threatens legal action or a complaint to a regulator, or when anyone's safety is
+        at risk. Do not use it when the caller only mentions someone ("my account manager
+        said...", "Sue from your office"), says they do not need anyone, or asks for a
+        department (use the routing tool for that). You choose only the reason; where the
+        call goes and any phone number are decided by the system.
 
         Args:
-            reason: Why the call must be escalated.
-            wants_person: True when the caller explicitly asked for a human being.
+            reason: caller_wants_person (a human being, a representative, an agent),
+                caller_wants_manager (a manager, a supervisor, someone in charge),
+                legal_threat, safety, or cannot_help (you tried and cannot resolve it).
         """
-        ask = self._forced.pop(context.function_call.call_id, None) or EscalationAsk(
-            EscalationReason(reason), EscalationTrigger.LLM_TOOL, wants_person
-        )
+        forced = self._forced.pop(context.function_call.call_id, None)
+        if forced is None:
+            why, wants_human = CHOICES[reason]
+            forced = EscalationAsk(why, EscalationTrigger.LLM_TOOL, wants_human)
+        ask = forced
         log.info(
             "Escalation requested.",
             extra={
@@ -113,7 +126,25 @@ class Screened(Agent):
         raise NotImplementedError
 
 
-class CallAgent(Screened):
+class RecordingConsent(Screened):
+    """Mixin for every agent and task after the consent task: the caller may withdraw
+    consent to recording at any time."""
+
+    @function_tool
+    async def revoke_recording_consent(self) -> str:
+        """The caller withdraws consent to this call being recorded ("stop recording",
+        "I don't want this recorded anymore", "I take back my consent"). Recording stops at
+        once. Not for questions about recording, and not for stopping anything else
+        (payments, a service, a subscription)."""
+        state = self._call.state
+        if state.consent is ConsentDecision.GRANTED:
+            await consent_records.revoke(self._call, state.last_caller_text)
+        if state.consent is ConsentDecision.REVOKED:
+            return RECORDING_STOPPED
+        return NOT_RECORDING
+
+
+class CallAgent(RecordingConsent):
     """A full agent of the call graph (triage, a specialist, the manager)."""
 
     def __init__(
@@ -166,7 +197,7 @@ class CallTask(Screened, AgentTask[T]):
 
 
 def _forced_escalate(ask: EscalationAsk, tool_call_id: str) -> llm.ChatChunk:
-    arguments = json.dumps({"reason": _choice(ask.reason), "wants_person": ask.wants_human})
+    arguments = json.dumps({"reason": choice(ask)})
     return llm.ChatChunk(
         id=f"screening-{uuid.uuid4().hex[:12]}",
         delta=llm.ChoiceDelta(
@@ -176,14 +207,3 @@ def _forced_escalate(ask: EscalationAsk, tool_call_id: str) -> llm.ChatChunk:
             ],
         ),
     )
-
-
-def _choice(reason: EscalationReason) -> EscalationChoice:
-    """The tool's reason for a detected one (the tool offers the model fewer reasons)."""
-    if reason is EscalationReason.LEGAL_THREAT:
-        return "legal_threat"
-    if reason is EscalationReason.SAFETY:
-        return "safety"
-    if reason is EscalationReason.CALLER_REQUEST:
-        return "caller_request"
-    return "agent_cannot_help"

@@ -7,7 +7,7 @@ from typing import Any
 from livekit.agents.llm import function_tool
 from livekit.agents.voice.speech_handle import SpeechHandle
 
-from switchboard.voice.agents.base import CallTask
+from switchboard.voice.agents.base import CallTask, RecordingConsent
 from switchboard.voice.call import Call
 from switchboard.voice.triggers import EscalationAsk
 
@@ -17,7 +17,7 @@ NO_ONE_FREE = (
 )
 
 
-class CallbackOfferTask(CallTask[bool]):
+class CallbackOfferTask(CallTask[bool], RecordingConsent):
     """Asks whether the caller wants a callback; the result is their answer."""
 
     def __init__(self, call: Call) -> None:

@@ -18,7 +18,7 @@ from livekit.agents.beta.workflows.task_group import TaskCompletedEvent
 from livekit.agents.llm import function_tool
 from livekit.agents.voice.speech_handle import SpeechHandle
 
-from switchboard.voice.agents.base import CallTask
+from switchboard.voice.agents.base import CallTask, RecordingConsent
 from switchboard.voice.call import Call
 from switchboard.voice.triggers import EscalationAsk
 from switchboard.voice.understanding import find_address, find_email
@@ -33,7 +33,7 @@ class IntakeDetails:
     address: str
 
 
-class IntakeStep(CallTask[StepResult]):
+class IntakeStep(CallTask[StepResult], RecordingConsent):
     """A step that yields one value, or the escalation the caller asked for instead."""
 
     async def on_escalation(self, ask: EscalationAsk, speech: SpeechHandle | None) -> Any:

@@ -11,9 +11,10 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from livekit.agents import APIConnectOptions, llm
+from livekit.agents.llm.utils import build_legacy_openai_schema
 from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS, NOT_GIVEN, NotGivenOr
 
 from switchboard.voice.brain import decisions
@@ -24,17 +25,26 @@ BRAIN_MODEL = "switchboard-rules-brain"
 BRAIN_PROVIDER = "switchboard (deterministic rules, no AI model)"
 
 
+NOT_UNDERSTOOD: Final = "rules-not-understood-"
+"""Id prefix of an answer to a turn the brain could not act on (the agent counts it)."""
+
+
 class RulesBrain(llm.LLM[Literal["metrics_collected", "error"]]):
     """Answers each request from :mod:`~switchboard.voice.brain.decisions`; calls the
-    tools on offer."""
+    tools on offer.
 
-    def __init__(self) -> None:
+    ``authority=False`` is safe mode, for when it stands in for a model that is down: it
+    grants no credits and places no orders, and offers a person instead.
+    """
+
+    def __init__(self, *, authority: bool = True) -> None:
         super().__init__()
         self._label = "switchboard.voice.RulesBrain"
+        self.authority = authority
 
     @property
     def model(self) -> str:
-        return BRAIN_MODEL
+        return BRAIN_MODEL if self.authority else f"{BRAIN_MODEL} (safe mode)"
 
     @property
     def provider(self) -> str:
@@ -53,12 +63,12 @@ class RulesBrain(llm.LLM[Literal["metrics_collected", "error"]]):
         return RulesStream(
             self,
             chat_ctx=chat_ctx,
-            tools=_offered(tools or [], tool_choice),
+            tools=_allowed(tools or [], tool_choice),
             conn_options=conn_options,
         )
 
 
-def _offered(tools: list[llm.Tool], tool_choice: NotGivenOr[llm.ToolChoice]) -> list[llm.Tool]:
+def _allowed(tools: list[llm.Tool], tool_choice: NotGivenOr[llm.ToolChoice]) -> list[llm.Tool]:
     """Honour ``tool_choice`` like a model would: ``none`` (set for replies generated inside
     a tool) means text only; a named function means only that one."""
     if tool_choice == "none":
@@ -69,28 +79,48 @@ def _offered(tools: list[llm.Tool], tool_choice: NotGivenOr[llm.ToolChoice]) -> 
     return list(tools)
 
 
+def offered(tools: list[llm.Tool]) -> decisions.Offered:
+    """Tool name → JSON schema of its parameters, as a model would see them."""
+    out: dict[str, Any] = {}
+    for tool in tools:
+        if isinstance(tool, llm.FunctionTool):
+            out[tool.id] = build_legacy_openai_schema(tool)["function"]["parameters"]
+        elif isinstance(tool, llm.RawFunctionTool):
+            out[tool.id] = tool.info.raw_schema.get("parameters", {})
+    return out
+
+
 class RulesStream(llm.LLMStream):
-    """One answer: a single chunk with either text or one tool call."""
+    """One answer: a single chunk with text or tool calls."""
 
     async def _run(self) -> None:
-        action = decisions.respond(self._chat_ctx, self._tools)
+        brain = self._llm
+        authority = brain.authority if isinstance(brain, RulesBrain) else True
+        action = decisions.respond(self._chat_ctx, offered(self._tools), authority=authority)
         request_id = f"rules-{uuid.uuid4().hex[:12]}"
-        if isinstance(action, decisions.CallTool):
+        if isinstance(action, decisions.CallTool | decisions.CallTools):
+            calls = action.calls if isinstance(action, decisions.CallTools) else (action,)
             log.info(
-                "Rules brain called a tool.",
-                extra={"llm": BRAIN_MODEL, "tool": action.name},
+                "Rules brain called tools.",
+                extra={"llm": BRAIN_MODEL, "tools": [c.name for c in calls]},
             )
             delta = llm.ChoiceDelta(
                 role="assistant",
                 tool_calls=[
                     llm.FunctionToolCall(
-                        name=action.name,
-                        arguments=json.dumps(action.arguments),
+                        name=call.name,
+                        arguments=json.dumps(call.arguments),
                         call_id=f"call_{uuid.uuid4().hex[:16]}",
                     )
+                    for call in calls
                 ],
             )
         else:
-            log.info("Rules brain answered with text.", extra={"llm": BRAIN_MODEL})
+            log.info(
+                "Rules brain answered with text.",
+                extra={"llm": BRAIN_MODEL, "understood": action.understood},
+            )
             delta = llm.ChoiceDelta(role="assistant", content=action.text)
+            if not action.understood:
+                request_id = f"{NOT_UNDERSTOOD}{uuid.uuid4().hex[:12]}"
         self._event_ch.send_nowait(llm.ChatChunk(id=request_id, delta=delta))
