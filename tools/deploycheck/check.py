@@ -20,7 +20,8 @@ from nats.aio.client import Client as NATS
 
 from switchboard.contracts import permissions
 from switchboard.testing import postgres
-from switchboard.testing.otlp import OtlpReceiver, ReceivedSpan
+from switchboard.testing.otlp import CallTrace, OtlpReceiver, ReceivedSpan, trace_of
+from switchboard.voice.tracing import CALL_SPAN
 from tools.deploycheck import containers, examples, infra, manifests
 from tools.deploycheck.fakelivekit import FakeLiveKit
 from tools.deploycheck.podspec import ContainerRun, Sources, plan, write_volumes
@@ -190,19 +191,14 @@ async def wait_voice_ready(run: ContainerRun, livekit: FakeLiveKit) -> None:
     raise CheckFailed(f"voice-worker did not register with LiveKit within {READY_TIMEOUT_S} s.")
 
 
-def one_trace(spans: list[ReceivedSpan]) -> tuple[str, set[str]] | None:
-    """The call's trace and the services in it, once every service has a span in it that
-    is a child of a span from another service (parent/child across NATS)."""
-    calls = [s for s in spans if s.service == "voice" and s.name == "voice.call"]
-    if not calls:
+def one_trace(spans: list[ReceivedSpan]) -> CallTrace | None:
+    """The call's trace, once each backend has a span in it whose parent is a voice span
+    (the request crossed NATS with its trace context)."""
+    found = trace_of(spans, "voice", CALL_SPAN)
+    if found is None:
         return None
-    trace_id = calls[-1].trace_id
-    in_trace = [s for s in spans if s.trace_id == trace_id]
-    owner = {s.span_id: s.service for s in in_trace}
-    crossing = {s.service for s in in_trace if owner.get(s.parent_span_id, s.service) != s.service}
-    if not TRACE_SERVICES - {"voice"} <= crossing:
-        return None
-    return trace_id, {s.service for s in in_trace}
+    children = {child for parent, child in found.crossings if parent == "voice"}
+    return found if TRACE_SERVICES - {"voice"} <= children else None
 
 
 class Check:
@@ -409,11 +405,9 @@ class Check:
                         raise CheckFailed(
                             f"No one trace across {sorted(TRACE_SERVICES)} (spans from {seen})."
                         )
-                    trace_id, services = found
-                    count = sum(1 for s in spans if s.trace_id == trace_id)
                     self.report.say(
-                        f"  trace {trace_id}: {count} spans from {', '.join(sorted(services))}, "
-                        "parent/child across NATS"
+                        f"  trace {found.trace_id}: {len(found.spans)} spans from "
+                        f"{', '.join(sorted(found.services))}, parent/child across NATS"
                     )
                 finally:
                     await nc.close()

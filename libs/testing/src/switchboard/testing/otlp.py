@@ -135,3 +135,33 @@ class OtlpReceiver:
         with self._changed:
             self._changed.wait_for(lambda: done(self._spans), timeout)
             return list(self._spans)
+
+
+@dataclass(frozen=True, slots=True)
+class CallTrace:
+    """One trace rooted at a given span, and where it crossed process boundaries."""
+
+    trace_id: str
+    spans: list[ReceivedSpan]
+    crossings: set[tuple[str, str]]
+    """(parent's service, child's service) for every parent/child pair across services."""
+
+    @property
+    def services(self) -> set[str]:
+        return {s.service for s in self.spans}
+
+
+def trace_of(spans: list[ReceivedSpan], service: str, root: str) -> CallTrace | None:
+    """The trace of the last root span named ``root`` from ``service``, if one arrived."""
+    roots = [s for s in spans if s.service == service and s.name == root]
+    if not roots:
+        return None
+    trace_id = roots[-1].trace_id
+    in_trace = [s for s in spans if s.trace_id == trace_id]
+    owner = {s.span_id: s.service for s in in_trace}
+    crossings = {
+        (owner[s.parent_span_id], s.service)
+        for s in in_trace
+        if s.parent_span_id in owner and owner[s.parent_span_id] != s.service
+    }
+    return CallTrace(trace_id=trace_id, spans=in_trace, crossings=crossings)
