@@ -75,6 +75,14 @@ DESTINATIONS = [
 ]
 
 
+async def interest_known(nc: NATS) -> None:
+    """Return once the server knows this connection's subscriptions, so other clients'
+    requests find them. nats-py can write flush()'s PING ahead of SUBs still in its
+    pending buffer, so one PONG does not prove it; the second does."""
+    await nc.flush()
+    await nc.flush()
+
+
 async def streams_ready(js: JetStreamContext) -> None:
     for spec in streams.ALL_STREAMS:
         await ensure_stream(js, spec)
@@ -108,7 +116,7 @@ class FakeLedger:
             config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT),
         )
         self._task = asyncio.create_task(self._consume(psub, EventPublisher(js, "fake-ledger")))
-        await self.nc.flush()  # the interest must be known before other clients ask
+        await interest_known(self.nc)
         RUNNING.append(self)
         return self
 
@@ -187,7 +195,7 @@ class FakeRouter:
         self._service = await add_service(self.nc, name="escalation", version="0.0.1")
         await add_typed_endpoint(self._service, SPEC[ESCALATION_DECIDE], self._decide)
         self._events = EventPublisher(self.nc.jetstream(), "fake-router")
-        await self.nc.flush()  # the interest must be known before other clients ask
+        await interest_known(self.nc)
         RUNNING.append(self)
         return self
 
@@ -245,7 +253,7 @@ class FakeBridge:
         await add_typed_endpoint(self._service, SPEC[TRANSFER_CANCEL], self._cancel)
         await add_typed_endpoint(self._service, SPEC[TRANSFER_SIMULATE], self._simulate)
         self._events = EventPublisher(self.nc.jetstream(), "fake-bridge")
-        await self.nc.flush()  # the interest must be known before other clients ask
+        await interest_known(self.nc)
         RUNNING.append(self)
         return self
 

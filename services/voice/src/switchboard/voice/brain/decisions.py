@@ -408,7 +408,7 @@ def _last_turn(chat_ctx: llm.ChatContext) -> llm.ChatItem | None:
     assistant message or a handoff marker means the agent has the floor.
     """
     for item in reversed(chat_ctx.items):
-        if isinstance(item, llm.ChatMessage) and item.role in ("system", "developer"):
+        if _is_instruction(item) or _is_summary(item):
             continue
         if isinstance(item, llm.FunctionCallOutput | llm.ChatMessage):
             return item
@@ -426,9 +426,7 @@ def _speak_outputs(chat_ctx: llm.ChatContext) -> str:
     for item in reversed(chat_ctx.items):
         if isinstance(item, llm.FunctionCallOutput):
             outputs.append(item)
-        elif isinstance(item, llm.FunctionCall) or (
-            isinstance(item, llm.ChatMessage) and item.role in ("system", "developer")
-        ):
+        elif isinstance(item, llm.FunctionCall) or _is_instruction(item) or _is_summary(item):
             continue
         else:
             break
@@ -438,6 +436,15 @@ def _speak_outputs(chat_ctx: llm.ChatContext) -> str:
 
 def _is_instruction(item: llm.ChatItem) -> bool:
     return isinstance(item, llm.ChatMessage) and item.role in ("system", "developer")
+
+
+SUMMARY_TAG: Final = "<chat_history_summary>"
+"""How livekit-agents marks the summary a TaskGroup leaves in the history: context, not a
+turn (an OpenAI request may list it after the tool output it summarises)."""
+
+
+def _is_summary(item: llm.ChatItem) -> bool:
+    return isinstance(item, llm.ChatMessage) and (item.text_content or "").startswith(SUMMARY_TAG)
 
 
 def _output_text(output: llm.FunctionCallOutput) -> str:
