@@ -174,9 +174,9 @@ def main(argv: list[str] | None = None) -> int:
         timings[app.image] = build(app, base_image, build_image)
     base_size = image_size(base_image)
     print(f"\n{'image':40} {'size':>9} {'own layers':>11} {'built in':>9}")
-    for image in [base_image, *(f"{a.image}:{TAG}" for a in apps)]:
+    for image in [base_image, build_image, *(f"{a.image}:{TAG}" for a in apps)]:
         size = image_size(image)
-        own = size - base_size if image != base_image else size
+        own = size - base_size if image not in (base_image, build_image) else size
         seconds = timings.get(image.removesuffix(f":{TAG}"), timings.get(image))
         took = f"{seconds:8.0f}s" if seconds is not None else "   cached"
         print(f"{image:40} {size / 1e6:7.0f}MB {own / 1e6:9.0f}MB {took}")
