@@ -7,12 +7,13 @@ UV_VERSION := 0.13.9
 TOOLS := .tools
 UV := $(TOOLS)/bin/uv
 RUN := $(UV) run --locked --no-sync
-SRC := contracts/src libs/runtime/src libs/testing/src libs/simulation/src services/voice/src \
-       services/consent/src services/escalation/src services/sip-bridge/src
+SRC := contracts/src libs/runtime/src libs/ops/src libs/devstack/src libs/testing/src \
+       libs/simulation/src services/voice/src services/consent/src services/escalation/src \
+       services/sip-bridge/src
 # Test folders are type-checked one at a time: each has its own conftest module.
-TESTS := "contracts/tests libs/runtime/tests libs/testing/tests tests" services/consent/tests \
-         services/escalation/tests services/sip-bridge/tests services/voice/tests \
-         libs/simulation/tests
+TESTS := "contracts/tests libs/runtime/tests libs/ops/tests libs/devstack/tests \
+          libs/testing/tests tests" services/consent/tests services/escalation/tests \
+         services/sip-bridge/tests services/voice/tests libs/simulation/tests
 
 .PHONY: install demo test lint typecheck pytest schemas bench clean container-tools images \
 	deploy-check
@@ -45,7 +46,7 @@ pytest:
 	$(RUN) pytest
 
 schemas: install
-	$(RUN) python -m switchboard.contracts.schema contracts/schemas
+	$(RUN) python -m switchboard.ops schemas contracts/schemas
 
 bench: install
 	$(RUN) python -m bench.consent_bench

@@ -44,9 +44,9 @@ from switchboard.consent.ledger.sql import KEY_TABLE, RECORD_TABLE, SqlStore
 from switchboard.contracts import streams
 from switchboard.contracts.consent import ConsentDecision, ConsentMode, RecordConsent
 from switchboard.contracts.envelope import decode_event
-from switchboard.contracts.subjects import consent_record_subject
-from switchboard.runtime.launcher import ServiceProcess
-from switchboard.runtime.natsserver import NatsServer
+from switchboard.contracts.subjects import Owner, consent_record_subject
+from switchboard.devstack.launcher import ServiceProcess
+from switchboard.devstack.natsserver import NatsServer
 from switchboard.testing.postgres import fresh_schema, reachable
 
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
@@ -361,7 +361,7 @@ async def service_figures(
         "SB_LOG_LEVEL": "WARNING",
     }
     process = ServiceProcess(
-        "switchboard.consent", "consent", env=env, log_path=root / "consent.log"
+        "switchboard.consent", Owner.CONSENT.value, env=env, log_path=root / "consent.log"
     ).start()
     nc = await nats.connect(nats_url)
     try:

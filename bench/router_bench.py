@@ -45,9 +45,9 @@ from switchboard.contracts.escalation import (
     EscalationTrigger,
     HandoffDecision,
 )
-from switchboard.contracts.subjects import ESCALATION_DECIDE
-from switchboard.runtime.launcher import ServiceProcess
-from switchboard.runtime.natsserver import NatsServer
+from switchboard.contracts.subjects import ESCALATION_DECIDE, Owner
+from switchboard.devstack.launcher import ServiceProcess
+from switchboard.devstack.natsserver import NatsServer
 
 ECHO_SUBJECT = "bench.echo"
 TARGET_RATIO = 2.0
@@ -278,7 +278,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     server = NatsServer().start()
     router = ServiceProcess(
         "switchboard.escalation",
-        "escalation",
+        Owner.ESCALATION.value,
         env={"SB_NATS_URL": server.url, "SB_LOG_LEVEL": "WARNING"},
         log_path=logs / "router.log",
     )

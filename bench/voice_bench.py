@@ -62,10 +62,10 @@ import msgspec
 
 from switchboard.contracts.base import Message
 from switchboard.contracts.call import CallStarted
-from switchboard.runtime.bus import EventPublisher
-from switchboard.runtime.launcher import ServiceProcess
+from switchboard.contracts.subjects import Owner
+from switchboard.devstack.launcher import BACKENDS, ServiceProcess
+from switchboard.devstack.natsserver import NatsServer
 from switchboard.runtime.logs import configure_logging
-from switchboard.runtime.natsserver import NatsServer
 from switchboard.simulation import scenario as scenarios
 from switchboard.simulation.report import Report
 from switchboard.simulation.runner import Probe, run_scenario
@@ -86,11 +86,6 @@ WITH_TRANSFER = (
     "a_consent_billing_manager_transfer.toml",
     "e1_transfer_busy_then_answered.toml",
     "e2_transfer_all_fail_callback.toml",
-)
-BACKENDS = (
-    ("switchboard.consent", "consent"),
-    ("switchboard.escalation", "escalation"),
-    ("switchboard.sip_bridge", "sip-bridge"),
 )
 EVENT_CHECKS = ("events in order", "callback", "transfer states")
 """Report checks that read the worker's own events, which the no-op baseline does not
@@ -182,9 +177,8 @@ async def publish_cost(bus: Bus, count: int, raw: Samples, call: Samples, tag: s
     """``count`` sequential ``EventPublisher.publish`` calls, each waiting for its ack, then
     ``count`` ``CallEvents.publish`` calls (what a turn waits for: the write, not the ack)
     and the wait until those are stored."""
-    publisher = EventPublisher(bus.js, source=bus.source)
     events = CallEvents(bus.events)
-    for out, publish in ((raw, publisher.publish), (call, events.publish)):
+    for out, publish in ((raw, bus.events.publish), (call, events.publish)):
         for i in range(count):
             event = CallStarted(
                 call_id=f"bench-publish-{tag}-{i}", room="bench", caller_number=None, trunk="main"
@@ -519,7 +513,7 @@ async def measure(args: argparse.Namespace, url: str, pids: dict[str, int]) -> d
 
 def quiet_logs(level: str, path: Path) -> None:
     """The worker's own JSON logs go to a file, as in ``make demo``."""
-    configure_logging("voice", level, path.open("a", encoding="utf-8"))
+    configure_logging(Owner.VOICE.value, level, path.open("a", encoding="utf-8"))
     logfilter.install()
     logging.getLogger("livekit").setLevel(logging.WARNING)
 
@@ -540,17 +534,20 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     logs = Path(tempfile.mkdtemp(prefix="sb-voice-bench-"))
     quiet_logs(args.log_level, logs / "voice.log")
     server = NatsServer().start()
-    env = {
-        "SB_NATS_URL": server.url,
-        "SB_LEDGER_DB": str(logs / "ledger.db"),
-        "SB_LOG_LEVEL": args.log_level,
-    }
+    env = {"SB_NATS_URL": server.url, "SB_LOG_LEVEL": args.log_level}
+    # Each service gets only the settings it reads: unknown SB_* variables stop a service.
+    own_env: dict[str, dict[str, str]] = {"consent": {"SB_LEDGER_DB": str(logs / "ledger.db")}}
     if args.with_transfers:
         caps = str(max(1000, args.calls * 4))
-        env |= {"SB_TRANSFER_CPS": caps, "SB_TRANSFER_BURST": caps}
-        env |= {"SB_TRANSFER_MAX_CONCURRENT": caps}
+        own_env["sip-bridge"] = {
+            "SB_TRANSFER_CPS": caps,
+            "SB_TRANSFER_BURST": caps,
+            "SB_TRANSFER_MAX_CONCURRENT": caps,
+        }
     procs = [
-        ServiceProcess(module, name, env=env, log_path=logs / f"{name}.log")
+        ServiceProcess(
+            module, name, env={**env, **own_env.get(name, {})}, log_path=logs / f"{name}.log"
+        )
         for module, name in BACKENDS
     ]
     try:

@@ -3,7 +3,7 @@
 The Helm values include ``permissions.conf`` from a mounted ConfigMap that
 ``deploy/k8s/nats`` (kustomize) generates from the checked-in file, and give nats-server
 every password variable the file refers to. The checked-in file itself is compared with
-the code in contracts/tests/test_permissions.py.
+the code in libs/ops/tests/test_permissions.py.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from typing import Any
 import msgspec
 import pytest
 
-from switchboard.contracts import permissions
-from switchboard.runtime.natsserver import find_binary
+from switchboard.devstack.natsserver import find_binary
+from switchboard.ops import natsconf, permissions
 from switchboard.testing.tools import require
 from tests.test_deploy import WHY, render
 from tools.deploycheck import manifests
@@ -43,11 +43,11 @@ def mounted_permissions() -> tuple[str, str]:
 def test_nats_gets_every_password_the_permissions_refer_to_from_one_secret() -> None:
     env = values()["container"]["env"]
     users = permissions.table()
-    assert set(env) == {permissions.password_variable(u.user) for u in users}
+    assert set(env) == {natsconf.password_variable(u.user) for u in users}
     secrets = {v["valueFrom"]["secretKeyRef"]["name"] for v in env.values()}
     assert secrets == {"switchboard-nats-users"}
     for user in users:
-        ref = env[permissions.password_variable(user.user)]["valueFrom"]["secretKeyRef"]
+        ref = env[natsconf.password_variable(user.user)]["valueFrom"]["secretKeyRef"]
         assert ref["key"] == user.user
 
 

@@ -9,6 +9,19 @@ from tools import import_graph
 
 def test_no_package_imports_what_its_layer_forbids() -> None:
     assert import_graph.violations(import_graph.edges()) == []
+    assert import_graph.tooling() == []
+
+
+def test_a_launcher_in_the_runtime_is_reported(tmp_path: Path) -> None:
+    _package(
+        tmp_path,
+        "runtime",
+        "switchboard-runtime",
+        "switchboard.runtime.launcher",
+        "import subprocess\n",
+    )
+    [found] = import_graph.tooling(tmp_path)
+    assert "switchboard.runtime.launcher imports subprocess" in found
 
 
 def test_the_worker_and_the_simulation_depend_one_way() -> None:

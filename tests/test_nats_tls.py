@@ -19,9 +19,9 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from switchboard.devstack.launcher import ServiceProcess
+from switchboard.devstack.natsserver import NatsServer, free_port
 from switchboard.runtime.bus import connect
-from switchboard.runtime.launcher import ServiceProcess
-from switchboard.runtime.natsserver import NatsServer, free_port
 from switchboard.runtime.settings import ServiceSettings, SettingsError
 from switchboard.testing.certs import CertificateAuthority, TlsFiles
 from tools.deploycheck import natsconf

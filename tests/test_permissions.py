@@ -28,7 +28,7 @@ from nats.micro import add_service
 
 from switchboard.consent.ingest import ensure_consumer
 from switchboard.consent.pull import PullFeed
-from switchboard.contracts import permissions, streams, subjects
+from switchboard.contracts import streams, subjects
 from switchboard.contracts.base import utcnow
 from switchboard.contracts.call import CallStarted
 from switchboard.contracts.consent import (
@@ -44,7 +44,9 @@ from switchboard.contracts.envelope import EVENTS, decode_event
 from switchboard.contracts.errors import ErrorCode
 from switchboard.contracts.escalation import HandoffDecision, HandoffTarget
 from switchboard.contracts.subjects import REQUESTS
+from switchboard.devstack.natsserver import NatsServer, find_binary
 from switchboard.escalation.bucket import key_reader, open_bucket
+from switchboard.ops import natsconf, permissions
 from switchboard.runtime.bus import (
     MSG_ID_HEADER,
     EventPublisher,
@@ -52,7 +54,6 @@ from switchboard.runtime.bus import (
     ensure_stream,
     request,
 )
-from switchboard.runtime.natsserver import NatsServer, find_binary
 from switchboard.runtime.service import add_typed_endpoint
 from switchboard.testing import eventually
 
@@ -106,7 +107,7 @@ class Secured:
             self.server.url,
             user=user,
             password=self.passwords[user],
-            inbox_prefix=permissions.inbox_prefix(user),
+            inbox_prefix=subjects.inbox_prefix(user),
             error_cb=on_error,
             allow_reconnect=False,
             connect_timeout=2,
@@ -119,9 +120,9 @@ class Secured:
 @pytest.fixture
 def secured_server(tmp_path: Path) -> Iterator[tuple[NatsServer, dict[str, str]]]:
     users = permissions.table()
-    passwords = permissions.generate_passwords(users)
+    passwords = natsconf.generate_passwords(users)
     config = tmp_path / "permissions.conf"
-    config.write_text(permissions.render(users, passwords))
+    config.write_text(natsconf.render(users, passwords))
     server = NatsServer(store_dir=tmp_path / "nats", config_file=config).start()
     try:
         yield server, passwords
@@ -168,8 +169,8 @@ def policy_for(query: ConsentPolicyQuery) -> ConsentPolicy:
 
 async def serve_consent_policy(client: Client) -> None:
     """The consent user answers ``sb.consent.policy`` through the runtime's endpoint."""
-    service = await add_service(client.nc, name=subjects.CONSENT_SERVICE, version="0.0.1")
-    spec = next(r for r in REQUESTS if r.subject == subjects.CONSENT_POLICY)
+    service = await add_service(client.nc, name=subjects.Owner.CONSENT.value, version="0.0.1")
+    spec = subjects.request_spec(subjects.CONSENT_POLICY)
 
     async def on_policy(query: ConsentPolicyQuery) -> ConsentPolicy:
         return policy_for(query)
@@ -179,6 +180,7 @@ async def serve_consent_policy(client: Client) -> None:
     # buffer, so the second PONG is the one that proves the endpoint is subscribed.
     await client.nc.flush()
     await client.nc.flush()
+    await client.nc.flush()  # the second PONG proves the endpoint's SUB is live (nats-py 2.16)
 
 
 def receipt_for(command: RecordConsent) -> ConsentRecorded:
@@ -252,17 +254,17 @@ def config_check(path: Path, passwords: dict[str, str]) -> subprocess.CompletedP
 def test_the_generated_configurations_pass_the_servers_own_check(tmp_path: Path) -> None:
     users = permissions.table()
     local = tmp_path / "local.conf"
-    local.write_text(permissions.render(users, permissions.generate_passwords(users)))
+    local.write_text(natsconf.render(users, natsconf.generate_passwords(users)))
     done = config_check(local, {})
     assert done.returncode == 0, done.stdout + done.stderr
-    variables = {permissions.password_variable(u.user): "s3cret" for u in users}
+    variables = {natsconf.password_variable(u.user): "s3cret" for u in users}
     done = config_check(DEPLOYED, variables)
     assert done.returncode == 0, done.stdout + done.stderr
 
 
 def test_the_production_configuration_will_not_load_without_every_password() -> None:
     users = permissions.table()
-    variables = {permissions.password_variable(u.user): "s3cret" for u in users}
+    variables = {natsconf.password_variable(u.user): "s3cret" for u in users}
     del variables["SB_NATS_PASSWORD_CRM"]
     done = config_check(DEPLOYED, variables)
     assert done.returncode != 0
@@ -329,7 +331,7 @@ async def test_the_ledger_answers_pulls_acknowledges_and_publishes_receipts(
         return bool(info.state.messages == 0)
 
     await eventually(work_queue_empty, message="the work queue to let go of the command")
-    pong = await ops.nc.request(f"$SRV.PING.{subjects.CONSENT_SERVICE}", b"", timeout=2)
+    pong = await ops.nc.request(f"$SRV.PING.{subjects.Owner.CONSENT.value}", b"", timeout=2)
     assert b"consent" in pong.data
     for client in (ledger, voice, ops):
         assert await client.refusals() == [], client.user
@@ -363,6 +365,9 @@ async def test_a_crm_reads_every_event_through_its_durable_consumer(secured: Sec
         live.put_nowait(msg.data)
 
     await crm.nc.subscribe(subjects.EVENTS_WILDCARD, cb=on_live)
+    # nats-py 2.16 can write a flush's PING ahead of the buffered SUB: the second PONG
+    # proves the subscription is live before anything is published.
+    await crm.nc.flush()
     await crm.nc.flush()
     publisher = EventPublisher(voice.nc.jetstream(), source="voice@test")
     sent = [

@@ -1,17 +1,21 @@
-"""The README documents every setting and every subject the code has."""
+"""The READMEs document every setting and every subject the code has, and their examples work."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
 from switchboard.consent.settings import ConsentSettings
 from switchboard.contracts.envelope import EVENTS
+from switchboard.contracts.escalation import Destination
 from switchboard.contracts.subjects import REQUESTS
+from switchboard.escalation.rules_file import parse_rules
 from switchboard.escalation.settings import EscalationSettings
 from switchboard.runtime.settings import ServiceSettings, variables
 from switchboard.simulation.settings import SimulationSettings
+from switchboard.sip_bridge.allowlist import DestinationAllowList
 from switchboard.sip_bridge.settings import SipBridgeSettings
 from switchboard.voice.settings import VoiceSettings
 
@@ -44,3 +48,56 @@ def test_every_subject_and_event_is_documented() -> None:
 def test_the_two_commands_are_documented() -> None:
     assert "make demo" in README
     assert "make test" in README
+
+
+SERVICE_READMES: dict[str, type[ServiceSettings]] = {
+    "services/consent/README.md": ConsentSettings,
+    "services/escalation/README.md": EscalationSettings,
+    "services/sip-bridge/README.md": SipBridgeSettings,
+}
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def code_blocks(text: str, language: str = "") -> list[str]:
+    """The fenced code blocks of a Markdown text opened with ```<language>."""
+    return re.findall(rf"^```{language}\n(.*?)^```$", text, flags=re.MULTILINE | re.DOTALL)
+
+
+@pytest.mark.parametrize("path", sorted(SERVICE_READMES))
+def test_each_service_readme_documents_its_own_settings(path: str) -> None:
+    text = (ROOT / path).read_text()
+    shared = {name for name, _ in variables(ServiceSettings)}
+    own = [name for name, _ in variables(SERVICE_READMES[path]) if name not in shared]
+    assert own
+    missing = [name for name in own if f"`{name}`" not in text]
+    assert not missing, f"{path} does not document {missing}"
+
+
+def test_the_rules_file_example_in_the_escalation_readme_is_a_valid_rules_file() -> None:
+    text = (ROOT / "services/escalation/README.md").read_text()
+    (example,) = code_blocks(text, "toml")
+    rules = parse_rules(example.encode(), "README example")
+    assert set(rules.queues) == {"billing", "general"}
+    assert rules.queues["billing"].overflow == "general"
+
+
+def test_the_allow_list_example_in_the_sip_bridge_readme_decides_as_it_says() -> None:
+    text = (ROOT / "services/sip-bridge/README.md").read_text()
+    (example,) = [b for b in code_blocks(text) if "SB_TRANSFER_ALLOW=" in b]
+    env = dict(line.split("=", 1) for line in example.strip().splitlines())
+    allow_list = DestinationAllowList.from_config(
+        env["SB_TRANSFER_ALLOW"],
+        env["SB_TRANSFER_BLOCK"],
+        env["SB_TRANSFER_HOME_PREFIX"],
+        open_when_empty=False,
+        trunks=None,
+    )
+
+    def allowed(address: str) -> bool:
+        return allow_list.check(Destination(id="d", address=address)).allowed
+
+    for address in ("+15550100201", "sip:billing@pbx.example.com", "+442071234567"):
+        assert allowed(address), address
+    for address in ("+442079999999", "+19005550100", "sip:+19005550100@pbx.example.com"):
+        assert not allowed(address), address
+    assert not allowed("sip:15550100201@pbx.example.com")  # long digit strings: exact only

@@ -22,8 +22,8 @@ import pytest
 import switchboard.sip_bridge.settings
 import switchboard.voice.providers
 from switchboard.consent.settings import ConsentSettings, ledger_dsn
+from switchboard.devstack.natsserver import NatsServer
 from switchboard.escalation.settings import EscalationSettings
-from switchboard.runtime.natsserver import NatsServer
 from switchboard.runtime.settings import (
     SHARED_VARIABLES,
     ServiceSettings,

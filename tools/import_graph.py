@@ -68,6 +68,12 @@ RULES: tuple[tuple[str, frozenset[str], str], ...] = (
 ones by top-level module; the standard library is always allowed. Backend services may
 import third-party packages freely (they are not in the picture a rule protects)."""
 SERVICES = frozenset({"switchboard-consent", "switchboard-escalation", "switchboard-sip-bridge"})
+TOOLING: dict[str, frozenset[str]] = {
+    "switchboard-contracts": frozenset({"argparse", "subprocess", "secrets"}),
+    "switchboard-runtime": frozenset({"argparse", "subprocess"}),
+}
+"""Standard-library modules that mark a command-line tool or a process launcher: the
+libraries every service and CRM installs carry none."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +173,21 @@ def module_edges(root: Path = ROOT) -> list[tuple[str, str]]:
     return sorted(out)
 
 
+def tooling(root: Path = ROOT) -> list[str]:
+    """Imports of command-line or process-launching modules where ``TOOLING`` forbids them."""
+    found = []
+    for pkg in packages(root):
+        banned = TOOLING.get(pkg.name, frozenset())
+        for path in sorted(pkg.src.rglob("*.py")):
+            module = _module_name(pkg.src, path)
+            used = {name.partition(".")[0] for name in _imports(path, module)} & banned
+            if used:
+                found.append(
+                    f"{pkg.name} carries tooling: {module} imports {', '.join(sorted(used))}."
+                )
+    return found
+
+
 def violations(graph: dict[tuple[str, str], list[str]]) -> list[str]:
     allowed = {name: (ok, why) for name, ok, why in RULES}
     found = []
@@ -200,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.workspace:
         graph = {k: v for k, v in graph.items() if k[1].startswith("switchboard-")}
     if args.check:
-        problems = violations(graph)
+        problems = violations(graph) + tooling(args.root)
         for line in problems:
             print(line, file=sys.stderr)
         return 1 if problems else 0

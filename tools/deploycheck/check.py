@@ -18,7 +18,8 @@ import msgspec
 import nats
 from nats.aio.client import Client as NATS
 
-from switchboard.contracts import permissions
+from switchboard.contracts.subjects import inbox_prefix
+from switchboard.ops import permissions
 from switchboard.testing import postgres
 from switchboard.testing.otlp import CallTrace, OtlpReceiver, ReceivedSpan, trace_of
 from switchboard.voice.tracing import CALL_SPAN
@@ -105,7 +106,7 @@ async def _ops_client(endpoints: Endpoints, generated: examples.Generated, workd
         tls_handshake_first=True,
         user=permissions.Role.OPS.value,
         password=generated.password(f"nats-{permissions.Role.OPS.value}"),
-        inbox_prefix=permissions.inbox_prefix(permissions.Role.OPS.value),
+        inbox_prefix=inbox_prefix(permissions.Role.OPS.value),
         allow_reconnect=False,
     )
 

@@ -16,8 +16,9 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
-from switchboard.contracts import permissions
-from switchboard.runtime.natsserver import find_binary
+from switchboard.devstack.natsserver import find_binary
+from switchboard.ops import natsconf as users_conf
+from switchboard.ops import permissions
 from switchboard.testing.certs import CertificateAuthority
 from tools.deploycheck import natsconf
 
@@ -66,7 +67,7 @@ def wait_listening(address: str, port: int, process: subprocess.Popen[bytes], lo
 
 def nats_passwords(password: Callable[[str], str]) -> dict[str, str]:
     """``SB_NATS_PASSWORD_<USER>`` for every generated NATS user."""
-    return {permissions.password_variable(u.user): password(u.user) for u in permissions.table()}
+    return {users_conf.password_variable(u.user): password(u.user) for u in permissions.table()}
 
 
 def start_nats(

@@ -15,9 +15,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from switchboard.contracts import CallStarted, decode_event
 from switchboard.contracts.streams import EVENTS
+from switchboard.devstack.natsserver import NatsServer
 from switchboard.runtime import telemetry
 from switchboard.runtime.bus import EventPublisher, connect, ensure_stream
-from switchboard.runtime.natsserver import NatsServer
 from switchboard.runtime.settings import ServiceSettings
 from switchboard.testing import eventually
 

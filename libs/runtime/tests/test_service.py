@@ -11,11 +11,11 @@ from nats.aio.client import Client as NATS
 from nats.micro import add_service
 
 from switchboard.contracts import ConsentMode, ConsentPolicy, ConsentPolicyQuery, ErrorCode
-from switchboard.contracts.subjects import CONSENT_POLICY, REQUESTS
+from switchboard.contracts.subjects import CONSENT_POLICY, request_spec
 from switchboard.runtime.bus import RequestFailed, request
 from switchboard.runtime.service import RequestError, add_typed_endpoint
 
-POLICY = next(r for r in REQUESTS if r.subject == CONSENT_POLICY)
+POLICY = request_spec(CONSENT_POLICY)
 
 
 async def _serve(nc: NATS, handler):  # type: ignore[no-untyped-def]

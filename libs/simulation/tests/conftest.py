@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from switchboard.runtime.natsserver import NatsServer
+from switchboard.devstack.natsserver import NatsServer
 from switchboard.simulation.settings import SimulationSettings
 from switchboard.testing import fake_backends
 from switchboard.voice.wiring import Bus, open_bus

@@ -13,7 +13,7 @@ from switchboard.simulation.backoffice import ScriptedBackOffice
 from switchboard.simulation.runner import Probe, run_scenario
 from switchboard.simulation.settings import SimulationSettings
 from switchboard.testing.fake_backends import Backends
-from switchboard.testing.openai_server import OpenAIServer
+from switchboard.testing.openai_server import CutStream, Delay, OpenAIServer, say
 from switchboard.testing.rules_model import rules_policy
 from switchboard.voice import providers
 from switchboard.voice.brain.decisions import NO_AUTHORITY
@@ -101,3 +101,23 @@ outcome = "transferred"
     assert report.outcome == "transferred"  # "Yes please" to its offer of a person
     assert backends.router.requests[-1].wants_human
     assert report.errors == []
+
+
+async def test_a_stream_cut_and_a_stalled_answer_fall_back_and_the_call_goes_on(
+    backends: Backends,
+    bus: Bus,
+    settings: SimulationSettings,
+    openai_server: OpenAIServer,
+) -> None:
+    openai_server.policy = rules_policy()
+    settings = msgspec.structs.replace(_openai(settings), llm_attempt_timeout_s=1.0)
+    chat_model = providers.language_model(settings, openai_server.env())
+    # The answer to "My internet keeps dropping." is cut after two chunks; a later answer
+    # stalls past the attempt timeout.
+    openai_server.faults.fail(3, CutStream(after_chunks=2, reply=say("Sorry about that.")))
+    openai_server.faults.fail(6, Delay(10.0))
+    path = SCENARIOS / "b_consent_declined_support_resolved.toml"
+    report = await run_scenario(scenarios.load(path), bus, settings, chat_model=chat_model)
+    assert report.ok, ([c for c in report.checks if not c.ok], report.errors)
+    models = [r.model for r in openai_server.chat_requests]
+    assert settings.openai_fallback_llm_model in models  # the second model took over

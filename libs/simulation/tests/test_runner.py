@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from switchboard.contracts.base import Message
-from switchboard.runtime.natsserver import NatsServer
+from switchboard.devstack.natsserver import NatsServer
 from switchboard.simulation import scenario as scenarios
 from switchboard.simulation.runner import Live, Probe, run_scenario
 from switchboard.simulation.settings import SimulationSettings

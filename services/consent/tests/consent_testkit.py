@@ -23,7 +23,7 @@ from switchboard.consent.settings import ConsentSettings
 from switchboard.contracts import streams
 from switchboard.contracts.consent import ConsentPolicy, ConsentPolicyQuery, RecordConsent
 from switchboard.contracts.envelope import CloudEvent, decode_event
-from switchboard.contracts.subjects import CONSENT_POLICY, consent_record_subject
+from switchboard.contracts.subjects import CONSENT_POLICY, Owner, consent_record_subject
 from switchboard.runtime.bus import RequestFailed, request
 from switchboard.runtime.service import run_service
 from switchboard.testing import eventually
@@ -116,7 +116,9 @@ async def running(settings: ConsentSettings, nc: NATS) -> AsyncIterator[RunningS
     stop = asyncio.Event()
     policy = policy_source(settings)
     setup = make_setup(settings, policy)
-    task = asyncio.create_task(run_service("consent", __version__, settings, setup, stop=stop))
+    task = asyncio.create_task(
+        run_service(Owner.CONSENT.value, __version__, settings, setup, stop=stop)
+    )
     try:
         await wait_ready(nc)
         yield RunningService(settings, stop, task, policy)

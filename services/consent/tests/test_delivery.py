@@ -24,9 +24,9 @@ from switchboard.consent.ledger.signing import CheckpointSigner, load_public_key
 from switchboard.consent.pull import PullFeed
 from switchboard.contracts import streams
 from switchboard.contracts.consent import ConsentRecorded, RecordConsent
+from switchboard.devstack.launcher import ServiceProcess
+from switchboard.devstack.natsserver import NatsServer
 from switchboard.runtime.bus import ensure_stream
-from switchboard.runtime.launcher import ServiceProcess
-from switchboard.runtime.natsserver import NatsServer
 from switchboard.testing import eventually
 
 Command = Callable[..., RecordConsent]

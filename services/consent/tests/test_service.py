@@ -53,8 +53,8 @@ from switchboard.contracts.subjects import (
     CONSENT_VERIFY,
     consent_record_subject,
 )
+from switchboard.devstack.natsserver import NatsServer
 from switchboard.runtime.bus import RequestFailed, request
-from switchboard.runtime.natsserver import NatsServer
 from switchboard.testing import eventually
 
 Command = Callable[..., RecordConsent]

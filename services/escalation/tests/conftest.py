@@ -12,7 +12,7 @@ from switchboard.contracts.escalation import (
     EscalationRequest,
     EscalationTrigger,
 )
-from switchboard.escalation.config import Rules, load_rules
+from switchboard.escalation.rules_file import Rules, load_rules
 
 DATA = Path(__file__).parent / "data"
 

@@ -18,9 +18,9 @@ from switchboard.contracts.escalation import (
     HandoffTarget,
 )
 from switchboard.contracts.subjects import ESCALATION_DECIDE
+from switchboard.devstack.launcher import ServiceProcess
+from switchboard.devstack.natsserver import NatsServer
 from switchboard.runtime.bus import request
-from switchboard.runtime.launcher import ServiceProcess
-from switchboard.runtime.natsserver import NatsServer
 from switchboard.testing import eventually
 
 GOOD = (Path(__file__).parent / "data" / "rules.toml").read_text()
@@ -132,7 +132,7 @@ def test_business_hours_work_without_the_operating_systems_zone_files(tmp_path: 
     # Slim container images ship no /usr/share/zoneinfo; the tzdata package must cover it.
     script = (
         "import zoneinfo; assert not zoneinfo.TZPATH, zoneinfo.TZPATH\n"
-        "from switchboard.escalation.config import load_rules\n"
+        "from switchboard.escalation.rules_file import load_rules\n"
         "print(sorted({q.hours.zone.key for q in load_rules().queues.values()}))\n"
     )
     done = subprocess.run(

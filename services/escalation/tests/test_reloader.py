@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from switchboard.escalation.config import load_rules
 from switchboard.escalation.reloader import RulesHolder
+from switchboard.escalation.rules_file import load_rules
 from switchboard.testing import eventually
 
 GOOD = (Path(__file__).parent / "data" / "rules.toml").read_text()
@@ -68,7 +68,7 @@ def edit_base_priority(path: Path, base: int) -> None:
 async def test_a_changed_file_is_picked_up_by_the_watcher(rules_file: Path) -> None:
     holder = RulesHolder(load_rules(rules_file), str(rules_file))
     edit_base_priority(rules_file, 12)
-    watcher = asyncio.create_task(holder.watch(0.01))
+    watcher = asyncio.create_task(holder.poll(0.01))
     try:
         await eventually(lambda: holder().priority.base == 12)
     finally:

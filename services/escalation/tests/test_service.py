@@ -27,12 +27,12 @@ from switchboard.contracts.escalation import (
     HandoffDecision,
     HandoffTarget,
 )
-from switchboard.contracts.subjects import ESCALATION_DECIDE
+from switchboard.contracts.subjects import ESCALATION_DECIDE, Owner
+from switchboard.devstack.natsserver import NatsServer
 from switchboard.escalation.app import build_setup
-from switchboard.escalation.config import load_rules
+from switchboard.escalation.rules_file import load_rules
 from switchboard.escalation.settings import EscalationSettings
 from switchboard.runtime.bus import RequestFailed, connect, ensure_stream, request
-from switchboard.runtime.natsserver import NatsServer
 from switchboard.runtime.service import Runtime
 from switchboard.testing import eventually
 
@@ -40,6 +40,7 @@ RULES = Path(__file__).parent / "data" / "rules.toml"
 WEDNESDAY_10AM = dt.datetime(2026, 3, 4, 15, 0, tzinfo=dt.UTC)
 WEDNESDAY_10PM = dt.datetime(2026, 3, 5, 3, 0, tzinfo=dt.UTC)
 DECIDED = spec_for(HandoffDecision)
+ROUTER = Owner.ESCALATION.value
 
 StartRouter = Callable[..., Awaitable[Runtime]]
 
@@ -53,13 +54,9 @@ async def start_router(nats_server: NatsServer) -> AsyncIterator[StartRouter]:
         settings = EscalationSettings(
             nats_url=nats_server.url, rules_file=str(RULES), instance="router-test", **options
         )
-        nc = await connect(settings, "escalation")
-        service = await add_service(
-            nc, name="escalation", version="0.0.1", queue_group="escalation"
-        )
-        rt = Runtime(
-            nc=nc, js=nc.jetstream(), service=service, settings=settings, name="escalation"
-        )
+        nc = await connect(settings, ROUTER)
+        service = await add_service(nc, name=ROUTER, version="0.0.1", queue_group=ROUTER)
+        rt = Runtime(nc=nc, js=nc.jetstream(), service=service, settings=settings, name=ROUTER)
         cleanup = await build_setup(load_rules(RULES), lambda: clock)(rt)
         assert cleanup is not None
         running.append((rt, cleanup))
@@ -248,7 +245,7 @@ async def test_many_concurrent_requests_are_all_answered_and_recorded(
 async def test_a_decision_made_while_the_stream_is_gone_is_published_once_it_is_back(
     start_router: StartRouter, nc: NATS, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="switchboard.escalation.events")
+    caplog.set_level(logging.WARNING, logger="switchboard.runtime.bus")
     await start_router(event_ack_timeout_s=0.2)
     js = nc.jetstream()
     await js.delete_stream(streams.EVENTS.name)
@@ -259,8 +256,8 @@ async def test_a_decision_made_while_the_stream_is_gone_is_published_once_it_is_
     # The first attempt fails (there is no stream) and the event goes to the retry loop.
     await eventually(
         lambda: any(
-            r.getMessage() == "Decision event not stored yet; retrying in the background."
-            and r.__dict__.get("decision_id") == decision.decision_id
+            r.getMessage() == "Event not stored yet; retrying in the background."
+            and r.__dict__.get("event_id") == decision.decision_id
             for r in caplog.records
         ),
         message="the router to hand the event to its retry loop",

@@ -27,14 +27,16 @@ from nats.micro import add_service
 from switchboard.contracts import streams
 from switchboard.contracts.base import Message
 from switchboard.contracts.envelope import CloudEvent, decode_event
-from switchboard.contracts.subjects import SIP_BRIDGE_SERVICE
+from switchboard.contracts.subjects import Owner
 from switchboard.contracts.transfer import TransferCancelled, TransferConnected, TransferFailed
+from switchboard.devstack.natsserver import NatsServer
 from switchboard.runtime.bus import ensure_stream
-from switchboard.runtime.natsserver import NatsServer
 from switchboard.runtime.service import Runtime
 from switchboard.sip_bridge.app import setup
 from switchboard.sip_bridge.settings import SipBridgeSettings
 from switchboard.testing import eventually
+
+BRIDGE = Owner.SIP_BRIDGE.value
 
 # --------------------------------------------------------------------------- sinks
 
@@ -140,15 +142,13 @@ async def bridge(nats_server: NatsServer) -> AsyncIterator[BridgeStarter]:
         values.update(overrides)
         settings = SipBridgeSettings(**values)
         conn = await nats.connect(nats_server.url)
-        service = await add_service(
-            conn, name=SIP_BRIDGE_SERVICE, version="0.0.0-test", queue_group=SIP_BRIDGE_SERVICE
-        )
+        service = await add_service(conn, name=BRIDGE, version="0.0.0-test", queue_group=BRIDGE)
         rt = Runtime(
             nc=conn,
             js=conn.jetstream(),
             service=service,
             settings=settings,
-            name=SIP_BRIDGE_SERVICE,
+            name=BRIDGE,
         )
         cleanup = await setup(rt)
         await conn.flush()  # Second flush, as run_service does: the endpoints are live.

@@ -22,16 +22,16 @@ from switchboard.contracts import (
     TransferRejected,
 )
 from switchboard.contracts.simulation import SimOutcome
-from switchboard.sip_bridge.bridge import Bridge, build_bridge
-from switchboard.sip_bridge.drivers.base import Answered, DialPlan, OnRinging
-from switchboard.sip_bridge.settings import SipBridgeSettings
-from switchboard.sip_bridge.transfers import (
+from switchboard.sip_bridge.assembly import Bridge, build_bridge
+from switchboard.sip_bridge.desk import (
     DeskClosed,
     TransferDesk,
     TransferFinished,
     TransferIdConflict,
     UnknownTransfer,
 )
+from switchboard.sip_bridge.drivers.base import Answered, DialPlan, OnRinging
+from switchboard.sip_bridge.settings import SipBridgeSettings
 from switchboard.testing import eventually
 
 MAIN = Destination(id="billing-desk", address="+14155550100", label="Billing")
@@ -90,7 +90,7 @@ async def test_an_answered_warm_transfer_emits_every_state_in_order(sink: Any) -
     assert answered.consult_room.startswith("room-1-consult-")
     await bridge.desk.drain(grace_s=1.0)  # Waits for the transfer's own bookkeeping.
     assert bridge.desk.in_progress == 0
-    assert bridge.policy.cap.in_use == 0
+    assert bridge.admission.cap.in_use == 0
 
 
 async def test_a_cold_transfer_skips_the_briefing(sink: Any) -> None:
@@ -209,7 +209,7 @@ async def test_cancelling_while_it_rings_hangs_up_and_emits_cancelled(sink: Any)
     assert again.reason == "caller hung up"
     await bridge.desk.drain(grace_s=1.0)
     assert sink.kinds() == ["dialing", "ringing", "cancelled"]  # No failover after a cancel.
-    assert bridge.policy.cap.in_use == 0
+    assert bridge.admission.cap.in_use == 0
 
 
 async def test_cancelling_an_unknown_or_finished_transfer_is_refused(sink: Any) -> None:
@@ -293,7 +293,7 @@ async def test_past_the_concurrency_cap_a_transfer_is_rate_limited(sink: Any) ->
     assert isinstance(refused, TransferRejected)
     assert refused.reason is FailureReason.RATE_LIMITED
     await sink.wait_for_end("t-1")
-    await eventually(lambda: bridge.policy.cap.in_use == 0)
+    await eventually(lambda: bridge.admission.cap.in_use == 0)
     assert isinstance(
         await bridge.desk.place(place(call_id="call-3", transfer_id="t-3")), TransferAccepted
     )
@@ -366,7 +366,7 @@ async def test_a_driver_bug_fails_the_attempt_as_a_carrier_error_and_fails_over(
     sink: Any,
 ) -> None:
     bridge = make_bridge(sink)
-    desk = TransferDesk(ExplodingCarrier(), bridge.policy, sink)
+    desk = TransferDesk(ExplodingCarrier(), bridge.admission, sink)
     await desk.place(place(MAIN, BACKUP))
     await sink.wait_for_end("t-1")
     assert sink.kinds() == ["dialing", "failed", "dialing", "answered", "briefed", "connected"]

@@ -22,7 +22,7 @@ from switchboard.contracts import (
 )
 from switchboard.contracts.subjects import TRANSFER_CANCEL, TRANSFER_PLACE
 from switchboard.runtime.bus import request
-from switchboard.sip_bridge.bridge import Bridge, build_bridge
+from switchboard.sip_bridge.assembly import Bridge, build_bridge
 from switchboard.sip_bridge.drivers.base import DialFailed, DialPlan
 from switchboard.sip_bridge.drivers.livekit import LiveKitCarrier, human_identity
 from switchboard.sip_bridge.drivers.sip_headers import handoff_headers

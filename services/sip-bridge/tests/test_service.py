@@ -28,17 +28,19 @@ from switchboard.contracts import (
 )
 from switchboard.contracts.simulation import CarrierScripted, ScriptCarrier, SimOutcome
 from switchboard.contracts.subjects import (
-    SIP_BRIDGE_SERVICE,
     TRANSFER_CANCEL,
     TRANSFER_PLACE,
     TRANSFER_SIMULATE,
+    Owner,
 )
+from switchboard.devstack.launcher import ServiceProcess
+from switchboard.devstack.natsserver import NatsServer
 from switchboard.runtime.bus import EventPublisher, RequestFailed, request
-from switchboard.runtime.launcher import ServiceProcess
-from switchboard.runtime.natsserver import NatsServer
 from switchboard.testing import eventually
 
 pytestmark = pytest.mark.usefixtures("no_livekit_env")
+
+BRIDGE = Owner.SIP_BRIDGE.value
 
 MAIN = Destination(id="billing-desk", address="+14155550100")
 BACKUP = Destination(id="billing-backup", address="+14155550101")
@@ -295,14 +297,14 @@ async def test_the_simulated_bridge_serves_place_cancel_and_simulate_in_its_queu
     nc: NATS, bridge: Any
 ) -> None:
     await bridge()
-    msg = await nc.request(f"$SRV.INFO.{SIP_BRIDGE_SERVICE}", b"", timeout=2)
+    msg = await nc.request(f"$SRV.INFO.{BRIDGE}", b"", timeout=2)
     info = json.loads(msg.data)
     assert sorted(e["subject"] for e in info["endpoints"]) == [
         TRANSFER_CANCEL,
         TRANSFER_PLACE,
         TRANSFER_SIMULATE,
     ]
-    assert {e["queue_group"] for e in info["endpoints"]} == {SIP_BRIDGE_SERVICE}
+    assert {e["queue_group"] for e in info["endpoints"]} == {BRIDGE}
 
 
 async def test_the_entry_point_serves_and_fails_in_flight_transfers_on_sigterm(
@@ -310,7 +312,7 @@ async def test_the_entry_point_serves_and_fails_in_flight_transfers_on_sigterm(
 ) -> None:
     process = ServiceProcess(
         module="switchboard.sip_bridge",
-        service=SIP_BRIDGE_SERVICE,
+        service=BRIDGE,
         env={
             "SB_NATS_URL": nats_server.url,
             "SB_CARRIER_DRIVER": "simulated",

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from livekit.agents import AgentSession, llm
 
-from switchboard.runtime.natsserver import NatsServer
+from switchboard.devstack.natsserver import NatsServer
 from switchboard.simulation.backoffice import ScriptedBackOffice
 from switchboard.simulation.runner import ready_for_input
 from switchboard.simulation.transcript import Transcript

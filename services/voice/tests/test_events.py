@@ -10,9 +10,9 @@ import pytest
 from switchboard.contracts import streams
 from switchboard.contracts.call import CallStarted
 from switchboard.contracts.envelope import decode_envelope
+from switchboard.devstack.natsserver import NatsServer
 from switchboard.runtime.bus import EventPublisher, ensure_stream
-from switchboard.runtime.natsserver import NatsServer
-from switchboard.voice.clients.events import CallEvents, EventAcks
+from switchboard.voice.clients.events import CallEvents
 from switchboard.voice.wiring import Bus
 
 
@@ -54,7 +54,7 @@ async def test_events_sent_before_the_stream_exists_are_stored_once_it_does(
     nc = await nats.connect(nats_server.url)
     try:
         js = nc.jetstream()
-        acks = await EventAcks(nc, EventPublisher(js, "test"), retry_delay=0.05).start()
+        acks = EventPublisher(js, "test", retry_delay=0.05)
         events = CallEvents(acks)
         with caplog.at_level(logging.WARNING):
             event_id = await events.publish(_started("c-3", 0))
@@ -62,7 +62,7 @@ async def test_events_sent_before_the_stream_exists_are_stored_once_it_does(
             await ensure_stream(js, streams.EVENTS)
             await events.settle(timeout=5.0)
         assert acks.unstored == 0
-        assert "Call event not stored yet; retrying in the background." in caplog.messages
+        assert "Event not stored yet; retrying in the background." in caplog.messages
         msg = await js.get_msg(streams.EVENTS.name, 1)
         assert msg.data is not None
         assert decode_envelope(msg.data).id == event_id
@@ -77,7 +77,7 @@ async def test_a_lost_connection_never_raises_into_the_call_and_is_reported(
 ) -> None:
     nc = await nats.connect(nats_server.url)
     js = nc.jetstream()
-    acks = await EventAcks(nc, EventPublisher(js, "test", timeout=0.1), retry_delay=0.05).start()
+    acks = EventPublisher(js, "test", timeout=0.1, retry_delay=0.05)
     events = CallEvents(acks)
     await nc.close()
     with caplog.at_level(logging.WARNING):
@@ -86,4 +86,4 @@ async def test_a_lost_connection_never_raises_into_the_call_and_is_reported(
         await acks.close(timeout=0.1)
     assert acks.unstored == 1
     assert "Call events not stored by the end of the call; still retrying." in caplog.messages
-    assert "Call events could not be stored before shutdown." in caplog.messages
+    assert "Events could not be stored before shutdown." in caplog.messages

@@ -4,11 +4,16 @@ Requests are ``sb.<service>.<verb>`` (answered by a ``nats.micro`` service of th
 events are ``sb.evt.<domain>.<event>.<call_id>`` on the events stream, and consent
 commands are ``sb.cmd.consent.record.<call_id>`` on their own work-queue stream. Only
 call ids (whose alphabet is fixed by ``CallId``) are ever interpolated into a subject.
+
+Replies come to ``_INBOX.<user>.…``: with NATS permissions on, every user may subscribe
+only under its own inbox prefix (``inbox_prefix``), so no process reads replies meant for
+another.
 """
 
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,17 +22,17 @@ from switchboard.contracts.base import Message
 
 
 class Owner(enum.StrEnum):
-    """The process that answers or publishes a subject."""
+    """The process that answers or publishes a subject: the one table of service names.
+
+    A value is the process's ``nats.micro`` service name and queue group, its NATS user
+    (and so its inbox prefix) and its log name, so each is one subject token.
+    """
 
     VOICE = "voice"
     CONSENT = "consent"
     ESCALATION = "escalation"
     SIP_BRIDGE = "sip-bridge"
 
-
-CONSENT_SERVICE = "consent"
-ESCALATION_SERVICE = "escalation"
-SIP_BRIDGE_SERVICE = "sip-bridge"
 
 CONSENT_POLICY = "sb.consent.policy"
 CONSENT_VERIFY = "sb.consent.verify"
@@ -43,6 +48,9 @@ EVENTS_PREFIX = "sb.evt"
 EVENTS_WILDCARD = "sb.evt.>"
 CONSENT_COMMANDS_PREFIX = "sb.cmd.consent"
 CONSENT_COMMANDS_WILDCARD = "sb.cmd.consent.>"
+INBOX_ROOT = "_INBOX"
+
+_TOKEN = re.compile(r"[A-Za-z0-9_-]+")
 
 
 def consent_record_subject(call_id: str) -> str:
@@ -53,6 +61,16 @@ def consent_record_subject(call_id: str) -> str:
 def call_events_wildcard(call_id: str) -> str:
     """Every event of one call, whatever its domain."""
     return f"{EVENTS_PREFIX}.*.*.{call_id}"
+
+
+def inbox_prefix(user: str) -> str:
+    """The inbox prefix a NATS user connects with (``nats.connect(inbox_prefix=...)``).
+
+    Services connect as their service name; ``user`` must be one subject token.
+    """
+    if not _TOKEN.fullmatch(user):
+        raise ValueError(f"A NATS user or service name must be one subject token: {user!r}.")
+    return f"{INBOX_ROOT}.{user}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,3 +160,20 @@ REQUESTS: tuple[RequestSubject, ...] = (
         "Script the simulated carrier for one call (simulated driver only).",
     ),
 )
+
+_BY_SUBJECT: dict[str, RequestSubject] = {r.subject: r for r in REQUESTS}
+
+
+class UnknownRequestSubject(LookupError):
+    """A subject that is not in the request table."""
+
+
+def request_spec(subject: str) -> RequestSubject:
+    """The request table's entry for ``subject``: who answers it and with which types."""
+    try:
+        return _BY_SUBJECT[subject]
+    except KeyError:
+        known = ", ".join(sorted(_BY_SUBJECT))
+        raise UnknownRequestSubject(
+            f"{subject!r} is not a request subject; the request subjects are {known}."
+        ) from None

@@ -16,7 +16,7 @@ from typing import Any
 
 import msgspec
 
-from switchboard.contracts import envelope, schema
+from switchboard.contracts import envelope, registry
 from switchboard.contracts.base import personal_fields
 
 REDACTED = "[redacted]"
@@ -45,7 +45,7 @@ _STANDARD_ATTRS = frozenset(
 
 def _contract_personal_keys() -> frozenset[str]:
     keys: set[str] = set()
-    for t in schema.message_types():
+    for t in registry.message_types():
         for cls in getattr(t, "__args__", (t,)):
             if isinstance(cls, type) and issubclass(cls, msgspec.Struct):
                 keys |= personal_fields(cls)

@@ -13,6 +13,7 @@ import os
 import sys
 from pathlib import Path
 
+from switchboard.contracts.subjects import Owner
 from switchboard.runtime import telemetry
 from switchboard.runtime.logs import configure_logging
 from switchboard.runtime.settings import SettingsError, load
@@ -40,7 +41,7 @@ def _quiet_logs(settings: SimulationSettings, log_file: Path | None = None) -> N
     """Reports go to stdout; logs (JSON, personal data redacted) to stderr or a file."""
     stream = log_file.open("a", encoding="utf-8") if log_file is not None else None
     level = settings.log_level if log_file is not None else "WARNING"
-    configure_logging("voice", level, stream)
+    configure_logging(Owner.VOICE.value, level, stream)
     logfilter.install()
     # livekit-agents is chatty about text-only sessions; keep warnings from it for files.
     logging.getLogger("livekit").setLevel(logging.ERROR if log_file is None else logging.WARNING)
@@ -93,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     _quiet_logs(settings)
     collector.prepare_for_calls()
     # The scripted call is the voice worker's side of the trace (service name "voice").
-    telemetry.setup_tracing("voice", settings.trace_exporter)
+    telemetry.setup_tracing(Owner.VOICE.value, settings.trace_exporter)
     try:
         return asyncio.run(_run_one(settings, args.file, args.json))
     finally:

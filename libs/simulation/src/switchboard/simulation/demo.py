@@ -18,8 +18,8 @@ from typing import Any
 import msgspec
 from livekit.agents import llm
 
-from switchboard.runtime.launcher import LaunchError, ServiceProcess
-from switchboard.runtime.natsserver import NatsServer, NatsServerError
+from switchboard.devstack.launcher import BACKENDS, LaunchError, ServiceProcess
+from switchboard.devstack.natsserver import NatsServer, NatsServerError
 from switchboard.simulation import report as reports
 from switchboard.simulation import scenario as scenarios
 from switchboard.simulation.runner import Live, run_scenario
@@ -30,11 +30,6 @@ from switchboard.voice.wiring import open_bus
 
 log = logging.getLogger(__name__)
 
-BACKENDS: tuple[tuple[str, str], ...] = (
-    ("switchboard.consent", "consent"),
-    ("switchboard.escalation", "escalation"),
-    ("switchboard.sip_bridge", "sip-bridge"),
-)
 READY_TIMEOUT_S = 30.0
 
 

@@ -15,7 +15,7 @@ import nats
 import pytest
 from nats.aio.client import Client as NATS
 
-from switchboard.runtime.natsserver import NatsServer
+from switchboard.devstack.natsserver import NatsServer
 from switchboard.testing import postgres
 from switchboard.testing.fake_backends import Backends, start_backends
 

@@ -9,12 +9,24 @@ with a model takes — and still be deterministic.
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import json
+import signal
+import sys
 from typing import Any
 
 from livekit.agents import llm
 
-from switchboard.testing.openai_server import ChatRequest, Message, Reply, call, calls, say
+from switchboard.testing.openai_server import (
+    ChatRequest,
+    Message,
+    OpenAIServer,
+    Reply,
+    call,
+    calls,
+    say,
+)
 from switchboard.testing.openai_server.policy import ChatPolicy
 from switchboard.voice.brain import decisions
 
@@ -76,3 +88,43 @@ def rules_policy(*, authority: bool = True) -> ChatPolicy:
         )
 
     return policy
+
+
+async def serve(*, authority: bool = True) -> int:
+    """Serve the rules policy on a free port on 127.0.0.1 until SIGTERM or SIGINT; prints
+       ``OPENAI_BASE_URL=...`` first::
+
+       python -m switchboard.testing.rules_model &     # prints OPENAI_BASE_URL=http://127.0.0.1:…
+       SB_BRAIN=openai OPENAI_API_KEY=test OPENAI_BASE_URL=http://127.0.0.1:…/v1 make demo
+
+    The exit code is 1 if any request was refused or the
+       policy failed."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with OpenAIServer(rules_policy(authority=authority)) as server:
+        print(f"OPENAI_BASE_URL={server.base_url}", flush=True)
+        await stop.wait()
+        problems = [*server.rejections, *server.failures]
+        print(f"Served {len(server.chat_requests)} chat requests.", flush=True)
+        for problem in problems:
+            print(f"Problem: {problem}", file=sys.stderr, flush=True)
+        server.rejections.clear()
+        server.failures.clear()
+        return 1 if problems else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m switchboard.testing.rules_model",
+        description="A local OpenAI-compatible server that answers like the rules brain, "
+        "for trying the OpenAI path (SB_BRAIN=openai) with no model.",
+    )
+    parser.add_argument("--safe-mode", action="store_true", help="grant no credits or orders")
+    args = parser.parse_args(argv)
+    return asyncio.run(serve(authority=not args.safe_mode))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

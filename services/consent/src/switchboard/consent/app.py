@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -76,12 +75,6 @@ def _verifier(db: str, keys: dict[str, bytes]) -> Callable[[int], LedgerVerifica
     return verify
 
 
-async def _watch_policy(policy: PolicySource, every_s: float) -> None:
-    while True:
-        await asyncio.sleep(every_s)
-        policy.check()
-
-
 async def _checkpoint_now(ledger: Ledger, db: DbThread) -> int:
     checkpoint = await db.run(ledger.checkpoint)
     log_checkpoint(checkpoint)
@@ -118,9 +111,8 @@ def make_setup(settings: ConsentSettings, policy: PolicySource) -> Setup:
             subjects.CONSENT_ERASE: handlers.on_erase,
             subjects.CONSENT_CHECKPOINT: handlers.on_checkpoint,
         }
-        for spec in subjects.REQUESTS:
-            if spec.subject in routes:
-                await add_typed_endpoint(rt.service, spec, routes[spec.subject])
+        for subject, handler in routes.items():
+            await add_typed_endpoint(rt.service, subjects.request_spec(subject), handler)
         await ensure_stream(rt.js, streams.CONSENT_COMMANDS, settings.stream_replicas)
         await ensure_stream(rt.js, streams.EVENTS, settings.stream_replicas)
         batch = max(1, settings.ingest_batch)
@@ -128,20 +120,20 @@ def make_setup(settings: ConsentSettings, policy: PolicySource) -> Setup:
         feed = PullFeed(
             rt.nc, streams.CONSENT_COMMANDS.name, streams.CONSENT_LEDGER_CONSUMER, batch
         )
-        ingest = Ingest(rt.js, feed, ledger, db, rt.instance, batch)
+        # A JetStream context of its own: the receipt publisher's async acks are its alone.
+        ingest = Ingest(rt.nc.jetstream(), feed, ledger, db, rt.instance, batch)
         await ingest.start()
-        tasks = [asyncio.create_task(_watch_policy(policy, settings.policy_poll_s))]
+        policy.start(settings.policy_poll_s)
+        tasks: list[asyncio.Task[None]] = []
         if settings.checkpoint_interval_s > 0:
             tasks.append(
                 asyncio.create_task(
                     _checkpoint_periodically(ledger, db, settings.checkpoint_interval_s)
                 )
             )
-        loop = asyncio.get_running_loop()
-        loop.add_signal_handler(signal.SIGHUP, policy.reload)
 
         async def cleanup() -> None:
-            loop.remove_signal_handler(signal.SIGHUP)
+            await policy.stop()
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)

@@ -149,8 +149,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 def serve(settings: ConsentSettings) -> int:
     """Run the service until SIGTERM; a bad policy or key file stops it at start."""
     from switchboard.consent.app import make_setup, policy_source
+    from switchboard.contracts.subjects import Owner
     from switchboard.runtime.service import run_service
 
     policy = policy_source(settings)
-    asyncio.run(run_service("consent", __version__, settings, make_setup(settings, policy)))
+    setup = make_setup(settings, policy)
+    asyncio.run(run_service(Owner.CONSENT.value, __version__, settings, setup))
     return 0

@@ -1,8 +1,9 @@
 """Ingest: consent commands from JetStream into the ledger, then receipts onto the bus.
 
 Per batch: decode, append in one database transaction, publish the receipt events (ids
-derived from the command id, so JetStream drops a republished one), and acknowledge each
-command once the stream has stored its receipts. A crash anywhere before the ack
+derived from the command id, so JetStream drops a republished one) through the runtime's
+``EventPublisher``, and acknowledge each command once the stream has stored its
+receipts. A crash anywhere before the ack
 means redelivery, which appends nothing new and republishes the same event ids, so every
 acknowledged command is in the ledger once and its receipt was published. Commands that
 can never be applied go to the dead-letter table and are acknowledged.
@@ -14,7 +15,6 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass
-from typing import Any
 
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
@@ -28,13 +28,11 @@ from switchboard.consent.pull import PullFeed
 from switchboard.consent.receipts import events_for
 from switchboard.contracts import streams
 from switchboard.contracts.consent import RecordConsent
-from switchboard.contracts.envelope import encode_event
-from switchboard.runtime.bus import MSG_ID_HEADER
+from switchboard.runtime.bus import TRACEPARENT_HEADER, EventPublisher
 
 log = logging.getLogger(__name__)
 
 RETRY_DELAY_S = 1.0
-TRACEPARENT = "traceparent"
 
 
 async def ensure_consumer(js: JetStreamContext, ack_wait_s: float, max_ack_pending: int) -> None:
@@ -65,7 +63,7 @@ class _Sent:
     """A command whose receipts were sent; acked once the stream confirms them all."""
 
     msg: Msg
-    acks: list[asyncio.Future[Any]]
+    stored: list[asyncio.Future[None]]
     new: bool
 
 
@@ -87,11 +85,13 @@ class Ingest:
         batch: int,
         publish_timeout_s: float = 5.0,
     ) -> None:
-        self._js = js
+        # The publisher retries a receipt while its command waits (``publish_timeout_s``);
+        # past that the receipt is given up (its ``stored`` future cancelled) and the
+        # command handed back, so the redelivery sends it again under the same id.
+        self._publisher = EventPublisher(js, source)
         self._feed = feed
         self._ledger = ledger
         self._db = db
-        self._source = source
         self._batch = max(1, batch)
         self._publish_timeout_s = publish_timeout_s
         self._task: asyncio.Task[None] | None = None
@@ -115,6 +115,7 @@ class Ingest:
         for msg in left:
             with contextlib.suppress(Exception):
                 await msg.nak()
+        await self._publisher.close(timeout=self._publish_timeout_s)
 
     async def _run(self) -> None:
         queue = self._feed.queue
@@ -159,43 +160,38 @@ class Ingest:
                 await self._dead_letter(item.msg, outcome.reason)
                 continue
             try:
-                acks = await self._send(item.msg, outcome)
+                stored = await self._send(item.msg, outcome)
             except Exception:
                 log.warning("Sending a receipt failed; the command will be redelivered.")
                 await _nak_all([item.msg])
                 continue
-            sent.append(_Sent(item.msg, acks, new=not outcome.duplicate))
+            sent.append(_Sent(item.msg, stored, new=not outcome.duplicate))
         return sent
 
-    async def _send(self, msg: Msg, appended: Appended) -> list[asyncio.Future[Any]]:
+    async def _send(self, msg: Msg, appended: Appended) -> list[asyncio.Future[None]]:
         # The receipt continues the trace of the decision that caused it (no span of our
         # own per message: at hundreds per second the SDK's cost shows in the latency).
-        traceparent = (msg.headers or {}).get(TRACEPARENT)
-        acks: list[asyncio.Future[Any]] = []
+        traceparent = (msg.headers or {}).get(TRACEPARENT_HEADER)
+        stored: list[asyncio.Future[None]] = []
         for payload, event_id in events_for(appended):
-            out = encode_event(
-                payload, source=self._source, event_id=event_id, traceparent=traceparent
-            )
-            headers = {MSG_ID_HEADER: out.event_id}
-            if traceparent:
-                headers[TRACEPARENT] = traceparent
-            acks.append(await self._js.publish_async(out.subject, out.body, headers=headers))
-        return acks
+            sent = await self._publisher.send(payload, event_id, traceparent=traceparent)
+            stored.append(sent.stored)
+        return stored
 
     async def _confirm(self, sent: list[_Sent], previous: asyncio.Task[None] | None) -> None:
         if previous is not None:
             with contextlib.suppress(Exception):
                 await previous
-        futures = [f for s in sent for f in s.acks]
+        futures = [f for s in sent for f in s.stored]
         if futures:
             await asyncio.wait(futures, timeout=self._publish_timeout_s)
         for item in sent:
-            if all(f.done() and not f.cancelled() and f.exception() is None for f in item.acks):
+            if all(f.done() and not f.cancelled() for f in item.stored):
                 self.appended += item.new
                 with contextlib.suppress(Exception):
                     await item.msg.ack()
             else:
-                for f in item.acks:
+                for f in item.stored:
                     f.cancel()
                 log.warning(
                     "The stream did not confirm a receipt; the command will be redelivered."

@@ -1,7 +1,8 @@
-"""The policy in force, reloaded when its file changes or on demand (SIGHUP).
+"""The consent policy in force, reloaded when its file changes or on demand (SIGHUP).
 
 A file that fails to load is refused: the previous policy stays in force and the error is
-kept for operators, so a bad edit never leaves calls without a policy.
+kept for operators (``last_error``), so a bad edit never leaves calls without a policy.
+The watching itself is the runtime's ``WatchedFile``.
 """
 
 from __future__ import annotations
@@ -10,51 +11,29 @@ import logging
 from pathlib import Path
 
 from switchboard.consent.policy import Policy, PolicyError, load_policy
+from switchboard.runtime.watch import WatchedFile, WatchLog
 
 log = logging.getLogger(__name__)
 
-Stamp = tuple[int, int, int] | None
+LOG = WatchLog(
+    loaded="Loaded a new consent policy.",
+    refused="Refused the new consent policy; the previous one stays in force.",
+)
 
 
-def _stamp(path: Path | None) -> Stamp:
-    if path is None:
-        return None
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    return (st.st_mtime_ns, st.st_size, st.st_ino)
+def _describe(policy: Policy) -> dict[str, object]:
+    return {"policy_source": policy.source}
 
 
-class PolicySource:
-    """Holds the current policy; ``check`` reloads it when the file changed."""
+class PolicySource(WatchedFile[Policy]):
+    """Holds the current policy; a bad file at start raises ``PolicyError``."""
 
     def __init__(self, path: Path | None) -> None:
-        self.path = path
-        self._stamp = _stamp(path)
-        self.current: Policy = load_policy(path)
-        self.last_error: str | None = None
+        super().__init__(
+            path, load_policy, LOG, refused=(PolicyError,), describe=_describe, logger=log
+        )
 
-    def check(self) -> bool:
-        """Reload if the file's stamp changed; True when a new policy is now in force."""
-        stamp = _stamp(self.path)
-        if stamp == self._stamp:
-            return False
-        self._stamp = stamp
-        return self.reload() is None
-
-    def reload(self) -> str | None:
-        """Load the file again; returns the error (and keeps the old policy) if it is bad."""
-        try:
-            policy = load_policy(self.path)
-        except PolicyError as exc:
-            self.last_error = str(exc)
-            log.warning(
-                "Refused the new consent policy; the previous one stays in force.",
-                extra={"error": self.last_error},
-            )
-            return self.last_error
-        self.current = policy
-        self.last_error = None
-        log.info("Loaded a new consent policy.", extra={"policy_source": policy.source})
-        return None
+    @property
+    def current(self) -> Policy:
+        """The policy handlers decide with."""
+        return self.value

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from switchboard.contracts.subjects import ESCALATION_SERVICE
+from switchboard.contracts.subjects import Owner
 from switchboard.escalation import __version__
 from switchboard.escalation.app import build_setup
-from switchboard.escalation.config import RulesError, load_rules
+from switchboard.escalation.rules_file import RulesError, load_rules
 from switchboard.escalation.settings import EscalationSettings
 from switchboard.runtime.logs import configure_logging
 from switchboard.runtime.service import run_service
@@ -20,7 +20,7 @@ EXIT_CONFIG = 2
 
 
 def main() -> int:
-    configure_logging(ESCALATION_SERVICE)
+    configure_logging(Owner.ESCALATION.value)
     try:
         settings = load(EscalationSettings)
         # Validate the rules before connecting: a router with bad rules must not serve.
@@ -30,7 +30,7 @@ def main() -> int:
         return EXIT_CONFIG
     asyncio.run(
         run_service(
-            ESCALATION_SERVICE,
+            Owner.ESCALATION.value,
             __version__,
             settings,
             build_setup(rules),

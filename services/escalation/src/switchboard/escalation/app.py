@@ -3,28 +3,33 @@
 ``build_setup`` returns the ``setup`` that ``runtime.service.run_service`` calls. The rules
 are loaded before the process connects (an invalid file stops it there), and the clock
 is injectable so tests can decide "at 03:00 on a Sunday".
+
+Each decision is published as the ``escalation.decided`` event without delaying the
+reply: waiting for JetStream's ack would put a store round trip on every decision, so
+the event is *written* before the reply and *acknowledged* in the background
+(``EventPublisher.send``, ``Nats-Msg-Id`` = decision id, retried until stored). The event
+is appended to the connection ahead of the reply, so the server stores it before the
+caller can act on the decision (e.g. ask for a transfer), and many requests share one
+socket write. Shutdown waits for outstanding acks and retries; only a hard kill inside
+the ack window (about a millisecond) can lose an event, and the caller has its decision.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import datetime as dt
 import logging
-import signal
 from collections.abc import Callable
 
 from switchboard.contracts import streams
 from switchboard.contracts.base import utcnow
 from switchboard.contracts.errors import ErrorCode
 from switchboard.contracts.escalation import EscalationRequest, HandoffDecision
-from switchboard.contracts.subjects import ESCALATION_DECIDE, REQUESTS
+from switchboard.contracts.subjects import ESCALATION_DECIDE, request_spec
 from switchboard.escalation.bucket import key_reader, open_bucket
-from switchboard.escalation.config import Rules
-from switchboard.escalation.events import DecisionEvents
 from switchboard.escalation.queues import KvQueueState, QueueStateSource, StaticQueueState
 from switchboard.escalation.reloader import RulesHolder
-from switchboard.escalation.rules import decide
+from switchboard.escalation.routing import decide
+from switchboard.escalation.rules_file import Rules
 from switchboard.escalation.settings import EscalationSettings
 from switchboard.runtime.bus import EventPublisher, ensure_stream
 from switchboard.runtime.service import (
@@ -38,7 +43,7 @@ from switchboard.runtime.service import (
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], dt.datetime]
-DECIDE = next(spec for spec in REQUESTS if spec.subject == ESCALATION_DECIDE)
+DECIDE = request_spec(ESCALATION_DECIDE)
 
 
 class DecisionHandler:
@@ -48,7 +53,7 @@ class DecisionHandler:
         self,
         rules: Callable[[], Rules],
         queues: QueueStateSource,
-        events: DecisionEvents,
+        events: EventPublisher,
         clock: Clock = utcnow,
     ) -> None:
         self._rules = rules
@@ -74,8 +79,8 @@ class DecisionHandler:
                     "rules": [hit.rule_id for hit in decision.rules_fired],
                 },
             )
-        # Written before the reply; acknowledged in the background (see events.py).
-        await self._events.send(decision)
+        # Written before the reply; acknowledged in the background (see the module doc).
+        await self._events.send(decision, decision.decision_id)
         return decision
 
 
@@ -98,23 +103,19 @@ def build_setup(rules: Rules, clock: Clock = utcnow) -> Setup:
             raise TypeError("The escalation router needs EscalationSettings.")
         holder = RulesHolder(rules, settings.rules_file)
         await ensure_stream(rt.js, streams.EVENTS, settings.stream_replicas)
-        publisher = EventPublisher(rt.js, source=rt.instance, timeout=settings.event_ack_timeout_s)
-        events = DecisionEvents(rt.nc, publisher, settings.event_ack_timeout_s)
-        await events.start()
+        # A JetStream context of its own: the publisher's async acks are its alone.
+        events = EventPublisher(
+            rt.nc.jetstream(), source=rt.instance, timeout=settings.event_ack_timeout_s
+        )
         handler = DecisionHandler(
             holder, await queue_state_source(rt, settings, holder), events, clock
         )
         await add_typed_endpoint(rt.service, DECIDE, handler.on_decide)
-        watcher = asyncio.create_task(holder.watch(settings.rules_reload_s))
-        loop = asyncio.get_running_loop()
-        loop.add_signal_handler(signal.SIGHUP, holder.reload)
+        holder.start(settings.rules_reload_s)
         log.info("Rules loaded.", extra={"version": rules.version, "source": rules.source})
 
         async def cleanup() -> None:
-            loop.remove_signal_handler(signal.SIGHUP)
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
+            await holder.stop()
             await events.close()
 
         return cleanup

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from switchboard.contracts.subjects import SIP_BRIDGE_SERVICE
+from switchboard.contracts.subjects import Owner
 from switchboard.runtime.logs import configure_logging
 from switchboard.runtime.service import run_service
 from switchboard.runtime.settings import SettingsError, load
@@ -19,7 +19,7 @@ EXIT_CONFIG = 2
 
 
 def main() -> int:
-    configure_logging(SIP_BRIDGE_SERVICE)
+    configure_logging(Owner.SIP_BRIDGE.value)
     try:
         settings = load(SipBridgeSettings)
         # Check the carrier driver before connecting: a bridge that cannot dial must not serve.
@@ -29,7 +29,7 @@ def main() -> int:
         return EXIT_CONFIG
     asyncio.run(
         run_service(
-            SIP_BRIDGE_SERVICE,
+            Owner.SIP_BRIDGE.value,
             __version__,
             settings,
             setup,

@@ -16,11 +16,10 @@ from switchboard.contracts import streams
 from switchboard.contracts.errors import ErrorCode
 from switchboard.contracts.simulation import CarrierScripted, ScriptCarrier
 from switchboard.contracts.subjects import (
-    REQUESTS,
     TRANSFER_CANCEL,
     TRANSFER_PLACE,
     TRANSFER_SIMULATE,
-    RequestSubject,
+    request_spec,
 )
 from switchboard.contracts.transfer import (
     CancelTransfer,
@@ -30,22 +29,18 @@ from switchboard.contracts.transfer import (
 )
 from switchboard.runtime.bus import EventPublisher, ensure_stream
 from switchboard.runtime.service import Cleanup, RequestError, Runtime, add_typed_endpoint
-from switchboard.sip_bridge.bridge import Bridge, build_bridge
-from switchboard.sip_bridge.drivers.simulated import CarrierScripts
-from switchboard.sip_bridge.settings import SipBridgeSettings, livekit_credentials
-from switchboard.sip_bridge.transfers import (
+from switchboard.sip_bridge.assembly import Bridge, build_bridge
+from switchboard.sip_bridge.desk import (
     DeskClosed,
     TransferDesk,
     TransferFinished,
     TransferIdConflict,
     UnknownTransfer,
 )
+from switchboard.sip_bridge.drivers.simulated import CarrierScripts
+from switchboard.sip_bridge.settings import SipBridgeSettings, livekit_credentials
 
 log = logging.getLogger(__name__)
-
-
-def request_spec(subject: str) -> RequestSubject:
-    return next(spec for spec in REQUESTS if spec.subject == subject)
 
 
 class TransferHandlers:

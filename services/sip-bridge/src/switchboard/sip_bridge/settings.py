@@ -1,8 +1,9 @@
 """Settings of the sip-bridge, read from ``SB_*`` environment variables.
 
-List-valued settings are comma-separated strings (one env var each); the policy module
-parses them. LiveKit credentials may also come from the SDK's own ``LIVEKIT_URL``,
-``LIVEKIT_API_KEY`` and ``LIVEKIT_API_SECRET`` so one secret can serve every process.
+List-valued settings are comma-separated strings (one env var each), parsed where they
+are used (``allowlist``, ``assembly``). LiveKit credentials may also come from the SDK's
+own ``LIVEKIT_URL``, ``LIVEKIT_API_KEY`` and ``LIVEKIT_API_SECRET`` so one secret can
+serve every process.
 """
 
 from __future__ import annotations

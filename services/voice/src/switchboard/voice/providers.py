@@ -62,6 +62,9 @@ def language_model(settings: VoiceSettings, env: Mapping[str, str]) -> llm.LLM[A
         attempt_timeout=settings.llm_attempt_timeout_s,
         max_retry_per_llm=settings.llm_retries,
         retry_interval=settings.llm_retry_interval_s,
+        # A stream cut mid-answer must not drop the caller's turn: the next model answers
+        # it in full (the caller may hear the start of the sentence again).
+        retry_on_chunk_sent=True,
     )
 
 

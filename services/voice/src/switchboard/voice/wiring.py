@@ -22,11 +22,12 @@ from nats.js import JetStreamContext
 from switchboard.contracts import streams
 from switchboard.contracts.call import CallStarted
 from switchboard.contracts.consent import ConsentPolicyQuery
+from switchboard.contracts.subjects import Owner
 from switchboard.runtime.bus import EventPublisher, connect, ensure_stream
 from switchboard.voice.backoffice import BackOffice
 from switchboard.voice.call import Call
 from switchboard.voice.clients.consent import ConsentClient
-from switchboard.voice.clients.events import CallEvents, CallEventSink, EventAcks
+from switchboard.voice.clients.events import CallEvents, CallEventSink
 from switchboard.voice.clients.router import RouterClient, queue_from_settings
 from switchboard.voice.clients.transfer import TransferClient
 from switchboard.voice.ports import Ports, Voices
@@ -45,22 +46,23 @@ class Bus:
     js: JetStreamContext
     source: str
     """CloudEvents ``source`` of the events this process publishes."""
-    events: EventAcks
-    """Confirms that the events of every call are stored (see ``clients/events.py``)."""
+    events: EventPublisher
+    """Publishes every call's events and confirms they are stored (see ``clients/events.py``)."""
 
     async def close(self) -> None:
         await self.events.close()
         await self.nc.drain()
 
 
-async def open_bus(settings: VoiceSettings, name: str = "voice") -> Bus:
+async def open_bus(settings: VoiceSettings, name: str = Owner.VOICE.value) -> Bus:
     """Connect and make sure the streams the worker publishes to exist."""
     nc = await connect(settings, name)
     js = nc.jetstream()
     for spec in streams.ALL_STREAMS:
         await ensure_stream(js, spec, settings.stream_replicas)
     source = settings.instance or f"{name}@{socket.gethostname()}"
-    events = await EventAcks(nc, EventPublisher(js, source=source)).start()
+    # A JetStream context of its own: the publisher's async acks are its alone.
+    events = EventPublisher(nc.jetstream(), source=source)
     return Bus(nc=nc, js=js, source=source, events=events)
 
 

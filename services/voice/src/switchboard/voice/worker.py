@@ -20,6 +20,7 @@ from livekit.plugins import silero
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 
+from switchboard.contracts.subjects import Owner
 from switchboard.runtime import telemetry
 from switchboard.runtime.logs import configure_logging
 from switchboard.runtime.settings import load
@@ -45,7 +46,7 @@ _bus_lock = asyncio.Lock()
 def prewarm(proc: JobProcess) -> None:
     """Load the VAD and install tracing once per job process, before jobs arrive."""
     logfilter.install()
-    telemetry.setup_tracing("voice", load(VoiceSettings).trace_exporter)
+    telemetry.setup_tracing(Owner.VOICE.value, load(VoiceSettings).trace_exporter)
     proc.userdata["vad"] = silero.VAD.load()
     collector.prepare_for_calls()
 
@@ -143,7 +144,7 @@ def build_server(settings: VoiceSettings) -> AgentServer:
 def main(argv: list[str]) -> int:
     """Run LiveKit's worker CLI (``start``, ``dev``...) with our server."""
     settings = load(VoiceSettings)
-    configure_logging("voice", settings.log_level)
+    configure_logging(Owner.VOICE.value, settings.log_level)
     logfilter.install()
     sys.argv = [sys.argv[0], *argv]
     cli.run_app(build_server(settings))

@@ -6,9 +6,9 @@ import pytest
 
 from switchboard.contracts import Destination, FailureReason
 from switchboard.runtime.settings import SettingsError
+from switchboard.sip_bridge.admission import Admission, AdmissionControl, Refusal
 from switchboard.sip_bridge.allowlist import DestinationAllowList
 from switchboard.sip_bridge.limits import ConcurrencyCap, TokenBucket
-from switchboard.sip_bridge.policy import Admission, Refusal, TransferPolicy
 from switchboard.sip_bridge.settings import DEFAULT_BLOCKED_PREFIXES
 
 
@@ -169,14 +169,16 @@ def test_the_concurrency_cap_counts_slots_and_refuses_a_double_release() -> None
         cap.release()
 
 
-def policy(clock: FakeClock, *, cps: float = 1.0, burst: int = 2, limit: int = 5) -> TransferPolicy:
-    return TransferPolicy(
+def admission(
+    clock: FakeClock, *, cps: float = 1.0, burst: int = 2, limit: int = 5
+) -> AdmissionControl:
+    return AdmissionControl(
         allow_list(CONFIGURED), TokenBucket(cps, burst, clock=clock), ConcurrencyCap(limit)
     )
 
 
 def test_admission_skips_refused_and_repeated_destinations_but_keeps_the_order() -> None:
-    p = policy(FakeClock())
+    p = admission(FakeClock())
     decision = p.admit(
         [
             Destination(id="premium", address="+19005550100"),
@@ -191,7 +193,7 @@ def test_admission_skips_refused_and_repeated_destinations_but_keeps_the_order()
 
 
 def test_admission_refuses_when_no_destination_is_allowed() -> None:
-    p = policy(FakeClock())
+    p = admission(FakeClock())
     decision = p.admit([Destination(id="x", address="+19005550100")])
     assert isinstance(decision, Refusal)
     assert decision.reason is FailureReason.REJECTED_BY_POLICY
@@ -201,7 +203,7 @@ def test_admission_refuses_when_no_destination_is_allowed() -> None:
 
 def test_admission_is_rate_limited_past_the_calls_per_second_cap() -> None:
     clock = FakeClock()
-    p = policy(clock, cps=1.0, burst=2)
+    p = admission(clock, cps=1.0, burst=2)
     ok = [Destination(id="main", address="+14155550100")]
     assert isinstance(p.admit(ok), Admission)
     assert isinstance(p.admit(ok), Admission)
@@ -215,7 +217,7 @@ def test_admission_is_rate_limited_past_the_calls_per_second_cap() -> None:
 
 def test_admission_is_rate_limited_past_the_concurrency_cap_without_spending_tokens() -> None:
     clock = FakeClock()
-    p = policy(clock, cps=100.0, burst=100, limit=2)
+    p = admission(clock, cps=100.0, burst=100, limit=2)
     ok = [Destination(id="main", address="+14155550100")]
     assert isinstance(p.admit(ok), Admission)
     assert isinstance(p.admit(ok), Admission)
@@ -228,7 +230,7 @@ def test_admission_is_rate_limited_past_the_concurrency_cap_without_spending_tok
 
 
 async def test_pacing_waits_for_the_next_token() -> None:
-    p = TransferPolicy(allow_list(CONFIGURED), TokenBucket(50.0, 1), ConcurrencyCap(1))
+    p = AdmissionControl(allow_list(CONFIGURED), TokenBucket(50.0, 1), ConcurrencyCap(1))
     assert p.bucket.try_take()
     await p.pace()  # Returns after ~20 ms instead of failing the failover attempt.
     assert not p.bucket.try_take()

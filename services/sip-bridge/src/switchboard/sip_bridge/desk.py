@@ -29,6 +29,7 @@ from switchboard.contracts.transfer import (
     TransferRejected,
 )
 from switchboard.runtime import telemetry
+from switchboard.sip_bridge.admission import AdmissionControl, Refusal, Screened, Skipped
 from switchboard.sip_bridge.drivers.base import (
     RING_TIMEOUT,
     CarrierDriver,
@@ -42,7 +43,6 @@ from switchboard.sip_bridge.machine import (
     TransferState,
 )
 from switchboard.sip_bridge.outbox import EventSink, Outbox
-from switchboard.sip_bridge.policy import Refusal, Screened, Skipped, TransferPolicy
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -128,12 +128,12 @@ class TransferDesk:
     def __init__(
         self,
         driver: CarrierDriver,
-        policy: TransferPolicy,
+        admission: AdmissionControl,
         sink: EventSink,
         timings: DeskTimings | None = None,
     ) -> None:
         self._driver = driver
-        self._policy = policy
+        self._admission = admission
         self._sink = sink
         self._timings = timings or DeskTimings()
         self._active: dict[str, _Running] = {}
@@ -162,7 +162,7 @@ class TransferDesk:
                     Screened(),
                 ),
             )
-        decision = self._policy.admit(request.destinations)
+        decision = self._admission.admit(request.destinations)
         _log_skipped(request, decision.screened.skipped)
         if isinstance(decision, Refusal):
             return self._refuse(request, decision)
@@ -287,7 +287,7 @@ class TransferDesk:
                     running.outbox.put(machine.skip(skipped.destination, skipped.rule))
                 while machine.state is TransferState.REQUESTED:
                     if machine.attempt:
-                        await self._step(running, self._policy.pace(), None, _NEVER)
+                        await self._step(running, self._admission.pace(), None, _NEVER)
                     await self._attempt(running)
             except _Stopped:
                 await self._stopped(running)
@@ -403,7 +403,7 @@ class TransferDesk:
         request = running.request
         if running.plan is not None:
             await self._bounded(self._driver.finish(running.plan), running.plan)
-        self._policy.release()
+        self._admission.release()
         await running.outbox.close()
         self._active.pop(request.transfer_id, None)
         if self._by_call.get(request.call_id) == request.transfer_id:

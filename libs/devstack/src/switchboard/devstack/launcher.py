@@ -1,7 +1,7 @@
 """Start service processes through their entry points and wait until they answer.
 
-Used by ``make demo`` and by the end-to-end tests, which run every backend service as a
-real subprocess (``python -m switchboard.<name>``) against a real nats-server.
+Used by ``make demo``, the benchmarks and the end-to-end tests, which run every backend
+service as a real subprocess (``python -m switchboard.<name>``) against a real nats-server.
 """
 
 from __future__ import annotations
@@ -14,9 +14,26 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 import nats
+
+from switchboard.contracts.subjects import Owner
+
+
+class Backend(NamedTuple):
+    """A backend service: the module ``python -m`` runs and the service name it registers."""
+
+    module: str
+    service: str
+
+
+BACKENDS: tuple[Backend, ...] = (
+    Backend("switchboard.consent", Owner.CONSENT.value),
+    Backend("switchboard.escalation", Owner.ESCALATION.value),
+    Backend("switchboard.sip_bridge", Owner.SIP_BRIDGE.value),
+)
+"""The backend services, in the order they are started."""
 
 
 class LaunchError(RuntimeError):

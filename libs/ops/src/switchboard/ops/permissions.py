@@ -3,42 +3,30 @@
 Every request subject in ``subjects.REQUESTS`` is answered only by its owner, every event
 in ``envelope.EVENTS`` is published only by its owner (plus the documented exceptions in
 ``EXTRA_PUBLISHERS``), and the JetStream API subjects each process needs are listed with
-the reason it needs them. ``render`` turns the table into a nats-server configuration
-fragment (one account, one user per role)::
+the reason it needs them. ``natsconf.render`` turns the table into a nats-server
+configuration fragment (one account, one user per role)::
 
-    python -m switchboard.contracts.permissions --out deploy/k8s/nats/permissions.conf
+    python -m switchboard.ops permissions --out deploy/k8s/nats/permissions.conf
 
-Production passwords are ``$SB_NATS_PASSWORD_<USER>`` references that nats-server resolves
-from its environment; ``--passwords generate`` writes literal random passwords instead
-(local runs, tests) and ``--credentials FILE`` saves them as JSON.
-
-Replies: every user subscribes only under its own inbox prefix ``_INBOX.<user>``, so one
-process cannot read the replies meant for another (a CRM cannot read ledger look-ups).
-Clients must connect with ``inbox_prefix=inbox_prefix(user)``; ``runtime.bus.connect``
-does so for the services, whose NATS user is their service name.
+Replies: every user subscribes only under its own inbox prefix ``_INBOX.<user>``
+(``contracts.subjects.inbox_prefix``), so one process cannot read the replies meant for
+another (a CRM cannot read ledger look-ups). ``runtime.bus.connect`` connects the
+services with it, whose NATS user is their service name.
 """
 
 from __future__ import annotations
 
-import argparse
 import enum
-import json
-import os
-import re
-import secrets
-import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Final
 
 from switchboard.contracts import streams, subjects
 from switchboard.contracts.envelope import EVENTS, EventSpec
-from switchboard.contracts.subjects import REQUESTS, Owner
+from switchboard.contracts.subjects import REQUESTS, Owner, inbox_prefix
 
 ACCOUNT: Final = "SWITCHBOARD"
 """The one NATS account all Switchboard users (and the JetStream streams) live in."""
-INBOX_ROOT: Final = "_INBOX"
 JS_API: Final = "$JS.API"
 JS_ACK: Final = "$JS.ACK"
 SRV: Final = "$SRV"
@@ -47,18 +35,15 @@ QUEUE_STATE_BUCKET: Final = "sb_queue_state"
 """The KV bucket a workforce system writes queue state into and the router reads
 (``SB_QUEUE_STATE_BUCKET`` of the escalation router)."""
 DEFAULT_CRM_USERS: Final = ("crm",)
-PASSWORD_VARIABLE_PREFIX: Final = "SB_NATS_PASSWORD_"
-
-_TOKEN = re.compile(r"[A-Za-z0-9_-]+")
 
 
 class Role(enum.StrEnum):
-    """What a NATS user is for. Service roles are named like ``subjects.Owner``."""
+    """What a NATS user is for. A service's role and user are its ``subjects.Owner`` name."""
 
-    VOICE = "voice"
-    CONSENT = "consent"
-    ESCALATION = "escalation"
-    SIP_BRIDGE = "sip-bridge"
+    VOICE = Owner.VOICE.value
+    CONSENT = Owner.CONSENT.value
+    ESCALATION = Owner.ESCALATION.value
+    SIP_BRIDGE = Owner.SIP_BRIDGE.value
     CRM = "crm"
     WORKFORCE = "workforce"
     OPS = "ops"
@@ -137,18 +122,6 @@ def subject_matches(pattern: str, subject: str) -> bool:
     return len(have) == len(want)
 
 
-def inbox_prefix(user: str) -> str:
-    """The inbox prefix a user must connect with (``nats.connect(inbox_prefix=...)``)."""
-    if not _TOKEN.fullmatch(user):
-        raise ValueError(f"A NATS user or service name must be one subject token: {user!r}.")
-    return f"{INBOX_ROOT}.{user}"
-
-
-def password_variable(user: str) -> str:
-    """The environment variable nats-server reads the user's password from."""
-    return PASSWORD_VARIABLE_PREFIX + re.sub(r"[^A-Za-z0-9]", "_", user).upper()
-
-
 def _inbox(user: str) -> Grant:
     return Grant(
         f"{inbox_prefix(user)}.>",
@@ -224,7 +197,7 @@ def _queue_state_stream(bucket: str) -> str:
 
 
 def voice() -> UserPermissions:
-    user = Role.VOICE.value
+    user = Owner.VOICE.value
     return UserPermissions(
         user=user,
         role=Role.VOICE,
@@ -250,7 +223,7 @@ def voice() -> UserPermissions:
 
 
 def consent() -> UserPermissions:
-    user = subjects.CONSENT_SERVICE
+    user = Owner.CONSENT.value
     cmds = streams.CONSENT_COMMANDS
     return UserPermissions(
         user=user,
@@ -273,7 +246,7 @@ def consent() -> UserPermissions:
 
 
 def escalation(bucket: str = QUEUE_STATE_BUCKET) -> UserPermissions:
-    user = subjects.ESCALATION_SERVICE
+    user = Owner.ESCALATION.value
     kv = _queue_state_stream(bucket)
     read = f"read queue state from the {bucket} KV bucket"
     return UserPermissions(
@@ -300,7 +273,7 @@ def escalation(bucket: str = QUEUE_STATE_BUCKET) -> UserPermissions:
 
 
 def sip_bridge() -> UserPermissions:
-    user = subjects.SIP_BRIDGE_SERVICE
+    user = Owner.SIP_BRIDGE.value
     return UserPermissions(
         user=user,
         role=Role.SIP_BRIDGE,
@@ -393,132 +366,3 @@ def table(
     if len(set(names)) != len(names):
         raise ValueError(f"NATS user names must be unique: {names}.")
     return users
-
-
-def generate_passwords(users: Iterable[UserPermissions]) -> dict[str, str]:
-    """A random password per user (for local runs and tests)."""
-    return {u.user: secrets.token_urlsafe(24) for u in users}
-
-
-def render(
-    users: Sequence[UserPermissions],
-    passwords: Mapping[str, str] | None = None,
-    account: str = ACCOUNT,
-) -> str:
-    """The nats-server configuration fragment: one account with JetStream and the users.
-
-    Without ``passwords`` each password is a ``$SB_NATS_PASSWORD_<USER>`` reference that
-    nats-server resolves from its environment (it refuses to start when one is unset).
-    """
-    lines = [
-        "# NATS users and permissions of Switchboard, one user per role.",
-        "# Generated from switchboard.contracts (subjects, events, streams) by",
-        "#   python -m switchboard.contracts.permissions --out <this file>",
-        "# Do not edit: change the contracts and regenerate (a test compares).",
-    ]
-    if passwords is None:
-        lines.append(
-            "# Passwords come from the server's environment: "
-            + ", ".join(password_variable(u.user) for u in users)
-            + "."
-        )
-    lines += ["accounts {", f"  {account} {{", "    jetstream: enabled", "    users: ["]
-    for u in users:
-        secret = _password(u.user, passwords)
-        lines += [
-            f"      # {u.user}: {u.summary}",
-            "      {",
-            f"        user: {_quote(u.user)}",
-            f"        password: {secret}",
-            "        permissions: {",
-            *_allow("publish", u.publish),
-            *_allow("subscribe", u.subscribe),
-        ]
-        if u.allow_responses:
-            lines.append("          allow_responses: true")
-        lines += ["        }", "      }"]
-    lines += ["    ]", "  }", "}", ""]
-    return "\n".join(lines)
-
-
-def _password(user: str, passwords: Mapping[str, str] | None) -> str:
-    if passwords is None:
-        return "$" + password_variable(user)
-    return _quote(passwords[user])
-
-
-def _allow(direction: str, grants: tuple[Grant, ...]) -> list[str]:
-    lines = [f"          {direction}: {{", "            allow: ["]
-    seen: set[str] = set()
-    for g in grants:
-        if g.subject in seen:
-            continue
-        seen.add(g.subject)
-        lines.append(f"              {_quote(g.subject)}  # {_comment(g.why)}")
-    return [*lines, "            ]", "          }"]
-
-
-def _quote(value: str) -> str:
-    # Quoted strings are literal in the NATS config format (a `$` is not a variable).
-    if any(c in value for c in '"\\\n'):
-        raise ValueError(f"Cannot quote {value!r} for a NATS config file.")
-    return f'"{value}"'
-
-
-def _comment(text: str) -> str:
-    return " ".join(text.split())
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m switchboard.contracts.permissions",
-        description="Write the nats-server users and permissions of Switchboard.",
-    )
-    parser.add_argument("--out", type=Path, help="write here instead of stdout")
-    parser.add_argument(
-        "--passwords",
-        choices=("env", "generate"),
-        default="env",
-        help="env: $SB_NATS_PASSWORD_<USER> references (production); "
-        "generate: random literal passwords (local runs)",
-    )
-    parser.add_argument(
-        "--credentials", type=Path, help="with --passwords generate: save them here as JSON"
-    )
-    parser.add_argument(
-        "--crm",
-        action="append",
-        metavar="USER",
-        help=f"a CRM user (repeatable; default {', '.join(DEFAULT_CRM_USERS)})",
-    )
-    parser.add_argument("--bucket", default=QUEUE_STATE_BUCKET, help="the queue-state KV bucket")
-    args = parser.parse_args(argv)
-    if args.credentials is not None and args.passwords != "generate":
-        parser.error("--credentials needs --passwords generate")
-    try:
-        users = table(tuple(args.crm or DEFAULT_CRM_USERS), args.bucket)
-    except ValueError as exc:
-        parser.error(str(exc))
-    passwords = generate_passwords(users) if args.passwords == "generate" else None
-    text = render(users, passwords)
-    if args.credentials is not None and passwords is not None:
-        _write_private(args.credentials, json.dumps(passwords, indent=2) + "\n")
-    if args.out is None:
-        sys.stdout.write(text)
-    elif passwords is not None:
-        _write_private(args.out, text)
-    else:
-        args.out.write_text(text)
-    return 0
-
-
-def _write_private(path: Path, text: str) -> None:
-    """Write a file holding passwords readable by its owner only."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.fchmod(fd, 0o600)  # an existing file keeps its mode through O_CREAT
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

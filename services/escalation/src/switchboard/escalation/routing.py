@@ -43,8 +43,8 @@ from switchboard.contracts.escalation import (
     HandoffTarget,
     RuleHit,
 )
-from switchboard.escalation.config import Queue, Rules, primary
 from switchboard.escalation.queues import QueueSnapshot, QueueState
+from switchboard.escalation.rules_file import Queue, Rules, primary
 
 URGENT = frozenset({EscalationReason.LEGAL_THREAT, EscalationReason.SAFETY})
 AI_ELIGIBLE = frozenset({EscalationReason.CALLER_REQUEST, EscalationReason.AGENT_CANNOT_HELP})

@@ -17,9 +17,9 @@ from switchboard.contracts.escalation import (
     HandoffTarget,
 )
 from switchboard.contracts.handoff import HandoffContext
-from switchboard.escalation.config import RouterSection, Rules
 from switchboard.escalation.queues import QueueSnapshot, QueueState
-from switchboard.escalation.rules import DECISION_NAMESPACE, decide
+from switchboard.escalation.routing import DECISION_NAMESPACE, decide
+from switchboard.escalation.rules_file import RouterSection, Rules
 
 RequestFactory = Callable[..., EscalationRequest]
 

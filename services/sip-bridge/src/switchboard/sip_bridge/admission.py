@@ -1,4 +1,4 @@
-"""Admission policy for transfers: allow-list, calls-per-second and concurrency caps.
+"""Admission control for transfers: allow-list, calls-per-second and concurrency caps.
 
 ``admit`` runs before anything is dialled. It screens every destination against the
 allow-list (refused ones are skipped and reported; duplicates are dialled once), then
@@ -22,7 +22,7 @@ from switchboard.sip_bridge.limits import ConcurrencyCap, TokenBucket
 
 @dataclass(frozen=True, slots=True)
 class Skipped:
-    """A destination the policy refused, and why (the rule, never the address)."""
+    """A destination admission refused, and why (the rule, never the address)."""
 
     destination: Destination
     rule: str
@@ -52,7 +52,7 @@ class Admission:
     screened: Screened
 
 
-class TransferPolicy:
+class AdmissionControl:
     """The bridge's own limits, applied to every transfer whatever the request says."""
 
     def __init__(

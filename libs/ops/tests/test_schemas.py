@@ -5,14 +5,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from switchboard.contracts import envelope, schema
+from switchboard.contracts import envelope
+from switchboard.contracts.registry import message_types
 from switchboard.contracts.subjects import REQUESTS
+from switchboard.ops import cli, schemas
 
-SCHEMAS = Path(__file__).resolve().parents[1] / "schemas"
+SCHEMAS = Path(__file__).resolve().parents[3] / "contracts" / "schemas"
 
 
 def test_exported_schemas_have_not_drifted_from_the_code() -> None:
-    for name, body in schema.render().items():
+    for name, body in schemas.render().items():
         checked_in = (SCHEMAS / name).read_bytes()
         assert checked_in == body, (
             f"contracts/schemas/{name} is stale: run `make schemas` and commit the result."
@@ -20,22 +22,22 @@ def test_exported_schemas_have_not_drifted_from_the_code() -> None:
 
 
 def test_every_message_has_a_json_schema_with_a_description() -> None:
-    defs = json.loads((SCHEMAS / schema.SCHEMA_FILE).read_text())["$defs"]
-    for t in schema.message_types():
+    defs = json.loads((SCHEMAS / schemas.SCHEMA_FILE).read_text())["$defs"]
+    for t in message_types():
         for cls in getattr(t, "__args__", (t,)):
             assert cls.__name__ in defs
             assert defs[cls.__name__].get("description"), f"{cls.__name__} needs a docstring"
 
 
 def test_personal_data_fields_are_marked_in_the_exported_schema() -> None:
-    defs = json.loads((SCHEMAS / schema.SCHEMA_FILE).read_text())["$defs"]
+    defs = json.loads((SCHEMAS / schemas.SCHEMA_FILE).read_text())["$defs"]
     number = defs["CallStarted"]["properties"]["caller_number"]
     assert any(alt.get("x-personal-data") for alt in number["anyOf"])
     assert defs["RecordConsent"]["properties"]["call_id"].get("x-personal-data") is None
 
 
 def test_asyncapi_document_names_every_subject_with_its_owner() -> None:
-    doc = json.loads((SCHEMAS / schema.ASYNCAPI_FILE).read_text())
+    doc = json.loads((SCHEMAS / schemas.ASYNCAPI_FILE).read_text())
     assert doc["asyncapi"].startswith("3.")
     addresses = {c["address"]: c for c in doc["channels"].values() if c["address"]}
     for req in REQUESTS:
@@ -47,3 +49,9 @@ def test_asyncapi_document_names_every_subject_with_its_owner() -> None:
     for op in doc["operations"].values():
         ref = op["channel"]["$ref"].removeprefix("#/channels/")
         assert ref in doc["channels"]
+
+
+def test_the_schemas_command_writes_the_documents_it_checks(tmp_path: Path) -> None:
+    assert cli.main(["schemas", str(tmp_path / "out")]) == 0
+    for name, body in schemas.render().items():
+        assert (tmp_path / "out" / name).read_bytes() == body

@@ -1,4 +1,4 @@
-"""Builds the bridge from its settings: the carrier driver, the policy and the desk.
+"""Assembles the bridge from its settings: the carrier driver, admission control and the desk.
 
 Kept apart from the NATS wiring so tests (and the LiveKit driver tests) assemble the
 same objects the service runs with.
@@ -9,20 +9,20 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from switchboard.sip_bridge.admission import AdmissionControl
 from switchboard.sip_bridge.allowlist import DestinationAllowList
+from switchboard.sip_bridge.desk import DeskTimings, TransferDesk
 from switchboard.sip_bridge.drivers.base import CarrierDriver
 from switchboard.sip_bridge.drivers.livekit import LiveKitCarrier
 from switchboard.sip_bridge.drivers.simulated import CarrierScripts, SimulatedCarrier
 from switchboard.sip_bridge.limits import ConcurrencyCap, TokenBucket
 from switchboard.sip_bridge.outbox import EventSink
-from switchboard.sip_bridge.policy import TransferPolicy
 from switchboard.sip_bridge.settings import (
     DriverChoice,
     SipBridgeSettings,
     choose_driver,
     livekit_credentials,
 )
-from switchboard.sip_bridge.transfers import DeskTimings, TransferDesk
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,11 +31,11 @@ class Bridge:
 
     desk: TransferDesk
     driver: CarrierDriver
-    policy: TransferPolicy
+    admission: AdmissionControl
     scripts: CarrierScripts | None
 
 
-def build_policy(settings: SipBridgeSettings, choice: DriverChoice) -> TransferPolicy:
+def build_admission(settings: SipBridgeSettings, choice: DriverChoice) -> AdmissionControl:
     trunks = [t for t in (settings.livekit_sip_trunk_id,) if t]
     trunks += [t.strip() for t in settings.livekit_extra_trunks.split(",") if t.strip()]
     allow_list = DestinationAllowList.from_config(
@@ -48,7 +48,7 @@ def build_policy(settings: SipBridgeSettings, choice: DriverChoice) -> TransferP
         # A simulated carrier has no trunks to protect unless some are configured.
         trunks=trunks if trunks or choice is DriverChoice.LIVEKIT else None,
     )
-    return TransferPolicy(
+    return AdmissionControl(
         allow_list,
         TokenBucket(settings.transfer_cps, settings.transfer_burst),
         ConcurrencyCap(settings.transfer_max_concurrent),
@@ -74,8 +74,8 @@ def build_bridge(
     else:
         scripts = CarrierScripts(settings.sim_outcome, settings.sim_ring_s)
         driver = SimulatedCarrier(scripts, brief_s=settings.sim_brief_s)
-    policy = build_policy(settings, choice)
+    admission = build_admission(settings, choice)
     timings = DeskTimings(
         max_ring_s=settings.transfer_max_ring_s, step_timeout_s=settings.transfer_step_timeout_s
     )
-    return Bridge(TransferDesk(driver, policy, sink, timings), driver, policy, scripts)
+    return Bridge(TransferDesk(driver, admission, sink, timings), driver, admission, scripts)

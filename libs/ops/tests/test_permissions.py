@@ -12,29 +12,36 @@ from pathlib import Path
 
 import pytest
 
-from switchboard.contracts import permissions, streams, subjects
+from switchboard.contracts import streams, subjects
 from switchboard.contracts.envelope import EVENTS, EventSpec
-from switchboard.contracts.permissions import Role, UserPermissions, subject_matches
-from switchboard.contracts.subjects import REQUESTS
+from switchboard.contracts.subjects import REQUESTS, inbox_prefix
+from switchboard.ops import cli, natsconf, permissions
+from switchboard.ops.permissions import Role, UserPermissions, subject_matches
 
-DEPLOYED = Path(__file__).resolve().parents[2] / "deploy" / "k8s" / "nats" / "permissions.conf"
+DEPLOYED = Path(__file__).resolve().parents[3] / "deploy" / "k8s" / "nats" / "permissions.conf"
 USERS = permissions.table()
 BY_USER = {u.user: u for u in USERS}
 CALL = "c-1"
 
 
 def test_the_deployed_permissions_have_not_drifted_from_the_contracts() -> None:
-    assert DEPLOYED.read_text() == permissions.render(USERS), (
+    assert DEPLOYED.read_text() == natsconf.render(USERS), (
         "deploy/k8s/nats/permissions.conf is stale: run `python -m "
-        "switchboard.contracts.permissions --out deploy/k8s/nats/permissions.conf`."
+        "switchboard.ops permissions --out deploy/k8s/nats/permissions.conf`."
     )
 
 
 def test_production_passwords_are_environment_references_never_literals() -> None:
-    text = permissions.render(USERS)
+    text = natsconf.render(USERS)
     for user in USERS:
-        assert f"password: ${permissions.password_variable(user.user)}\n" in text
+        assert f"password: ${natsconf.password_variable(user.user)}\n" in text
     assert text.count("password:") == len(USERS)
+
+
+def test_each_service_connects_as_the_user_named_like_its_owner_entry() -> None:
+    for owner in subjects.Owner:
+        assert Role(owner.value).value == owner.value
+        assert BY_USER[owner.value].role is Role(owner.value)
 
 
 def test_every_role_has_exactly_one_user_by_default() -> None:
@@ -129,10 +136,10 @@ def test_several_crm_users_each_get_their_own_consumer_and_inbox() -> None:
 
 @pytest.mark.parametrize("user", USERS, ids=lambda u: u.user)
 def test_each_user_reads_replies_under_its_own_inbox_only(user: UserPermissions) -> None:
-    assert user.may_subscribe(f"{permissions.inbox_prefix(user.user)}.abc.1")
+    assert user.may_subscribe(f"{inbox_prefix(user.user)}.abc.1")
     for other in USERS:
         if other.user != user.user:
-            assert not user.may_subscribe(f"{permissions.inbox_prefix(other.user)}.abc.1")
+            assert not user.may_subscribe(f"{inbox_prefix(other.user)}.abc.1")
     assert not user.may_subscribe("_INBOX.>")
 
 
@@ -190,16 +197,16 @@ def test_subjects_match_like_nats(pattern: str, subject: str, matches: bool) -> 
 
 def test_user_names_must_be_single_subject_tokens_and_unique() -> None:
     with pytest.raises(ValueError, match="one subject token"):
-        permissions.inbox_prefix("crm.a")
+        inbox_prefix("crm.a")
     with pytest.raises(ValueError, match="unique"):
         permissions.table(crm_users=("voice",))
-    assert permissions.password_variable("sip-bridge") == "SB_NATS_PASSWORD_SIP_BRIDGE"
+    assert natsconf.password_variable("sip-bridge") == "SB_NATS_PASSWORD_SIP_BRIDGE"
 
 
 def test_the_generator_writes_literal_passwords_only_to_private_files(tmp_path: Path) -> None:
     conf, creds = tmp_path / "nats.conf", tmp_path / "creds.json"
-    code = permissions.main(
-        ["--out", str(conf), "--passwords", "generate", "--credentials", str(creds)]
+    code = cli.main(
+        ["permissions", "--out", str(conf), "--passwords", "generate", "--credentials", str(creds)]
     )
     assert code == 0
     passwords = json.loads(creds.read_text())
@@ -214,9 +221,9 @@ def test_the_generator_writes_literal_passwords_only_to_private_files(tmp_path: 
 def test_the_generator_defaults_to_environment_references(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert permissions.main(["--crm", "acme"]) == 0
+    assert cli.main(["permissions", "--crm", "acme"]) == 0
     out = capsys.readouterr().out
     assert "password: $SB_NATS_PASSWORD_ACME" in out
     assert '"$JS.API.CONSUMER.MSG.NEXT.SB_EVENTS.acme"' in out
     with pytest.raises(SystemExit):
-        permissions.main(["--credentials", str(tmp_path / "c.json")])
+        cli.main(["permissions", "--credentials", str(tmp_path / "c.json")])

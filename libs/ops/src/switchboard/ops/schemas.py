@@ -1,20 +1,20 @@
 """Export the JSON Schema of every message and an AsyncAPI 3 document of the subjects.
 
 The exported files are checked in under ``contracts/schemas``; a test regenerates them
-and fails when they drift from the code. Regenerate with
-``python -m switchboard.contracts.schema contracts/schemas``.
+and fails when they drift from the code. Regenerate with ``make schemas``
+(``python -m switchboard.ops schemas contracts/schemas``).
 """
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
-from switchboard.contracts import envelope, errors, handoff
+from switchboard.contracts import envelope, errors
 from switchboard.contracts.consent import RecordConsent
+from switchboard.contracts.registry import message_types
 from switchboard.contracts.subjects import (
     CONSENT_COMMANDS_PREFIX,
     EVENTS_PREFIX,
@@ -26,23 +26,6 @@ from switchboard.contracts.subjects import (
 ASYNCAPI_FILE = "asyncapi.json"
 SCHEMA_FILE = "messages.schema.json"
 REF_TEMPLATE = "#/components/schemas/{name}"
-
-
-def message_types() -> list[Any]:
-    """Every type on the wire, in a stable order."""
-    types: list[Any] = [envelope.CloudEvent, errors.ErrorReply, handoff.HandoffContext]
-    types.append(RecordConsent)
-    for req in REQUESTS:
-        types.extend([req.request, req.reply])
-    types.extend(spec.payload for spec in envelope.EVENTS)
-    seen: set[str] = set()
-    unique: list[Any] = []
-    for t in types:
-        key = repr(t)
-        if key not in seen:
-            seen.add(key)
-            unique.append(t)
-    return unique
 
 
 def json_schemas() -> dict[str, Any]:
@@ -188,15 +171,3 @@ def write(directory: Path) -> list[Path]:
         path.write_bytes(body)
         written.append(path)
     return written
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    target = Path(args[0]) if args else Path("contracts/schemas")
-    for path in write(target):
-        print(path)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

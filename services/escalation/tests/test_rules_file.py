@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from switchboard.contracts.escalation import HandoffTarget
-from switchboard.escalation.config import RulesError, load_rules, parse_rules
+from switchboard.escalation.rules_file import RulesError, load_rules, parse_rules
 
 GOOD = (Path(__file__).parent / "data" / "rules.toml").read_text()
 
