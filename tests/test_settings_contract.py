@@ -124,11 +124,14 @@ def test_shared_variables_are_read_by_someone() -> None:
 
 def test_an_unknown_variable_names_itself_and_the_closest_known_one() -> None:
     with pytest.raises(SettingsError) as raised:
-        load(ConsentSettings, {"SB_SIGNING_KEY_FILE": "/keys/ed25519.key", "SB_VAR_DIR": "x"})
+        load(
+            ConsentSettings,
+            {"SB_SIGNING_KEY_FILE": "/keys/ed25519.key", "SB_TEST_POSTGRES_DSN": "postgresql://x"},
+        )
     message = str(raised.value)
     assert "SB_SIGNING_KEY_FILE is not a setting" in message
     assert "closest it reads is SB_CHECKPOINT_KEY_FILE" in message
-    assert "SB_VAR_DIR" not in message  # shared: read by the simulation whose env it is
+    assert "SB_TEST_POSTGRES_DSN" not in message  # shared: the test suite's, inherited
 
 
 @pytest.mark.parametrize(

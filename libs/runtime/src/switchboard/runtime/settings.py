@@ -26,17 +26,14 @@ ENV_PREFIX = "SB_"
 
 SHARED_VARIABLES: Mapping[str, str] = MappingProxyType(
     {
-        "SB_SCENARIOS_DIR": "read by `python -m switchboard.simulation`; the services its "
-        "demo starts inherit its environment",
-        "SB_VAR_DIR": "read by `python -m switchboard.simulation`; the services its demo "
-        "starts inherit its environment",
-        "SB_TEST_POSTGRES_DSN": "read by the test suite's PostgreSQL fixture; the services "
-        "the tests start inherit its environment",
+        "SB_TEST_POSTGRES_DSN": "read by the test suite's PostgreSQL fixture (CI may set it "
+        "for the whole run); the services the tests start inherit the test environment",
     }
 )
 """``SB_*`` variables a service may find in its environment without reading them, and who
 does read them. Nothing else is tolerated: a Kubernetes ConfigMap shared by several
-Deployments holds only ``ServiceSettings`` fields, which every service reads."""
+Deployments holds only ``ServiceSettings`` fields, which every service reads, and the
+devstack launcher (demo, benchmarks) passes a service none of its parent's ``SB_*``."""
 
 TraceExporter = Literal["none", "console", "otlp"]
 
