@@ -48,12 +48,23 @@ def docs() -> list[dict[str, Any]]:
     return render("production")
 
 
-def test_everything_is_denied_first_and_nothing_may_connect_in(docs: list[dict[str, Any]]) -> None:
+def test_everything_is_denied_first_and_only_prometheus_may_connect_in(
+    docs: list[dict[str, Any]],
+) -> None:
     policies = manifests.by_name(docs, "NetworkPolicy")
     deny = policies["default-deny"]["spec"]
     assert deny["podSelector"] == {}
     assert set(deny["policyTypes"]) == {"Ingress", "Egress"}
-    assert not any(p["spec"].get("ingress") for p in policies.values())
+    ingress = {n: p["spec"] for n, p in policies.items() if p["spec"].get("ingress")}
+    assert set(ingress) == {"voice-worker-metrics"}
+    spec = ingress["voice-worker-metrics"]
+    assert spec["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "voice-worker"}
+    (rule,) = spec["ingress"]
+    assert [_destination(peer) for peer in rule["from"]] == ["monitoring"]
+    voice = manifests.by_name(docs, "Deployment")["voice-worker"]
+    (container,) = manifests.pod_spec(voice)["containers"]
+    metrics = next(p["containerPort"] for p in container["ports"] if p["name"] == "metrics")
+    assert [p["port"] for p in rule["ports"]] == [metrics]
 
 
 def test_each_pod_reaches_only_what_it_needs(docs: list[dict[str, Any]]) -> None:

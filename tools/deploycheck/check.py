@@ -79,7 +79,7 @@ def _host_port(url: str) -> tuple[str, int]:
     return parts.hostname, parts.port
 
 
-def find_endpoints(runs: dict[str, ContainerRun], health_ports: list[int]) -> Endpoints:
+def find_endpoints(runs: dict[str, ContainerRun], host_ports: list[int]) -> Endpoints:
     by_module = {run.argv[2]: run for run in runs.values()}
     env = by_module["switchboard.consent"].env
     voice = by_module[VOICE_MODULE].env
@@ -88,8 +88,8 @@ def find_endpoints(runs: dict[str, ContainerRun], health_ports: list[int]) -> En
     database = urlsplit(env["SB_LEDGER_DB"])
     livekit = _host_port(voice["LIVEKIT_URL"])
     ports = [nats_host[1], collector[1], database.port or 5432, livekit[1]]
-    if not infra.free_on("0.0.0.0", health_ports):
-        raise CheckFailed(f"Port(s) {health_ports} (health probes, all addresses) are in use.")
+    if not infra.free_on("0.0.0.0", host_ports):
+        raise CheckFailed(f"Container port(s) {host_ports} are in use on this host.")
     replicas = int(env.get("SB_STREAM_REPLICAS", "1"))
     return Endpoints(infra.pick_address(ports), nats_host, collector, database, livekit, replicas)
 
@@ -146,6 +146,15 @@ async def wait_service_ready(nc: NATS, run: ContainerRun, service: str) -> None:
     raise CheckFailed(f"{run.deployment} not ready after {READY_TIMEOUT_S} s.")
 
 
+def _http_text(url: str) -> str:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            body: bytes = response.read()
+            return body.decode(errors="replace")
+    except OSError as exc:
+        raise CheckFailed(f"{url}: {exc}") from None
+
+
 def _http_ok(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=1) as response:
@@ -154,6 +163,8 @@ def _http_ok(url: str) -> bool:
         return False
 
 
+LOAD_METRIC = "lk_agents_worker_load"
+"""The worker's load as Prometheus reads it from the ``metrics`` port (scaling input)."""
 JOB_PROCESS_READY = '"process initialized"'
 JOB_PROCESS_FAILED = '"error initializing process"'
 
@@ -187,6 +198,12 @@ async def wait_voice_ready(run: ContainerRun, livekit: FakeLiveKit) -> None:
             names = {r.agent_name for r in livekit.registrations}
             if run.env.get("SB_AGENT_NAME", "switchboard") not in names:
                 raise CheckFailed(f"The worker registered as {names}, not as configured.")
+            if "metrics" in run.ports:
+                metrics = await asyncio.to_thread(
+                    _http_text, f"http://127.0.0.1:{run.ports['metrics']}/metrics"
+                )
+                if LOAD_METRIC not in metrics:
+                    raise CheckFailed(f"The metrics port does not export {LOAD_METRIC}.")
             return
         await asyncio.sleep(POLL_S)
     raise CheckFailed(f"voice-worker did not register with LiveKit within {READY_TIMEOUT_S} s.")
@@ -295,7 +312,7 @@ class Check:
             module = run.argv[2]
             if module == VOICE_MODULE:
                 await wait_voice_ready(run, livekit)
-                how = "registered with LiveKit, readiness probe 200, a job process ready"
+                how = "registered with LiveKit, probe 200, a job process, load metric"
             else:
                 await wait_service_ready(nc, run, SERVICES[module])
                 how = f"$SRV.PING and $SRV.INFO state=ready ({SERVICES[module]})"
@@ -386,8 +403,8 @@ class Check:
     async def run(self) -> None:
         runs, sources, docs = self.plan()
         voice = next(r for r in runs.values() if r.argv[2] == VOICE_MODULE)
-        health = [r.readiness.port for r in runs.values() if r.readiness is not None]
-        endpoints = find_endpoints(runs, health)
+        # Containers share the host's network: the ports they declare must be free.
+        endpoints = find_endpoints(runs, [p for r in runs.values() for p in r.ports.values()])
         extra = ["--network=host", *endpoints.hosts()]
         self.report.say(f"rendered {self.overlay}: {', '.join(runs)}")
         with self.servers(endpoints) as receiver:

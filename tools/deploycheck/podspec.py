@@ -99,6 +99,8 @@ class ContainerRun:
     """Passed through podman's own environment (``-e NAME``), so secrets stay out of argv."""
     grace_s: int
     readiness: HttpProbe | None = None
+    ports: dict[str, int] = field(default_factory=dict)
+    """Declared container ports by name: on the host network they must be free on the host."""
     files: list[tuple[Path, bytes, int]] = field(default_factory=list)
     directories: list[tuple[Path, int]] = field(default_factory=list)
     fs_group: int | None = None
@@ -307,6 +309,10 @@ def plan(
         env=container_env(container, sources),
         grace_s=int(pod.get("terminationGracePeriodSeconds", DEFAULT_GRACE_S)),
         readiness=_probe(container),
+        ports={
+            p.get("name", str(p["containerPort"])): int(p["containerPort"])
+            for p in container.get("ports", [])
+        },
         fs_group=fs_group,
     )
     run.options = [
