@@ -98,9 +98,13 @@ async def _with_services(
     files: list[Path],
     chat_model: llm.LLM[Any],
 ) -> list[tuple[str, bool]] | None:
-    env = {"SB_NATS_URL": url, "SB_LEDGER_DB": str(layout.ledger), "SB_LOG_LEVEL": "INFO"}
+    env = {"SB_NATS_URL": url, "SB_LOG_LEVEL": "INFO"}
+    # Only the ledger reads SB_LEDGER_DB; a service refuses SB_* settings it does not read.
+    own_env = {"consent": {"SB_LEDGER_DB": str(layout.ledger)}}
     procs = [
-        ServiceProcess(module, name, env=env, log_path=layout.logs / f"{name}.log")
+        ServiceProcess(
+            module, name, env={**env, **own_env.get(name, {})}, log_path=layout.logs / f"{name}.log"
+        )
         for module, name in BACKENDS
     ]
     try:

@@ -41,6 +41,12 @@ class VoiceSettings(ServiceSettings, kw_only=True, frozen=True):
     """Failed turns (frustration, repeated questions, tool errors) before escalating."""
     manager_credit_limit: float = 50.0
     """The largest goodwill credit the AI manager may approve on its own."""
+    max_calls_per_worker: int = 25
+    """Calls one worker pod takes before it reports itself full (``voice/load.py``; the
+    figure comes from the voice benchmark, see the README)."""
+    metrics_port: int = 9100
+    """Where the worker exports its Prometheus metrics, ``lk_agents_worker_load`` among
+    them (the HPA scales on it); 0 turns the exporter off."""
     agent_name: str = "switchboard"
     """The LiveKit agent name the production worker registers for dispatch."""
     brain: Literal["rules", "openai"] = "rules"
