@@ -21,6 +21,7 @@ from switchboard.contracts.transfer import (
     DeclineReason,
     HumanDecision,
     LegState,
+    TransferQueued,
 )
 from switchboard.simulation.observer import CallObserver
 from switchboard.simulation.scenario import Human
@@ -29,7 +30,7 @@ from switchboard.testing.fake_backends import Backends, FakeBridge, FakeLedger, 
 from switchboard.voice.agents.briefing import CONNECTING, DECLINED, OPENER
 from switchboard.voice.state import CallInfo, CallState
 from switchboard.voice.transfer.facts import BRIEFING_START
-from switchboard.voice.transfer.flow import GOODBYE, TRYING_NEXT, transfer_mode
+from switchboard.voice.transfer.flow import GOODBYE, TRYING_NEXT, queued_line, transfer_mode
 from switchboard.voice.transfer.hold import STILL_TRYING, CallerHold, NoHoldAudio
 from switchboard.voice.wiring import Bus
 
@@ -121,6 +122,19 @@ async def test_a_voicemail_greeting_is_recognised_before_anything_about_the_call
         HumanDecision.ACCEPT,
     ]
     assert consult_lines(h, 1) == [("briefing", OPENER), ("human", greeting)]
+    assert h.call.state.outcome is CallOutcome.TRANSFERRED
+
+
+async def test_a_human_who_hangs_up_during_the_briefing_counts_as_declining(
+    backends: Backends, start_call: HarnessFactory
+) -> None:
+    h = await to_person(start_call, humans=[Human(says=["Hello?"], hangs_up=True)])
+    await h.session.run(user_input=PERSON)
+    assert [d.decision for d in backends.bridge.decisions] == [
+        HumanDecision.HUNG_UP,
+        HumanDecision.ACCEPT,
+    ]
+    assert TRYING_NEXT in h.said()
     assert h.call.state.outcome is CallOutcome.TRANSFERRED
 
 
@@ -294,3 +308,26 @@ async def test_hold_turns_a_room_callers_microphone_off_and_back_on() -> None:
     assert (session.input.audio_enabled, state.on_hold) == (False, True)
     await hold.end()
     assert (session.input.audio_enabled, state.on_hold) == (True, False)
+
+
+@pytest.mark.parametrize(
+    ("wait", "heard"),
+    [
+        (0.4, None),  # Too short to mention.
+        (None, "You're number 2. Please stay on the line."),  # Waits for a call to end.
+        (12.0, "You're number 2, and it should be about 12 seconds."),
+        (150.0, "You're number 2, and it should be about 2 minutes."),
+    ],
+)
+def test_a_caller_in_line_hears_their_place_and_a_wait_only_when_it_is_known(
+    wait: float | None, heard: str | None
+) -> None:
+    event = TransferQueued(
+        call_id="c", transfer_id="t", position=2, max_wait_s=120, estimated_wait_s=wait
+    )
+    line = queued_line(event)
+    if heard is None:
+        assert line is None
+    else:
+        assert line is not None
+        assert heard in line

@@ -60,12 +60,19 @@ RETRYING = (
 GAVE_UP = "nobody took the call in time"
 
 
-def queued_line(event: TransferQueued) -> str:
-    """What a caller waiting for a free line hears (their place, and the wait when known)."""
+QUEUE_NOTICE_S = 2.0
+"""A wait for a dial slot shorter than this is not worth telling the caller about."""
+
+
+def queued_line(event: TransferQueued) -> str | None:
+    """What a caller waiting for a free line hears: their place, and the wait when known.
+    ``None`` when the wait is too short to mention."""
     wait = event.estimated_wait_s
-    when = f", and it should be about {_duration(wait)}" if wait and wait >= 1 else ""
+    if wait is not None and wait < QUEUE_NOTICE_S:
+        return None
+    when = f", and it should be about {_duration(wait)}" if wait is not None else ""
     return (
-        "Everyone on our team is with another caller right now, so I've put you in line. "
+        "Our lines to the team are all busy right now, so I've put you in line. "
         f"You're number {event.position}{when}. Please stay on the line."
     )
 
@@ -204,8 +211,10 @@ class HumanTransfer:
     async def _on_event(self, event: TransferStatus) -> TransferResult | None:
         match event:
             case TransferQueued():
-                self._hold.reminder = f"You're still in line. {STILL_TRYING}"
-                await self._hold.say(queued_line(event))
+                line = queued_line(event)
+                if line is not None:
+                    self._hold.reminder = f"You're still in line. {STILL_TRYING}"
+                    await self._hold.say(line)
             case TransferDialing(attempt=attempt) if attempt > 1:
                 self._hold.reminder = STILL_TRYING
                 await self._hold.say(TRYING_NEXT)
