@@ -23,10 +23,9 @@ class VoiceSettings(ServiceSettings, kw_only=True, frozen=True):
     """How long to wait for the router before using the local fallback decision."""
     transfer_place_timeout_s: float = 2.0
     transfer_answer_timeout_s: float = 300.0
-    """Longest a caller stays on hold for one transfer (waiting in line for a dial slot,
-    ringing, the humans' briefings) before the worker cancels it and offers a callback.
-    Longer than the bridge's own bounds (``SB_TRANSFER_QUEUE_MAX_WAIT_S`` and the ring and
-    briefing timeouts), so normally the bridge says how it ended."""
+    """Longest a caller stays on hold for one transfer, whatever the bridge is still trying
+    (waiting in line for a dial slot, ringing, the humans' briefings): then the worker
+    cancels the transfer, which hangs up every leg, and offers a callback."""
     hold_reminder_s: float = 20.0
     """While the caller is on hold, how often they hear that we are still trying."""
     hold_audio: str = ""
