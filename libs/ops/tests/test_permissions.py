@@ -7,7 +7,10 @@ enforcing it.
 from __future__ import annotations
 
 import json
+import os
+import re
 import stat
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -15,6 +18,7 @@ import pytest
 from switchboard.contracts import streams, subjects
 from switchboard.contracts.envelope import EVENTS, EventSpec
 from switchboard.contracts.subjects import REQUESTS, inbox_prefix
+from switchboard.devstack.natsserver import find_binary
 from switchboard.ops import cli, natsconf, permissions
 from switchboard.ops.permissions import Role, UserPermissions, subject_matches
 
@@ -227,3 +231,31 @@ def test_the_generator_defaults_to_environment_references(
     assert '"$JS.API.CONSUMER.MSG.NEXT.SB_EVENTS.acme"' in out
     with pytest.raises(SystemExit):
         cli.main(["permissions", "--credentials", str(tmp_path / "c.json")])
+
+
+def test_generated_passwords_survive_nats_servers_variable_parsing(tmp_path: Path) -> None:
+    """nats-server parses a ``$VARIABLE``'s value as a config value: a password like
+    ``2026-01-05x`` is a date to it and the file is refused. Generated ones never are."""
+    users = permissions.table()
+    conf = tmp_path / "users.conf"
+    conf.write_text(natsconf.render(users))
+    env_names = [natsconf.password_variable(u.user) for u in users]
+
+    def check(passwords: list[str]) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, **dict(zip(env_names, passwords, strict=True))}
+        return subprocess.run(
+            [find_binary(), "-t", "-c", str(conf)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+
+    # The failure this guards against, with the server itself:
+    refused = check(["2026-01-05T00:00:00Z"] * len(env_names))
+    assert refused.returncode != 0
+    for _ in range(20):
+        generated = [natsconf.new_password() for _ in env_names]
+        assert all(re.fullmatch(r"[A-Za-z][A-Za-z0-9]{31}", p) for p in generated)
+        done = check(generated)
+        assert done.returncode == 0, done.stderr
