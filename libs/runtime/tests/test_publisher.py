@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 
 import nats
 import pytest
@@ -23,6 +22,7 @@ from switchboard.runtime.bus import (
     ensure_stream,
     stream_config,
 )
+from switchboard.testing import eventually
 
 RETRYING = "Event not stored yet; retrying in the background."
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
@@ -40,14 +40,6 @@ async def stored_ids(js: JetStreamContext) -> list[str]:
         assert msg.data is not None
         ids.append(decode_envelope(msg.data).id)
     return ids
-
-
-async def eventually(condition: Callable[[], bool], what: str, within: float = 5.0) -> None:
-    deadline = asyncio.get_running_loop().time() + within
-    while not condition():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"{what} did not happen within {within} s")
-        await asyncio.sleep(0.01)
 
 
 def reasons(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -88,7 +80,7 @@ async def test_with_no_stream_an_event_is_retried_under_its_id_until_one_exists(
     publisher = EventPublisher(js, "test", retry_delay=0.02)
     with caplog.at_level(logging.WARNING):
         sent = await publisher.send(started("c1"))
-        await eventually(lambda: "no stream" in reasons(caplog), "the no-stream failure")
+        await eventually(lambda: "no stream" in reasons(caplog), message="the no-stream failure")
         await ensure_stream(js, EVENTS)
         assert await publisher.settle(5)
     assert await stored_ids(js) == [sent.event_id]
@@ -114,7 +106,7 @@ async def test_a_stream_error_is_retried_with_backoff_until_the_stream_takes_it(
         # instead of setting the exception), so the timeout is what notices it there.
         await eventually(
             lambda: bool({"stream error", "no ack in time"} & set(reasons(caplog))),
-            "the refusal",
+            message="the refusal",
         )
         await js.purge_stream(EVENTS.name)
         assert await publisher.settle(5)
@@ -133,7 +125,7 @@ async def test_an_ack_that_never_comes_is_retried_after_the_timeout(
     publisher = EventPublisher(js, "test", timeout=0.1, retry_delay=0.02)
     with caplog.at_level(logging.WARNING):
         sent = await publisher.send(started("c1"))
-        await eventually(lambda: "no ack in time" in reasons(caplog), "the ack timeout")
+        await eventually(lambda: "no ack in time" in reasons(caplog), message="the ack timeout")
         await ensure_stream(js, EVENTS)
         assert await publisher.settle(5)
     assert await stored_ids(js) == [sent.event_id]
@@ -146,7 +138,7 @@ async def test_a_cancelled_event_is_given_up(nc: NATS) -> None:
     dropped = await publisher.send(started("c1"))
     kept = await publisher.send(started("c2"))
     dropped.stored.cancel()
-    await eventually(lambda: publisher.unstored == 1, "giving the event up")
+    await eventually(lambda: publisher.unstored == 1, message="giving the event up")
     await ensure_stream(js, EVENTS)
     assert await publisher.settle(5)
     # Retries go in order, so a dropped event still queued would be stored before this one.

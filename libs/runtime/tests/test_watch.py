@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from switchboard.runtime.watch import WatchedFile, WatchLog, signature
+from switchboard.testing import eventually
 
 LOG = WatchLog(loaded="Loaded the test value.", refused="Refused the test file.")
 
@@ -52,15 +53,6 @@ def watched(
     return WatchedFile(
         path, load_number, LOG, refused=(BadFile,), unchanged=unchanged, describe=describe
     )
-
-
-async def eventually(condition: Callable[[], bool], what: str, within: float = 5.0) -> None:
-    """Poll ``condition`` with a bound; fail naming ``what``."""
-    deadline = asyncio.get_running_loop().time() + within
-    while not condition():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"{what} did not happen within {within} s")
-        await asyncio.sleep(0.01)
 
 
 def test_the_value_is_loaded_at_start_and_reloaded_only_when_the_file_changed(
@@ -160,7 +152,7 @@ async def test_polling_picks_up_an_edit(number_file: Path) -> None:
     watcher.start(0.01, sighup=False)
     try:
         write(number_file, "4", 2)
-        await eventually(lambda: watcher.value == 4, "the poll picking up the edit")
+        await eventually(lambda: watcher.value == 4, message="the poll picking up the edit")
     finally:
         await watcher.stop()
 
@@ -171,7 +163,7 @@ async def test_sighup_reloads_and_stop_removes_the_handler(number_file: Path) ->
     try:
         write(number_file, "6", 1)  # invisible to the signature
         os.kill(os.getpid(), signal.SIGHUP)
-        await eventually(lambda: watcher.value == 6, "the SIGHUP reload")
+        await eventually(lambda: watcher.value == 6, message="the SIGHUP reload")
     finally:
         await watcher.stop()
     assert not asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
@@ -193,9 +185,9 @@ async def test_a_failing_loader_does_not_end_the_polling(
     try:
         with caplog.at_level(logging.ERROR):
             write(number_file, "2", 2)
-            await eventually(lambda: len(calls) == 2, "the failing reload")
+            await eventually(lambda: len(calls) == 2, message="the failing reload")
             write(number_file, "3", 3)
-            await eventually(lambda: watcher.value == 3, "the reload after the failure")
+            await eventually(lambda: watcher.value == 3, message="the reload after the failure")
         assert "Reloading a watched file failed; the value in force stays." in caplog.messages
     finally:
         await watcher.stop()

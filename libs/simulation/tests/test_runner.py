@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import sys
@@ -15,6 +16,7 @@ from switchboard.devstack.natsserver import NatsServer
 from switchboard.simulation import scenario as scenarios
 from switchboard.simulation.runner import Live, Probe, run_scenario
 from switchboard.simulation.settings import SimulationSettings
+from switchboard.testing import eventually
 from switchboard.testing.crm import RunningCrm
 from switchboard.testing.fake_backends import Backends
 from switchboard.voice.wiring import Bus
@@ -187,3 +189,30 @@ async def test_a_probe_times_every_turn_and_can_replace_the_event_publisher(
     assert [e.kind for e in report.events] == ["consent.recorded"]
     assert report.consent == "denied"
     assert report.outcome == "resolved"
+
+
+async def test_calls_leave_no_task_or_subscription_behind(
+    backends: Backends, bus: Bus, settings: SimulationSettings
+) -> None:
+    """What a worker holds per call (tasks, NATS subscriptions, unstored events) is gone
+    once its calls are over: 200 calls, 10 at a time."""
+    files = scenarios.discover(SCENARIOS)
+    plays = [scenarios.load(f) for f in files]
+    await run_scenario(plays[0], bus, settings)  # warm up once: lazily created helpers
+
+    def held() -> tuple[int, int]:
+        gc.collect()
+        return len(asyncio.all_tasks()), len(bus.nc._subs)
+
+    before = held()
+    for batch in range(20):
+        reports = await asyncio.gather(
+            *(run_scenario(plays[(batch * 10 + i) % len(plays)], bus, settings) for i in range(10))
+        )
+        assert [r.errors for r in reports if r.errors] == []
+    await bus.events.settle()
+    # The in-test backends poll with short-lived tasks of their own; a leak per call would
+    # be hundreds of tasks, not a couple.
+    await eventually(lambda: held()[0] <= before[0] + 2, message="the calls' tasks to end")
+    assert held()[1] == before[1]
+    assert bus.events.unstored == 0

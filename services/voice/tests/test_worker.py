@@ -10,6 +10,7 @@ from livekit.agents import AgentServer, llm
 
 from switchboard.voice import collector, logfilter, providers, worker
 from switchboard.voice.brain import RulesBrain
+from switchboard.voice.load import WorkerLoad
 from switchboard.voice.settings import VoiceSettings
 
 
@@ -90,3 +91,25 @@ def test_the_collector_is_set_for_many_calls_and_keeps_startup_objects_out() -> 
     finally:
         gc.unfreeze()
         gc.set_threshold(*before)
+
+
+class _Server:
+    def __init__(self, jobs: int) -> None:
+        self.active_jobs = [object()] * jobs
+
+
+def test_the_load_counts_calls_against_the_capacity_as_well_as_cpu() -> None:
+    quiet = WorkerLoad(20, cpu=lambda _server: 0.1)
+    assert quiet(_Server(0)) == 0.1  # type: ignore[arg-type]
+    assert quiet(_Server(14)) == 0.7  # type: ignore[arg-type]
+    assert quiet(_Server(40)) == 1.0  # type: ignore[arg-type]
+    busy = WorkerLoad(20, cpu=lambda _server: 0.9)
+    assert busy(_Server(2)) == 0.9  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="at least one call"):
+        WorkerLoad(0)
+
+
+def test_the_server_reports_that_load_and_exports_it() -> None:
+    server = worker.build_server(VoiceSettings(max_calls_per_worker=7, metrics_port=9177))
+    assert isinstance(server.load_fnc, WorkerLoad)
+    assert server._prometheus_port == 9177

@@ -47,6 +47,12 @@ class VoiceSettings(ServiceSettings, kw_only=True, frozen=True):
     backoffice_timeout_s: float = 2.0
     """How long to wait for the CRM adapter (``sb.crm.*``) before telling the caller it
     cannot be done now."""
+    max_calls_per_worker: int = 25
+    """Calls one worker pod takes before it reports itself full (``voice/load.py``; the
+    figure comes from the voice benchmark, see the README)."""
+    metrics_port: int = 9100
+    """Where the worker exports its Prometheus metrics, ``lk_agents_worker_load`` among
+    them (the HPA scales on it); 0 turns the exporter off."""
     agent_name: str = "switchboard"
     """The LiveKit agent name the production worker registers for dispatch."""
     brain: Literal["rules", "openai"] = "rules"

@@ -24,6 +24,7 @@ from switchboard.runtime.settings import load
 from switchboard.voice import collector, logfilter, providers
 from switchboard.voice.agents.roster import Roster
 from switchboard.voice.egress import EgressRecorder
+from switchboard.voice.load import WorkerLoad
 from switchboard.voice.ports import Voices
 from switchboard.voice.recording import SessionRecordSwitch, session_record_options
 from switchboard.voice.settings import VoiceSettings
@@ -111,7 +112,11 @@ def _leave(session: AgentSession[Any]) -> None:
 
 def build_server(settings: VoiceSettings) -> AgentServer:
     server = AgentServer(
-        setup_fnc=prewarm, drain_timeout=DRAIN_TIMEOUT_S, load_threshold=LOAD_THRESHOLD
+        setup_fnc=prewarm,
+        drain_timeout=DRAIN_TIMEOUT_S,
+        load_threshold=LOAD_THRESHOLD,
+        load_fnc=WorkerLoad(settings.max_calls_per_worker),
+        prometheus_port=settings.metrics_port or None,
     )
 
     @server.rtc_session(agent_name=settings.agent_name)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+import weakref
+from collections.abc import Callable, Mapping
 from typing import Any, Final, Literal
 
 from livekit.agents import APIConnectOptions, llm
@@ -84,10 +86,27 @@ def offered(tools: list[llm.Tool]) -> decisions.Offered:
     out: dict[str, Any] = {}
     for tool in tools:
         if isinstance(tool, llm.FunctionTool):
-            out[tool.id] = build_legacy_openai_schema(tool)["function"]["parameters"]
+            out[tool.id] = _parameters(tool)
         elif isinstance(tool, llm.RawFunctionTool):
             out[tool.id] = tool.info.raw_schema.get("parameters", {})
     return out
+
+
+_SCHEMAS: weakref.WeakKeyDictionary[Callable[..., Any], Mapping[str, Any]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _parameters(tool: llm.FunctionTool[..., Any]) -> Mapping[str, Any]:
+    # Building a schema makes a pydantic model: about 3 ms, a third of the brain's CPU per
+    # turn when done on every request. The schema depends only on the function: every
+    # agent of a class shares it, and TaskGroup's go-back tool is a new closure per step
+    # (a new key, dropped with the closure), so it is built once per function.
+    func = tool._func
+    found = _SCHEMAS.get(func)
+    if found is None:
+        found = _SCHEMAS[func] = build_legacy_openai_schema(tool)["function"]["parameters"]
+    return found
 
 
 class RulesStream(llm.LLMStream):
