@@ -118,7 +118,7 @@ class _Wait(wait_base):
 
     def __init__(self, backoff: Backoff, deadline: float) -> None:
         self._backoff = wait_exponential_jitter(
-            initial=backoff.initial_s, max=backoff.max_s, jitter=backoff.initial_s
+            multiplier=backoff.initial_s, max=backoff.max_s, jitter=backoff.initial_s
         )
         self._max = backoff.max_s
         self._deadline = deadline
