@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -35,6 +36,8 @@ def test_every_deployment_has_resources_and_drops_privileges(overlay: str) -> No
         "escalation-router",
         "sip-bridge",
         "voice-worker",
+        "webhook-relay",
+        *(["demo-crm"] if overlay == "local" else []),
     }
     for d in deployments:
         pod = d["spec"]["template"]["spec"]
@@ -42,6 +45,20 @@ def test_every_deployment_has_resources_and_drops_privileges(overlay: str) -> No
         for c in pod["containers"]:
             assert c["resources"]["requests"]
             assert c["securityContext"]["allowPrivilegeEscalation"] is False
+
+
+@pytest.mark.parametrize("overlay", ["local", "production"])
+def test_one_webhook_relay_at_a_time_reads_each_endpoints_consumer(overlay: str) -> None:
+    relay = next(d for d in render(overlay) if d["metadata"]["name"] == "webhook-relay")
+    assert relay["spec"]["replicas"] == 1
+    assert relay["spec"]["strategy"]["type"] == "Recreate"  # never two during a rollout
+    config = next(
+        d for d in render(overlay) if d["metadata"]["name"].startswith("webhook-relay-endpoints")
+    )
+    from switchboard.ops.permissions import DEFAULT_WEBHOOK_ENDPOINTS
+
+    names = re.findall(r'^name = "([^"]+)"', config["data"]["endpoints.toml"], re.MULTILINE)
+    assert tuple(names) == DEFAULT_WEBHOOK_ENDPOINTS  # the NATS user may read their consumers
 
 
 def test_voice_workers_outlast_their_drain_timeout() -> None:

@@ -30,7 +30,7 @@ from switchboard.webhook_relay.signing import new_secret
 
 # The relay's tests share helpers in relay_testkit.py (a unique module name).
 sys.path.insert(0, str(Path(__file__).parent))
-from relay_testkit import Receiver  # noqa: E402
+from relay_testkit import Receiver
 
 
 @pytest.fixture

@@ -98,7 +98,8 @@ async def test_retries_honour_retry_after_and_stop_at_a_refusal() -> None:
     outcome = await deliver(
         busy_then_ok, stored_at=time.time(), give_up_after_s=60, backoff=backoff
     )
-    assert outcome.delivered and outcome.attempts == 2
+    assert outcome.delivered
+    assert outcome.attempts == 2
     assert calls[1] - calls[0] >= 0.29  # waited as asked, not the 1 ms backoff
 
     async def refuse() -> None:
@@ -125,6 +126,7 @@ async def test_retries_give_up_once_the_event_is_older_than_the_give_up_age() ->
     outcome = await deliver(
         down, stored_at=started - 0.5, give_up_after_s=0.8, backoff=Backoff(0.02, 0.1)
     )
-    assert not outcome.delivered and outcome.status == 503
+    assert not outcome.delivered
+    assert outcome.status == 503
     assert attempts > 1
     assert 0.25 <= time.time() - started < 1.5  # counted from when it was stored

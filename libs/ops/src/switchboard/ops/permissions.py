@@ -360,7 +360,7 @@ def webhook_relay(endpoints: Sequence[str] = DEFAULT_WEBHOOK_ENDPOINTS) -> UserP
         summary="Webhook relay: reads events through one durable consumer per endpoint, "
         "keeps dead letters, answers sb.webhook.* for operators.",
         publish=(
-            Grant(f"{JS_API}.STREAM.INFO.{events}", f"read {events}'s state"),
+            *_stream_admin(streams.EVENTS),
             *consumers,
             *_stream_admin(dead),
             Grant(subjects.WEBHOOK_DEAD_WILDCARD, f"{keep} (JetStream publish)"),

@@ -16,9 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
+from nats.errors import Error as NatsError
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import NotFoundError
 from nats.micro.service import Service
 
 from switchboard.contracts import streams, subjects
@@ -26,13 +28,13 @@ from switchboard.contracts.subjects import Owner, request_spec
 from switchboard.demo_crm.book import Book, Refusal
 from switchboard.demo_crm.settings import DemoCrmSettings
 from switchboard.demo_crm.timeline import Timelines
-from switchboard.runtime.bus import ensure_stream
 from switchboard.runtime.service import Cleanup, RequestError, Runtime, Setup, add_typed_endpoint
 
 log = logging.getLogger(__name__)
 
 CONSUMER = Owner.CRM.value
 """The durable consumer is named like the NATS user, which may only manage that one."""
+STREAM_POLL_S = 0.5
 A = TypeVar("A")
 R = TypeVar("R")
 
@@ -69,8 +71,21 @@ class DemoCrm:
             await add_typed_endpoint(service, request_spec(subject), handler)  # type: ignore[arg-type]
 
 
+async def wait_for_stream(js: JetStreamContext, stop: asyncio.Event) -> None:
+    """A CRM reads the events stream; creating it is the services' job, so wait for it."""
+    while not stop.is_set():
+        try:
+            await js.stream_info(streams.EVENTS.name)
+            return
+        except NotFoundError:
+            await asyncio.sleep(STREAM_POLL_S)
+
+
 async def follow_events(js: JetStreamContext, timelines: Timelines, stop: asyncio.Event) -> None:
     """Read every event through the durable pull consumer ``crm``; ack once recorded."""
+    await wait_for_stream(js, stop)
+    if stop.is_set():
+        return
     psub = await js.pull_subscribe(
         subjects.EVENTS_WILDCARD,
         durable=CONSUMER,
@@ -79,24 +94,31 @@ async def follow_events(js: JetStreamContext, timelines: Timelines, stop: asynci
             ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.NEW, ack_wait=30
         ),
     )
-    while not stop.is_set():
-        try:
-            batch = await psub.fetch(batch=64, timeout=0.5)
-        except NatsTimeoutError:
-            continue
-        for msg in batch:
-            entry = timelines.add(msg.data)
-            if entry is not None and entry.kind.startswith("case."):
-                log.info(
-                    "Case recorded.",
-                    extra={"kind": entry.kind, "call_id": msg.subject.rsplit(".", 1)[-1]},
-                )
-            await msg.ack()
+    try:
+        while not stop.is_set():
+            try:
+                batch = await psub.fetch(batch=64, timeout=0.5)
+            except (NatsTimeoutError, TimeoutError):
+                continue  # nothing new (nats-py raises either)
+            except NatsError as exc:
+                log.warning("Could not pull events; trying again.", extra={"error": repr(exc)})
+                await asyncio.sleep(STREAM_POLL_S)
+                continue
+            for msg in batch:
+                entry = timelines.add(msg.data)
+                if entry is not None and entry.kind.startswith("case."):
+                    call_id = msg.subject.rsplit(".", 1)[-1]
+                    log.info("Case recorded.", extra={"kind": entry.kind, "call_id": call_id})
+                await msg.ack()
+    finally:
+        # A live subscription holds the connection's drain for its whole timeout (a late
+        # message nobody takes from its queue), so it goes before the drain.
+        with contextlib.suppress(Exception):
+            await psub.unsubscribe()
 
 
 def build_setup(crm: DemoCrm, settings: DemoCrmSettings) -> Setup:
     async def setup(rt: Runtime) -> Cleanup:
-        await ensure_stream(rt.js, streams.EVENTS, settings.stream_replicas)
         await crm.add_endpoints(rt.service)
         stop = asyncio.Event()
         task = asyncio.create_task(follow_events(rt.js, crm.timelines, stop), name="crm events")

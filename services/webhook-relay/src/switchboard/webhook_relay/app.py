@@ -8,6 +8,7 @@ import logging
 
 import aiohttp
 
+from switchboard.contracts import streams
 from switchboard.contracts.errors import ErrorCode
 from switchboard.contracts.subjects import WEBHOOK_DEAD_LETTERS, WEBHOOK_REPLAY, request_spec
 from switchboard.contracts.webhook import (
@@ -16,6 +17,7 @@ from switchboard.contracts.webhook import (
     ListDeadLetters,
     ReplayDeadLetters,
 )
+from switchboard.runtime.bus import ensure_stream
 from switchboard.runtime.service import Cleanup, RequestError, Runtime, Setup, add_typed_endpoint
 from switchboard.webhook_relay.deadletters import DeadLetterStore
 from switchboard.webhook_relay.delivery import Poster
@@ -81,6 +83,8 @@ class Relay:
 
 def build_setup(endpoints: list[Endpoint], settings: RelaySettings) -> Setup:
     async def setup(rt: Runtime) -> Cleanup:
+        # Like every service, make sure the stream it reads exists (it may start first).
+        await ensure_stream(rt.js, streams.EVENTS, settings.stream_replicas)
         dead = await DeadLetterStore(rt.js).open(settings.stream_replicas)
         session = aiohttp.ClientSession()
         poster = Poster(
@@ -92,8 +96,12 @@ def build_setup(endpoints: list[Endpoint], settings: RelaySettings) -> Setup:
         relay = Relay(relays, dead)
         await add_typed_endpoint(rt.service, request_spec(WEBHOOK_DEAD_LETTERS), relay.on_list)
         await add_typed_endpoint(rt.service, request_spec(WEBHOOK_REPLAY), relay.on_replay)
-        for r in relays.values():
-            await r.start()
+        try:
+            for r in relays.values():
+                await r.start()
+        except BaseException:
+            await session.close()
+            raise
         log.info("Relaying.", extra={"endpoints": sorted(relays)})
 
         async def cleanup() -> None:

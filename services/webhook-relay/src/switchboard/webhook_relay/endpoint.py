@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import msgspec
 from nats.aio.msg import Msg
+from nats.errors import Error as NatsError
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 
@@ -116,6 +117,14 @@ class EndpointRelay:
         return done
 
     async def _pull(self, psub: JetStreamContext.PullSubscription) -> None:
+        try:
+            await self._pull_until_cancelled(psub)
+        finally:
+            # A live subscription would hold the connection's drain for its whole timeout.
+            with contextlib.suppress(Exception):
+                await psub.unsubscribe()
+
+    async def _pull_until_cancelled(self, psub: JetStreamContext.PullSubscription) -> None:
         limit = self._settings.webhook_max_in_flight
         while True:
             room = limit - len(self._held)
@@ -125,7 +134,15 @@ class EndpointRelay:
                 continue
             try:
                 batch = await psub.fetch(batch=min(room, FETCH_BATCH), timeout=FETCH_WAIT_S)
-            except NatsTimeoutError:
+            except (NatsTimeoutError, TimeoutError):
+                continue  # nothing new (nats-py raises either)
+            except NatsError as exc:
+                # Reconnecting, or the server is busy: nothing is lost, pull again shortly.
+                log.warning(
+                    "Could not pull events; trying again.",
+                    extra={"endpoint": self.endpoint.name, "error": repr(exc)},
+                )
+                await asyncio.sleep(FETCH_WAIT_S)
                 continue
             for msg in batch:
                 self._accept(msg)
