@@ -74,6 +74,9 @@ _FRAME = _any(
     r"(?:can|could|may) i (?:please |just )?have",
     r"have a (?:word|chat|yarn|talk) with",
     r"raised? (?:this|it)? ?with",
+    r"raised? (?:this|it)? ?to",
+    r"(?:a )?call ?back from",
+    r"(?:a )?call from",
     r"put me on with",
     r"put me on to",
     r"hook me up with",
@@ -137,6 +140,7 @@ _PERSON_NOUN = _any(
     r"adviser|executives|people))?",
     r"advisors?",
     r"advisers?",
+    r"colleagues?",
     r"(?:(?:tech|support|service|customer) ){0,2}(?:guys?|folks|lads|ladies|gentlemen|"
     r"team members?)",
     r"a real one",
@@ -153,6 +157,7 @@ _MANAGER_NOUN = _any(
     r"superiors?",
     r"boss",
     r"(?:whoever|who) is in charge",
+    r"(?:guy|person|one|lady|man|woman|bloke|fella) in charge",
     r"(?:someone|somebody|anyone|anybody) in management",
     r"senior (?:officer|staff|person|member of staff|agent|representative|member(?: of (?:the|"
     r"your) team| of staff)?)",
@@ -161,8 +166,8 @@ _MANAGER_NOUN = _any(
     r"top dog",
     r"chief",
     r"(?:the )?most senior (?:person|one|member of staff|staff member|agent)",
-    r"(?:someone|somebody|anyone) who can (?:actually |really )?(?:make decisions|decide|"
-    r"approve|authori[sz]e|override|sign off)",
+    r"(?:someone|somebody|anyone) who can (?:actually |really )?(?:make (?:a )?decisions?|"
+    r"decide|approve|authori[sz]e|override|sign off)",
     r"head honcho",
     r"big boss",
     r"(?:whoever|who) runs (?:the show|this place|the place|the company|things)",
@@ -239,12 +244,12 @@ _BARE_PERSON = re.compile(
 _BARE_MANAGER = re.compile(
     rf"^{_BARE}(?P<noun>managers?|supervisors?|your (?:manager|supervisor|boss)|"
     r"the manager|a manager|a supervisor)(?: (?:please|now|right now|thanks|thank you|"
-    r"already|again))*$"
+    r"already|again|or whatever|or someone|or something|or anyone|or somebody))*$"
 )
 _ESCALATE = re.compile(
     r"\b(?:escalate|escalated|escalating) (?:this|it|me|the call|this call|my call|my case|"
     r"this issue|the issue|my complaint|this complaint|the matter|this matter)\b"
-    r"|\b(?:want|need|like) (?:this|it|my complaint|the issue) escalated\b"
+    r"|\b(?:want|need|like) (?:this|it|my complaint|the issue) escalat(?:ed|ing)\b"
     r"|\bescalate (?:this|it)? ?to\b|\bescalate$|\bescalate please\b"
     r"|\bup the (?:chain|ladder)\b|\bbump (?:this|it|me) up\b"
     r"|\bgo over (?:your|his|her|their) heads?\b|\bhigher up than you\b"
@@ -259,7 +264,7 @@ _REGULATOR = (
     r"commission|public service commission|utilities commission|puc|cfpb|"
     r"consumer (?:affairs|protection) (?:agency|bureau|office|department)|tio|acma|accc|"
     r"telecommunications industry ombudsman|consumer court|consumer tribunal|"
-    r"small claims tribunal|crtc|ccts|cisr|ofgem|ombudsman services)"
+    r"small claims tribunal|crtc|ccts|cisr|ofgem|ombudsman services|off com|comreg|ofwat)"
 )
 _LEGAL = re.compile(
     _any(
@@ -282,12 +287,18 @@ _LEGAL = re.compile(
         r"\bsmall claims\b",
         r"\bsettle (?:this|it) in court\b",
         r"\bfile a (?:claim|suit|lawsuit) against\b",
-        rf"\b(?:call|calling|called|contact|contacting|contacted|get|getting|got|speak to|"
+        rf"\b(?:call|calling|called|ring|ringing|rang|phone|phoning|phoned|contact|contacting|"
+        rf"contacted|get|getting|got|speak to|"
         rf"speaking to|spoken to|spoke to|talk to|talking to|talked to|consult|consulting|"
         rf"consulted|involve|involving|phone|ring|email|emailing|hire|hiring|hired|retain|"
         rf"retaining|retained) (?:my|a|an|our) {_LAWYER}",
         rf"\b(?:my|our) {_LAWYER} (?:will|is going to|are going to|would|shall)\b",
         rf"\b(?:hear|hearing|letter|call|calls|email) from (?:my|our) {_LAWYER}",
+        rf"\b(?:hear|hearing) from (?:the )?{_REGULATOR}\b",
+        rf"\b(?:passing|pass|passed|handing|hand|handed|sending|send|sent|forwarding|forward|"
+        rf"giving|give) (?:\w+ ){{0,3}}to (?:my|our|a) {_LAWYER}",
+        r"\b(?:making|make|file|filing|lodge|lodging|bring|bringing) (?:a )?claims? against "
+        r"(?:you|your company|the company|you guys)\b",
         rf"\bhave my {_LAWYER} (?:call|contact|write|look)\b",
         rf"\b{_LAWYER} involved\b",
         rf"\bmy {_LAWYER} is going to hear\b",
@@ -369,6 +380,8 @@ _SAFETY = re.compile(
         r"unsafe)\b(?! (?:with|to|about|paying|buying|using|giving|sharing))",
         r"\b(?:scared|afraid|terrified|frightened)\b.*\b(?:outside|banging|at the door|"
         r"following me|after me|hurt me|kill me|hit me|attack)",
+        r"\b(?:outside|banging|at the door|following me|after me)\b.*\b(?:scared|afraid|"
+        r"terrified|frightened)\b",
         r"\b(?:got|get|getting|had) a (?:bad |nasty |big |electric )?shock (?:off|from) "
         r"(?:the|a|my) (?!bill|price|invoice|charge|cost|amount|total|statement)\w+",
         r"\b(?:scorch(?:ed|ing)?(?: marks?)?|charred|singed|melted)\b",
@@ -390,6 +403,8 @@ _SAFETY = re.compile(
         r"\b(?:got|has|have|holding) (?:a|an) (?:knife|gun|weapon|firearm|machete)\b",
         r"\b(?:smoke|sparks|flames) (?:is |are )?(?:coming|pouring)\b",
         r"\bsparking\b",
+        r"\bflames?\b",
+        r"\bmaking fire\b",
         r"\bsparks (?:coming|flying)\b",
         r"\belectric(?:al)? shock\b",
         r"\belectrocuted\b",
@@ -485,6 +500,8 @@ _SOMEONE_ELSE = re.compile(
 _REPORTED = re.compile(
     r"\b(?:said|says|told me|told us|tells me|mentioned|suggested|reckons|reckoned|thinks|"
     r"thought|advised me|recommended)\b"
+    # What the caller told someone else before ("I told the last guy I'd sue"), not now.
+    r"|\bi told (?:the|him|her|them|that|my|your last)\b"
 )
 
 
@@ -545,6 +562,9 @@ _AUTHORITY = re.compile(
     r"\b(?:someone|somebody|anyone|anybody|a person|people) (?:with|who has|who have) "
     r"(?:actual |more |real |proper |the |some )?(?:authority|power|clout)\b"
     r"|\b(?:who|whoever) is (?:in charge|the boss|the manager|your manager|your boss)\b"
+    r"(?! of (?:the|my|this|our) (?:account|bill|billing|payments?|contract))"
+    r"|\bwho (?:can|could) i (?:talk|speak) to (?:\w+ )?(?:that|who) (?:can|could) (?:actually )?"
+    r"(?:make (?:a )?decisions?|decide|fix this|sort this)\b"
     rf"|\b{_MANAGER_NOUN} (?:\w+ ){{0,2}}(?:i|we) (?:could|can|may|might) (?:have a (?:quick )?"
     r"(?:word|chat)|speak|talk)\b"
 )
@@ -562,13 +582,15 @@ def _strong_person(clause: str) -> bool:
     for match in _STRONG_PERSON.finditer(clause):
         if _NOT_A_REQUEST_AFTER.match(clause[match.end() :].lstrip()):
             continue  # "a real person told me..." describes someone
+        if _reported(clause, match.start()):
+            continue
         if not _negated(clause, match.start()):
             return True
     return False
 
 
 # "A senior member of the team" asks for seniority: a manager, not any person.
-_SENIOR = re.compile(r"\b(?:senior|more senior|most senior)$")
+_SENIOR = re.compile(r"\b(?:senior|more senior|most senior)(?: \w+){0,3}$")
 
 
 def _person(clause: str) -> bool:
