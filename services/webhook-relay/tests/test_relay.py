@@ -207,4 +207,3 @@ async def test_a_refusing_receiver_is_not_retried_and_a_failed_replay_keeps_the_
     assert result.left == 1
     assert [f.event_id for f in result.failed] == [gone]
     assert msgspec.json.decode(msgspec.json.encode(result))["failed"][0]["last_status"] == 410
-
