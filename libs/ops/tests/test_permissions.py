@@ -198,8 +198,12 @@ def test_stream_admin_rights_follow_what_each_process_ensures() -> None:
         "consent": {"SB_EVENTS", "SB_CONSENT_CMDS"},
         "escalation": {"SB_EVENTS", f"KV_{permissions.QUEUE_STATE_BUCKET}"},
         "sip-bridge": {"SB_EVENTS"},
+        "webhook-relay": {"SB_EVENTS", streams.WEBHOOK_DEAD_LETTERS.name},
     }
-    names = {s.name for s in streams.ALL_STREAMS} | {f"KV_{permissions.QUEUE_STATE_BUCKET}"}
+    names = {s.name for s in streams.ALL_STREAMS} | {
+        f"KV_{permissions.QUEUE_STATE_BUCKET}",
+        streams.WEBHOOK_DEAD_LETTERS.name,
+    }
     for user in USERS:
         creates = {n for n in names if user.may_publish(f"$JS.API.STREAM.CREATE.{n}")}
         assert creates == ensures.get(user.user, set()), user.user
