@@ -82,9 +82,11 @@ async def start_call(bus: Bus, settings: VoiceSettings) -> AsyncIterator[Harness
         caller_number: str | None = "+14155550123",
         brain: llm.LLM[Any] | None = None,
         back_office: BackOffice | None = None,
+        configured: VoiceSettings | None = None,
     ) -> Harness:
         """``back_office`` defaults to the production one: the CRM adapter over NATS (start
-        the ``demo_crm`` fixture for one that answers)."""
+        the ``demo_crm`` fixture for one that answers); ``configured`` replaces the test's
+        settings for this call (other limits, say)."""
         call_id = f"t-{uuid.uuid4().hex[:10]}"
         info = CallInfo(
             call_id=call_id,
@@ -93,7 +95,7 @@ async def start_call(bus: Bus, settings: VoiceSettings) -> AsyncIterator[Harness
             caller_number=caller_number,
             trunk="main",
         )
-        call = new_call(bus, settings, info, TimelineRecorder(), back_office)
+        call = new_call(bus, configured or settings, info, TimelineRecorder(), back_office)
         await begin(call)
         session = new_session(call, brain or RulesBrain())
         transcript = Transcript()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import msgspec
 import pytest
 from livekit.agents import APIConnectionError, APIConnectOptions, llm
 from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS, NOT_GIVEN, NotGivenOr
@@ -24,6 +25,7 @@ from switchboard.testing.fake_backends import Backends, FakeBridge, FakeLedger, 
 from switchboard.voice.agents.manager import ManagerAgent
 from switchboard.voice.agents.specialists import BillingAgent, SalesAgent, SupportAgent
 from switchboard.voice.agents.triage import TriageAgent
+from switchboard.voice.settings import VoiceSettings
 from switchboard.voice.wiring import Bus
 
 HarnessFactory = Any
@@ -581,3 +583,66 @@ async def test_an_order_the_back_office_cannot_take_is_not_confirmed(
     said = h.said()[-1]
     assert "Nothing was ordered" in said
     assert "is placed" not in " ".join(h.said())
+
+
+async def test_billing_requests_a_refund_within_its_configured_limit_and_says_so(
+    backends: Backends,
+    demo_crm: RunningCrm,
+    start_call: HarnessFactory,
+    settings: VoiceSettings,
+    bus: Bus,
+) -> None:
+    configured = msgspec.structs.replace(settings, refund_limits="billing=30")
+    h = await start_call(configured=configured)
+    observer = await CallObserver().start(bus.nc, h.call.call_id)
+    await h.session.run(user_input="Yes, that's fine.")
+    await h.session.run(user_input="I have a question about my bill.")
+    above = await h.session.run(user_input="I was charged twice and I want a refund of $45.")
+    above.expect.contains_function_call(name="request_refund", arguments={"amount": 45.0})
+    assert "up to $30.00 myself" in h.said()[-1]
+    assert demo_crm.book.taken == {}  # above the limit nothing is asked of billing
+    within = await h.session.run(user_input="Then I want a refund of $20.")
+    within.expect.contains_function_call(name="request_refund", arguments={"amount": 20.0})
+    [(taken, confirmed)] = demo_crm.book.taken.values()
+    assert (taken.kind, taken.amount_minor) == ("refund", 2000)
+    said = h.said()[-1]
+    assert said.startswith(f"I've requested a refund of $20.00, reference {confirmed.reference}.")
+    assert "five working days" in said  # the back office's own words, not ours
+    [requested] = await eventually(lambda: observer.of_kind("case.refund_requested"))
+    assert requested.data["authority"] == {
+        "rule": "refund_limits.billing",
+        "limit_minor": 3000,
+        "currency": "USD",
+    }
+    assert requested.data["agent"] == "billing"
+    await observer.close()
+
+
+async def test_support_out_of_remote_fixes_opens_a_ticket_for_people(
+    backends: Backends, demo_crm: RunningCrm, start_call: HarnessFactory, bus: Bus
+) -> None:
+    h = await _granted(start_call)
+    observer = await CallObserver().start(bus.nc, h.call.call_id)
+    await h.session.run(user_input="My internet keeps dropping.")
+    for _ in range(3):
+        if "opened ticket" in h.said()[-1]:
+            break
+        await h.session.run(user_input="My internet is still dropping.")
+    [(taken, confirmed)] = demo_crm.book.taken.values()
+    assert taken.kind == "ticket"
+    assert f"opened ticket {confirmed.reference}" in h.said()[-1]
+    [opened] = await eventually(lambda: observer.of_kind("case.ticket_opened"))
+    assert (opened.data["topic"], opened.data["agent"]) == ("internet", "support")
+    assert "summary" not in opened.data  # what the caller said stays out of the event
+    await observer.close()
+
+
+async def test_orders_by_phone_can_be_switched_off(
+    backends: Backends, demo_crm: RunningCrm, start_call: HarnessFactory, settings: VoiceSettings
+) -> None:
+    h = await start_call(configured=msgspec.structs.replace(settings, orders_by_phone=False))
+    await h.session.run(user_input="Yes, that's fine.")
+    await h.session.run(user_input="I'd like to buy a headset.")
+    await h.session.run(user_input="I want to order the headset.")
+    assert h.said()[-1].startswith("I can't place orders over the phone.")
+    assert demo_crm.book.taken == {}

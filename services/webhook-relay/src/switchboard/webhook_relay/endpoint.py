@@ -20,6 +20,8 @@ from nats.aio.msg import Msg
 from nats.errors import Error as NatsError
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
+from tenacity import AsyncRetrying
+from tenacity.wait import wait_exponential_jitter
 
 from switchboard.contracts.envelope import decode_envelope
 from switchboard.contracts.webhook import DeadLetter, DeadReason, ReplayFailure
@@ -215,22 +217,28 @@ class EndpointRelay:
         outcome: Outcome,
         body: bytes,
     ) -> None:
-        """Keep the event as a dead letter, then ack it (never the other way round)."""
-        await self._dead.add(
-            DeadLetter(
-                endpoint=self.endpoint.name,
-                event_id=event_id,
-                call_id=call_id,
-                event_type=event_type,
-                reason=reason,
-                attempts=outcome.attempts,
-                stored_at=msg.metadata.timestamp,
-                dead_at=now(),
-                body=_raw(body),
-                last_status=outcome.status,
-                last_error=outcome.error,
-            )
+        """Keep the event as a dead letter, then ack it (never the other way round).
+
+        Storing is retried until it works: giving up here would let the call's next event
+        overtake this one."""
+        letter = DeadLetter(
+            endpoint=self.endpoint.name,
+            event_id=event_id,
+            call_id=call_id,
+            event_type=event_type,
+            reason=reason,
+            attempts=outcome.attempts,
+            stored_at=msg.metadata.timestamp,
+            dead_at=now(),
+            body=_raw(body),
+            last_status=outcome.status,
+            last_error=outcome.error,
         )
+        async for attempt in AsyncRetrying(
+            wait=wait_exponential_jitter(multiplier=0.1, max=5.0, jitter=0.1), reraise=True
+        ):
+            with attempt:
+                await self._dead.add(letter)
         await msg.ack()
         log.warning(
             "Gave up on an event; it is a dead letter now.",
