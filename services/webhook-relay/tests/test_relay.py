@@ -207,3 +207,20 @@ async def test_a_refusing_receiver_is_not_retried_and_a_failed_replay_keeps_the_
     assert result.left == 1
     assert [f.event_id for f in result.failed] == [gone]
     assert msgspec.json.decode(msgspec.json.encode(result))["failed"][0]["last_status"] == 410
+
+
+async def test_a_busy_receiver_is_given_the_time_its_retry_after_asks_for(
+    receiver: Receiver, config: Config, start_relay: StartRelay, publisher: EventPublisher
+) -> None:
+    def busy_once(r: Receiver, headers: dict[str, str]) -> tuple[int, dict[str, str]]:
+        first = not r.attempts(headers["webhook-id"])
+        return (429, {"Retry-After": "1"}) if first else (204, {})
+
+    receiver.answer = busy_once
+    # Retry-After is honoured up to the longest wait configured (here 2 s).
+    await start_relay(config.write(), webhook_retry_max_s=2.0)
+    event_id = await publisher.publish(step("call-1", 0))
+    await eventually(lambda: event_id in receiver.delivered_ids())
+    busy, done = receiver.attempts(event_id)
+    assert busy.status == 429
+    assert done.at - busy.at >= 0.95  # not the 20 ms backoff it is configured with
