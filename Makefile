@@ -16,7 +16,11 @@ TESTS := "contracts/tests libs/runtime/tests libs/ops/tests libs/devstack/tests 
          services/sip-bridge/tests services/voice/tests libs/simulation/tests \
          services/demo-crm/tests services/webhook-relay/tests
 
-.PHONY: install demo test lint typecheck pytest schemas bench clean
+.PHONY: install demo test lint typecheck pytest schemas bench clean container-tools images \
+	deploy-check
+
+# What `make images` and `make deploy-check` need from the system's packages (Debian).
+CONTAINER_TOOLS := podman runc mmdebstrap
 
 $(UV):
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -49,6 +53,22 @@ bench: install
 	$(RUN) python -m bench.consent_bench
 	$(RUN) python -m bench.router_bench
 	$(RUN) python -m bench.webhook_bench
+
+# Installs podman, runc and mmdebstrap with apt-get when one is missing (needs root).
+container-tools:
+	@missing=""; for tool in $(CONTAINER_TOOLS); do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "Installing$$missing (apt-get)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(CONTAINER_TOOLS); \
+	fi
+
+# Every image from this checkout, without a registry (base images made with mmdebstrap).
+images: install container-tools
+	$(RUN) python -m tools.images
+
+# Run every Deployment of the production overlay under podman as its manifest says.
+deploy-check: install container-tools
+	$(RUN) python -m tools.deploycheck
 
 clean:
 	rm -rf .venv $(TOOLS) var .mypy_cache .ruff_cache .pytest_cache

@@ -414,20 +414,27 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     logs = Path(tempfile.mkdtemp(prefix="sb-voice-bench-"))
     quiet_logs(args.log_level, logs / "voice.log")
     server = NatsServer().start()
-    env = {
-        "SB_NATS_URL": server.url,
-        "SB_LEDGER_DB": str(logs / "ledger.db"),
-        "SB_LEDGER_SECRET_FILE": str(logs / "ledger-secret.key"),
-        "SB_CHECKPOINT_KEY_FILE": str(logs / "checkpoint-ed25519.pem"),
-        "SB_LEDGER_GENERATE_KEYS": "true",
-        "SB_LOG_LEVEL": args.log_level,
+    env = {"SB_NATS_URL": server.url, "SB_LOG_LEVEL": args.log_level}
+    # Each service gets only the settings it reads: unknown SB_* variables stop a service.
+    own_env: dict[str, dict[str, str]] = {
+        "consent": {
+            "SB_LEDGER_DB": str(logs / "ledger.db"),
+            "SB_LEDGER_SECRET_FILE": str(logs / "ledger-secret.key"),
+            "SB_CHECKPOINT_KEY_FILE": str(logs / "checkpoint-ed25519.pem"),
+            "SB_LEDGER_GENERATE_KEYS": "true",
+        }
     }
     if args.with_transfers:
         caps = str(max(1000, args.scale * 4))
-        env |= {"SB_TRANSFER_CPS": caps, "SB_TRANSFER_BURST": caps}
-        env |= {"SB_TRANSFER_MAX_CONCURRENT": caps}
+        own_env["sip-bridge"] = {
+            "SB_TRANSFER_CPS": caps,
+            "SB_TRANSFER_BURST": caps,
+            "SB_TRANSFER_MAX_CONCURRENT": caps,
+        }
     procs = [
-        ServiceProcess(module, name, env=env, log_path=logs / f"{name}.log")
+        ServiceProcess(
+            module, name, env={**env, **own_env.get(name, {})}, log_path=logs / f"{name}.log"
+        )
         for module, name in BACKENDS
     ]
     try:

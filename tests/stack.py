@@ -99,25 +99,30 @@ def webhook_relay_env(workdir: Path) -> dict[str, str]:
     }
 
 
-def start_stack(workdir: Path, *, permissions_on: bool = False) -> Stack:
-    """Start NATS and the backends; with ``permissions_on`` every process has its own user."""
+def start_stack(
+    workdir: Path, *, permissions_on: bool = False, extra_env: dict[str, str] | None = None
+) -> Stack:
+    """Start NATS and the backends; with ``permissions_on`` every process has its own user.
+    ``extra_env`` goes to every backend (settings they all read, ``OTEL_*``)."""
     config, passwords = write_permissions(workdir) if permissions_on else (None, None)
     nats = NatsServer(store_dir=workdir / "nats", config_file=config).start()
     stack = Stack(nats=nats, services={}, workdir=workdir, passwords=passwords)
-    env = {
-        "SB_NATS_URL": nats.url,
-        "SB_LEDGER_DB": str(workdir / "ledger.db"),
-        "SB_LEDGER_SECRET_FILE": str(workdir / "ledger-secret.key"),
-        "SB_CHECKPOINT_KEY_FILE": str(workdir / "checkpoint-ed25519.pem"),
-        "SB_LOG_LEVEL": "INFO",
+    env = {"SB_NATS_URL": nats.url, "SB_LOG_LEVEL": "INFO", **(extra_env or {})}
+    # Each service gets only the settings it reads: unknown SB_* variables stop a service.
+    own_env = {
+        "consent": {
+            "SB_LEDGER_DB": str(workdir / "ledger.db"),
+            "SB_LEDGER_SECRET_FILE": str(workdir / "ledger-secret.key"),
+            "SB_CHECKPOINT_KEY_FILE": str(workdir / "checkpoint-ed25519.pem"),
+        }
     }
-    own = {Owner.WEBHOOK_RELAY.value: webhook_relay_env(workdir)}
+    own_env[Owner.WEBHOOK_RELAY.value] = webhook_relay_env(workdir)
     backends = (*BACKENDS, (WEBHOOK_RELAY_MODULE, Owner.WEBHOOK_RELAY.value))
     stack.services = {
         name: ServiceProcess(
             module,
             name,
-            env={**env, **own.get(name, {}), **stack.credentials_env(name)},
+            env={**env, **own_env.get(name, {}), **stack.credentials_env(name)},
             log_path=workdir / "logs" / f"{name}.log",
         )
         for module, name in backends

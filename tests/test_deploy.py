@@ -2,29 +2,21 @@
 
 from __future__ import annotations
 
-import re
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import msgspec
 import pytest
 
+from switchboard.testing.tools import require
+from tools.deploycheck import manifests
+
 ROOT = Path(__file__).resolve().parents[1]
-KUBECTL = shutil.which("kubectl")
+WHY = "the deploy tests render the kustomize overlays with it (kubectl kustomize)"
 
 
 def render(overlay: str) -> list[dict[str, Any]]:
-    if KUBECTL is None:
-        pytest.fail("kubectl is needed to render the kustomize overlays.")
-    out = subprocess.run(
-        [KUBECTL, "kustomize", str(ROOT / "deploy/k8s/overlays" / overlay)],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    return [msgspec.yaml.decode(doc) for doc in out.split("\n---\n") if doc.strip()]
+    return manifests.render(ROOT / "deploy/k8s/overlays" / overlay, require("kubectl", WHY))
 
 
 @pytest.mark.parametrize("overlay", ["local", "production"])
@@ -36,8 +28,6 @@ def test_every_deployment_has_resources_and_drops_privileges(overlay: str) -> No
         "escalation-router",
         "sip-bridge",
         "voice-worker",
-        "webhook-relay",
-        *(["demo-crm"] if overlay == "local" else []),
     }
     for d in deployments:
         pod = d["spec"]["template"]["spec"]
@@ -45,20 +35,6 @@ def test_every_deployment_has_resources_and_drops_privileges(overlay: str) -> No
         for c in pod["containers"]:
             assert c["resources"]["requests"]
             assert c["securityContext"]["allowPrivilegeEscalation"] is False
-
-
-@pytest.mark.parametrize("overlay", ["local", "production"])
-def test_one_webhook_relay_at_a_time_reads_each_endpoints_consumer(overlay: str) -> None:
-    relay = next(d for d in render(overlay) if d["metadata"]["name"] == "webhook-relay")
-    assert relay["spec"]["replicas"] == 1
-    assert relay["spec"]["strategy"]["type"] == "Recreate"  # never two during a rollout
-    config = next(
-        d for d in render(overlay) if d["metadata"]["name"].startswith("webhook-relay-endpoints")
-    )
-    from switchboard.ops.permissions import DEFAULT_WEBHOOK_ENDPOINTS
-
-    names = re.findall(r'^name = "([^"]+)"', config["data"]["endpoints.toml"], re.MULTILINE)
-    assert tuple(names) == DEFAULT_WEBHOOK_ENDPOINTS  # the NATS user may read their consumers
 
 
 def test_voice_workers_outlast_their_drain_timeout() -> None:
@@ -72,3 +48,23 @@ def test_production_streams_are_replicated_three_times() -> None:
     values = msgspec.yaml.decode((ROOT / "deploy/k8s/nats/values.yaml").read_bytes())
     assert values["config"]["merge"]["jetstream"]["sync_interval"] == "always"
     assert values["config"]["cluster"]["replicas"] == 3
+
+
+def test_make_images_builds_every_image_the_manifests_run() -> None:
+    from tools import images
+
+    built = {app.image for app in images.APPS}
+    for overlay in ("local", "production"):
+        for deployment in manifests.of_kind(render(overlay), "Deployment"):
+            for container in manifests.pod_spec(deployment)["containers"]:
+                name, _, tag = container["image"].partition(":")
+                assert name in built, f"{name} is not built by make images"
+                assert tag == images.TAG
+
+
+def test_the_dockerfile_takes_its_base_images_as_arguments() -> None:
+    dockerfile = (ROOT / "deploy/docker/Dockerfile").read_text().splitlines()
+    froms = [line.split()[1] for line in dockerfile if line.startswith("FROM ")]
+    assert froms == ["${BUILD_IMAGE}", "${BASE_IMAGE}"]
+    ignored = (ROOT / ".dockerignore").read_text().splitlines()
+    assert {".venv", ".tools", ".git", "var"} <= set(ignored)

@@ -18,7 +18,9 @@ import pytest
 
 from switchboard.devstack.natsserver import find_binary
 from switchboard.ops import natsconf, permissions
-from tests.test_deploy import KUBECTL, render
+from switchboard.testing.tools import require
+from tests.test_deploy import WHY, render
+from tools.deploycheck import manifests
 
 NATS_DIR = Path(__file__).resolve().parents[1] / "deploy" / "k8s" / "nats"
 CHART_CONFIG_DIR = "/etc/nats-config"
@@ -58,12 +60,7 @@ def test_the_chart_includes_the_mounted_configmap_the_kustomization_generates() 
     (pod_patch,) = values()["podTemplate"]["patch"]
     assert pod_patch["path"] == "/spec/volumes/-"
     assert pod_patch["value"]["name"] == volume
-    if KUBECTL is None:
-        pytest.fail("kubectl is needed to render the kustomization.")
-    out = subprocess.run(
-        [KUBECTL, "kustomize", str(NATS_DIR)], check=True, capture_output=True, text=True
-    ).stdout
-    (config_map,) = [msgspec.yaml.decode(d) for d in out.split("\n---\n") if d.strip()]
+    (config_map,) = manifests.render(NATS_DIR, require("kubectl", WHY))
     assert config_map["kind"] == "ConfigMap"
     assert config_map["metadata"]["namespace"] == "nats"
     assert config_map["metadata"]["name"] == pod_patch["value"]["configMap"]["name"]

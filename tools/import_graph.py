@@ -36,7 +36,16 @@ RULES: tuple[tuple[str, frozenset[str], str], ...] = (
     ),
     (
         "switchboard-voice",
-        frozenset({"switchboard-contracts", "switchboard-runtime", "livekit", "msgspec", "nats"}),
+        frozenset(
+            {
+                "switchboard-contracts",
+                "switchboard-runtime",
+                "livekit",
+                "msgspec",
+                "nats",
+                "opentelemetry",
+            }
+        ),
         "the worker depends on neither the simulation, a test tool nor another service",
     ),
     (

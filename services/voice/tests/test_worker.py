@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import pickle
 
 import pytest
 from livekit.agents import AgentServer, llm
@@ -17,6 +18,13 @@ from switchboard.voice.settings import VoiceSettings
 def test_the_worker_server_builds_and_registers_the_agent_name() -> None:
     server = worker.build_server(VoiceSettings(agent_name="switchboard-test"))
     assert isinstance(server, AgentServer)
+
+
+def test_job_processes_can_receive_the_entrypoint_and_setup() -> None:
+    # The worker hands both to its job processes through pickle (forkserver); a closure
+    # made every job process fail to start in the deployment check.
+    assert pickle.loads(pickle.dumps(worker.entrypoint)) is worker.entrypoint
+    assert pickle.loads(pickle.dumps(worker.prewarm)) is worker.prewarm
 
 
 def test_sip_attributes_give_the_caller_and_a_subject_safe_call_id() -> None:

@@ -42,6 +42,13 @@ class LaunchError(RuntimeError):
     """A service exited or did not become ready in time."""
 
 
+def inherited_environment() -> dict[str, str]:
+    """This process's environment without its ``SB_*`` settings: those are for this
+    process (the demo's ``SB_BRAIN``, ``SB_VAR_DIR``…), and a service refuses ``SB_*``
+    variables it does not read. A service gets its settings from ``ServiceProcess.env``."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("SB_")}
+
+
 @dataclass
 class ServiceProcess:
     """One service subprocess; ``ready`` waits for its ``$SRV.PING`` answer."""
@@ -64,7 +71,7 @@ class ServiceProcess:
             out = self._log
         self.process = subprocess.Popen(
             [sys.executable, "-m", self.module, *self.args],
-            env={**os.environ, **self.env},
+            env={**inherited_environment(), **self.env},
             stdout=out,
             stderr=out,
         )

@@ -35,7 +35,7 @@ from switchboard.contracts.envelope import OutgoingEvent, encode_event, spec_for
 from switchboard.contracts.errors import ErrorCode, ErrorReply
 from switchboard.contracts.streams import Retention, StreamSpec
 from switchboard.contracts.subjects import inbox_prefix
-from switchboard.runtime import telemetry
+from switchboard.runtime import telemetry, tls
 from switchboard.runtime.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -78,6 +78,10 @@ async def connect(settings: ServiceSettings, name: str, **options: Any) -> NATS:
         "reconnected_cb": on_reconnected,
         "inbox_prefix": inbox_prefix(name),
     }
+    context = tls.client_context(settings)
+    if context is not None:
+        kwargs["tls"] = context
+        kwargs["tls_handshake_first"] = True
     if settings.nats_creds:
         kwargs["user_credentials"] = settings.nats_creds
     if settings.nats_user:

@@ -200,4 +200,6 @@ async def run_service(
     if cleanup is not None:
         await cleanup()
     await nc.drain()
+    # The last spans (this shutdown's included) would be lost with the process otherwise.
+    await asyncio.to_thread(telemetry.shutdown_tracing)
     log.info("Stopped.")

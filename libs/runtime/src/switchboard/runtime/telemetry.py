@@ -15,12 +15,14 @@ from opentelemetry import propagate, trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
     ConsoleSpanExporter,
     SimpleSpanProcessor,
     SpanExporter,
 )
 
 _configured = False
+_provider: TracerProvider | None = None
 
 
 def setup_tracing(
@@ -28,9 +30,13 @@ def setup_tracing(
 ) -> None:
     """Install a tracer provider for ``service`` once per process.
 
-    ``exporter`` is ``none`` or ``console``; tests pass an in-memory ``span_exporter``.
+    ``exporter`` is ``none``, ``console`` or ``otlp``; tests pass an in-memory
+    ``span_exporter``. ``otlp`` sends batches over OTLP/HTTP to the collector named by the
+    standard variables (``OTEL_EXPORTER_OTLP_ENDPOINT`` or ``…_TRACES_ENDPOINT``, with
+    ``…_HEADERS``, ``…_CERTIFICATE``, ``…_TIMEOUT``); ``OTEL_RESOURCE_ATTRIBUTES`` adds
+    resource attributes. ``service.name`` is always ``service``.
     """
-    global _configured
+    global _configured, _provider
     if _configured:
         return
     if span_exporter is None and exporter == "none":
@@ -44,8 +50,33 @@ def setup_tracing(
         provider.add_span_processor(SimpleSpanProcessor(span_exporter))
     elif exporter == "console":
         provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter()))
+    elif exporter == "otlp":
+        # Imported here: only processes that export pay for the protobuf modules.
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        # Batched off the request path; ``shutdown_tracing`` flushes what is left.
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    else:
+        raise ValueError(f"Unknown trace exporter {exporter!r}: none, console or otlp.")
     trace.set_tracer_provider(provider)
+    _provider = provider
     _configured = True
+
+
+def flush_tracing(timeout_s: float = 5.0) -> None:
+    """Export the spans queued so far (bounded by ``timeout_s``)."""
+    if _provider is not None:
+        _provider.force_flush(int(timeout_s * 1000))
+
+
+def shutdown_tracing(timeout_s: float = 5.0) -> None:
+    """Export the spans still queued and stop the exporter (a process's last step).
+
+    Bounded, so an unreachable collector delays a shutdown by ``timeout_s`` at most.
+    """
+    if _provider is not None:
+        _provider.force_flush(int(timeout_s * 1000))
+        _provider.shutdown()
 
 
 _tracer: trace.Tracer | None = None

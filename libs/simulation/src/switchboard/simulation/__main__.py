@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from switchboard.contracts.subjects import Owner
+from switchboard.runtime import telemetry
 from switchboard.runtime.logs import configure_logging
 from switchboard.runtime.settings import SettingsError, load
 from switchboard.simulation import report as reports
@@ -92,7 +93,12 @@ def main(argv: list[str] | None = None) -> int:
         return run_demo(settings, args.scenarios or Path(settings.scenarios_dir))
     _quiet_logs(settings)
     collector.prepare_for_calls()
-    return asyncio.run(_run_one(settings, args.file, args.json))
+    # The scripted call is the voice worker's side of the trace (service name "voice").
+    telemetry.setup_tracing(Owner.VOICE.value, settings.trace_exporter)
+    try:
+        return asyncio.run(_run_one(settings, args.file, args.json))
+    finally:
+        telemetry.shutdown_tracing()
 
 
 if __name__ == "__main__":

@@ -109,11 +109,15 @@ async def _with_services(
     files: list[Path],
     chat_model: llm.LLM[Any],
 ) -> list[tuple[str, bool]] | None:
-    env = {"SB_NATS_URL": url, "SB_LEDGER_DB": str(layout.ledger), "SB_LOG_LEVEL": "INFO"}
-    own = {"crm": {"SB_CRM_TIMELINE_FILE": str(layout.timeline)}}
+    env = {"SB_NATS_URL": url, "SB_LOG_LEVEL": "INFO"}
+    # Each service gets only the SB_* settings it reads; a service refuses others.
+    own_env = {
+        "consent": {"SB_LEDGER_DB": str(layout.ledger)},
+        "crm": {"SB_CRM_TIMELINE_FILE": str(layout.timeline)},
+    }
     procs = [
         ServiceProcess(
-            module, name, env={**env, **own.get(name, {})}, log_path=layout.logs / f"{name}.log"
+            module, name, env={**env, **own_env.get(name, {})}, log_path=layout.logs / f"{name}.log"
         )
         for module, name in BACKENDS
     ]

@@ -17,6 +17,7 @@ from typing import Any
 
 from livekit.agents import AgentSession, llm
 from livekit.agents.voice.agent_activity import ActivityClosedError
+from opentelemetry import trace
 
 from switchboard.contracts.simulation import ScriptCarrier
 from switchboard.simulation import report as reports
@@ -31,6 +32,7 @@ from switchboard.voice.clients.events import CallEventSink
 from switchboard.voice.recording import TimelineRecorder
 from switchboard.voice.settings import VoiceSettings
 from switchboard.voice.state import CallInfo
+from switchboard.voice.tracing import call_span
 from switchboard.voice.wiring import Bus, begin, new_call, new_session
 
 log = logging.getLogger(__name__)
@@ -109,6 +111,35 @@ async def run_scenario(
             errors.append("the simulated carrier could not be scripted (is the sip-bridge up?)")
     session = new_session(call, chat_model or RulesBrain())
     transcript.attach(session)
+    # The call's span is current while it plays, so its requests and events carry the
+    # trace to the services (``voice.tracing``).
+    with trace.use_span(call_span(info), end_on_exit=True):
+        await _play(scenario, call, session, transcript, observer, probe, errors)
+    return reports.build(
+        scenario=scenario.name,
+        call_id=call_id,
+        outcome=str(call.state.outcome),
+        consent=str(call.state.consent) if call.state.consent else None,
+        agents=transcript.agents,
+        lines=transcript.lines,
+        events=observer.events,
+        timeline=call.ports.gate.timeline,
+        expect=scenario.expect,
+        errors=errors,
+    )
+
+
+async def _play(
+    scenario: Scenario,
+    call: Call,
+    session: AgentSession[Call],
+    transcript: Transcript,
+    observer: CallObserver,
+    probe: Probe,
+    errors: list[str],
+) -> None:
+    """The call itself: greeting, the scripted turns, teardown."""
+    call_id = call.call_id
     loop = asyncio.get_running_loop()
     try:
         started = loop.time()
@@ -138,18 +169,6 @@ async def run_scenario(
             await observer.wait_for("call.ended", TRAILING_EVENTS_S)
         await asyncio.sleep(QUIET_S)
         await observer.close()
-    return reports.build(
-        scenario=scenario.name,
-        call_id=call_id,
-        outcome=str(call.state.outcome),
-        consent=str(call.state.consent) if call.state.consent else None,
-        agents=transcript.agents,
-        lines=transcript.lines,
-        events=observer.events,
-        timeline=call.ports.gate.timeline,
-        expect=scenario.expect,
-        errors=errors,
-    )
 
 
 async def _settle(session: AgentSession[Call], transcript: Transcript) -> None:

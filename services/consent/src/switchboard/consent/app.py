@@ -12,27 +12,50 @@ from typing import Any
 from switchboard.consent.dbthread import DbThread
 from switchboard.consent.handlers import Handlers, log_checkpoint
 from switchboard.consent.ingest import Ingest, ensure_consumer
+from switchboard.consent.ledger.keyfiles import KeyFileError
 from switchboard.consent.ledger.ledger import Ledger, verify_store
 from switchboard.consent.ledger.open import describe, open_store
 from switchboard.consent.ledger.sealing import LedgerSecret
 from switchboard.consent.ledger.signing import CheckpointSigner
 from switchboard.consent.policy_source import PolicySource
 from switchboard.consent.pull import PullFeed
-from switchboard.consent.settings import ConsentSettings, checkpoint_key_file, secret_file
+from switchboard.consent.settings import (
+    ConsentSettings,
+    checkpoint_key_file,
+    ledger_dsn,
+    secret_file,
+)
 from switchboard.contracts import streams, subjects
 from switchboard.contracts.consent import LedgerVerification
 from switchboard.runtime.bus import ensure_stream
 from switchboard.runtime.service import Cleanup, Runtime, Setup, add_typed_endpoint
+from switchboard.runtime.settings import env_name
+
+SECRET_VAR = env_name("ledger_secret_file")
+CHECKPOINT_KEY_VAR = env_name("checkpoint_key_file")
 
 log = logging.getLogger(__name__)
 
 
 def open_ledger(settings: ConsentSettings) -> Ledger:
-    """The ledger named by the settings, with its secret and signing key."""
+    """The ledger named by the settings, with its secret and signing key.
+
+    A missing key file stops the service with the file and the variable that names it:
+    in production (``SB_LEDGER_GENERATE_KEYS=false``) both come from one Secret that every
+    replica mounts, since replicas with secrets of their own would disagree on callers.
+    """
     generate = settings.ledger_generate_keys
-    secret = LedgerSecret.from_file(secret_file(settings), generate)
-    signer = CheckpointSigner.from_file(checkpoint_key_file(settings), generate)
-    store = open_store(settings.ledger_db, sqlite_sync=settings.ledger_sqlite_sync)
+    try:
+        secret = LedgerSecret.from_file(secret_file(settings), generate)
+    except KeyFileError as exc:
+        raise KeyFileError(f"{exc} Mount the ledger secret there or set {SECRET_VAR}.") from None
+    try:
+        signer = CheckpointSigner.from_file(checkpoint_key_file(settings), generate)
+    except KeyFileError as exc:
+        raise KeyFileError(
+            f"{exc} Mount the checkpoint signing key there or set {CHECKPOINT_KEY_VAR}."
+        ) from None
+    store = open_store(ledger_dsn(settings), sqlite_sync=settings.ledger_sqlite_sync)
     return Ledger(store, secret, signer)
 
 
@@ -79,7 +102,7 @@ def make_setup(settings: ConsentSettings, policy: PolicySource) -> Setup:
         ledger = await db.run(open_ledger, settings)
         log.info("Ledger open.", extra={"ledger_db": describe(settings.ledger_db)})
         handlers = Handlers(
-            policy, ledger, db, _verifier(settings.ledger_db, ledger.trusted_keys())
+            policy, ledger, db, _verifier(ledger_dsn(settings), ledger.trusted_keys())
         )
         routes: dict[str, Callable[[Any], Awaitable[Any]]] = {
             subjects.CONSENT_POLICY: handlers.on_policy,

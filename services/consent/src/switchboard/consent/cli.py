@@ -22,7 +22,12 @@ from switchboard.consent.ledger.sealing import LedgerSecret
 from switchboard.consent.ledger.signing import load_public_key
 from switchboard.consent.ledger.store import LedgerStore, StoreError
 from switchboard.consent.policy import PolicyError
-from switchboard.consent.settings import ConsentSettings, checkpoint_key_file, secret_file
+from switchboard.consent.settings import (
+    ConsentSettings,
+    checkpoint_key_file,
+    ledger_dsn,
+    secret_file,
+)
 from switchboard.contracts.consent import LedgerVerification, LookupConsent
 from switchboard.runtime.settings import SettingsError, load
 
@@ -36,7 +41,7 @@ def _parser(settings: ConsentSettings) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command")
     sub.add_parser("serve", help="run the consent service (the default)")
     verify = sub.add_parser("verify", help="verify the hash chain and signed checkpoints")
-    verify.add_argument("--db", default=settings.ledger_db, help="SQLite path or PostgreSQL DSN")
+    verify.add_argument("--db", default=ledger_dsn(settings), help="SQLite path or PostgreSQL DSN")
     verify.add_argument(
         "--public-key",
         type=Path,
@@ -46,7 +51,7 @@ def _parser(settings: ConsentSettings) -> argparse.ArgumentParser:
     verify.add_argument("--from", dest="from_sequence", type=int, default=1)
     verify.add_argument("--json", action="store_true", help="print the result as JSON")
     export = sub.add_parser("export", help="print one caller's records as JSON lines")
-    export.add_argument("--db", default=settings.ledger_db)
+    export.add_argument("--db", default=ledger_dsn(settings))
     export.add_argument("--caller", required=True, help="the caller's number (E.164)")
     export.add_argument(
         "--secret-file", type=Path, help="the ledger secret (default: as the service finds it)"
@@ -125,10 +130,11 @@ def export_command(args: argparse.Namespace, settings: ConsentSettings) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load(ConsentSettings)
+        parser = _parser(settings)
     except SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
-    args = _parser(settings).parse_args(argv)
+    args = parser.parse_args(argv)
     try:
         if args.command == "verify":
             return verify_command(args, settings)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from switchboard.runtime.settings import ServiceSettings
+from switchboard.runtime.settings import ServiceSettings, SettingsError, env_name
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
@@ -19,6 +20,12 @@ class ConsentSettings(ServiceSettings, kw_only=True, frozen=True):
 
     ledger_db: str = DEFAULT_LEDGER_DB
     """A SQLite file path (relative to the working directory) or a ``postgresql://`` DSN."""
+    ledger_db_sslmode: str = ""
+    """PostgreSQL only: the ``sslmode`` every connection uses, whatever the DSN says
+    (``verify-full`` in production: encrypted, and the server's certificate must be for the
+    DSN's host and from ``ledger_db_sslrootcert``). Empty: as the DSN says."""
+    ledger_db_sslrootcert: str = ""
+    """PostgreSQL only: the CA file that ``verify-ca``/``verify-full`` check the server with."""
     ledger_sqlite_sync: str = "full"
     """SQLite only: ``full`` fsyncs every commit (survives power loss); ``normal`` fsyncs at
     WAL checkpoints (survives a process crash, may lose the last commits on power loss)."""
@@ -58,3 +65,21 @@ def secret_file(settings: ConsentSettings, ledger_db: str | None = None) -> Path
 def checkpoint_key_file(settings: ConsentSettings, ledger_db: str | None = None) -> Path:
     db = ledger_db or settings.ledger_db
     return key_file(settings.checkpoint_key_file, db, CHECKPOINT_KEY_NAME)
+
+
+def ledger_dsn(settings: ConsentSettings) -> str:
+    """``ledger_db`` with the TLS settings applied: the manifest, not whoever wrote the
+    DSN into a Secret, decides how the ledger's connections are protected."""
+    db = settings.ledger_db
+    tls = {"sslmode": settings.ledger_db_sslmode, "sslrootcert": settings.ledger_db_sslrootcert}
+    tls = {key: value for key, value in tls.items() if value}
+    if not tls:
+        return db
+    if not db.startswith(POSTGRES_SCHEMES):
+        raise SettingsError(
+            f"{env_name('ledger_db_sslmode')} and {env_name('ledger_db_sslrootcert')} apply "
+            f"to a PostgreSQL ledger only; {env_name('ledger_db')} is not a postgresql:// DSN."
+        )
+    parts = urlsplit(db)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in tls]
+    return urlunsplit(parts._replace(query=urlencode([*query, *tls.items()])))

@@ -17,8 +17,11 @@ from typing import Any
 
 from livekit.agents import AgentServer, AgentSession, JobContext, JobProcess, cli
 from livekit.plugins import silero
+from opentelemetry import context as otel_context
+from opentelemetry import trace
 
 from switchboard.contracts.subjects import Owner
+from switchboard.runtime import telemetry
 from switchboard.runtime.logs import configure_logging
 from switchboard.runtime.settings import load
 from switchboard.voice import collector, logfilter, providers
@@ -29,6 +32,7 @@ from switchboard.voice.ports import Voices
 from switchboard.voice.recording import SessionRecordSwitch, session_record_options
 from switchboard.voice.settings import VoiceSettings
 from switchboard.voice.state import CallInfo
+from switchboard.voice.tracing import call_span
 from switchboard.voice.wiring import Bus, begin, new_call, new_session, open_bus
 
 log = logging.getLogger(__name__)
@@ -40,8 +44,9 @@ _bus_lock = asyncio.Lock()
 
 
 def prewarm(proc: JobProcess) -> None:
-    """Load the VAD once per process, before jobs arrive."""
+    """Load the VAD and install tracing once per job process, before jobs arrive."""
     logfilter.install()
+    telemetry.setup_tracing(Owner.VOICE.value, load(VoiceSettings).trace_exporter)
     proc.userdata["vad"] = silero.VAD.load()
     collector.prepare_for_calls()
 
@@ -76,6 +81,10 @@ async def handle_call(ctx: JobContext, settings: VoiceSettings) -> None:
     await ctx.connect()
     caller = await ctx.wait_for_participant()
     info = call_info(ctx.job.id, ctx.room.name, caller.identity, caller.attributes)
+    span = call_span(info)
+    # Current for the rest of this task and inherited by every task the call starts; it
+    # ends in ``finish`` when the call is torn down.
+    otel_context.attach(trace.set_span_in_context(span))
     models = providers.build(settings, ctx.proc.userdata["vad"])
     recorder = EgressRecorder(
         ctx.api, room=info.room, filepath=settings.egress_filepath.format(call_id=info.call_id)
@@ -98,7 +107,12 @@ async def handle_call(ctx: JobContext, settings: VoiceSettings) -> None:
     call.on_end = lambda _outcome: _leave(session)
 
     async def finish() -> None:
-        await call.finish()
+        try:
+            await call.finish()
+        finally:
+            span.end()
+            # Job processes may exit right after a call: export its spans now.
+            await asyncio.to_thread(telemetry.flush_tracing)
 
     ctx.add_shutdown_callback(finish)
     await begin(call)
@@ -110,6 +124,12 @@ def _leave(session: AgentSession[Any]) -> None:
     session.shutdown(drain=True)
 
 
+async def entrypoint(ctx: JobContext) -> None:
+    """One call, in a job process. Module-level: the worker pickles the entrypoint to hand
+    it to its job processes (a closure cannot be pickled, and no job would ever start)."""
+    await handle_call(ctx, load(VoiceSettings))
+
+
 def build_server(settings: VoiceSettings) -> AgentServer:
     server = AgentServer(
         setup_fnc=prewarm,
@@ -118,11 +138,7 @@ def build_server(settings: VoiceSettings) -> AgentServer:
         load_fnc=WorkerLoad(settings.max_calls_per_worker),
         prometheus_port=settings.metrics_port or None,
     )
-
-    @server.rtc_session(agent_name=settings.agent_name)
-    async def entrypoint(ctx: JobContext) -> None:
-        await handle_call(ctx, settings)
-
+    server.rtc_session(agent_name=settings.agent_name)(entrypoint)
     return server
 
 

@@ -52,7 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in (None, "run"):
         return _run()
     try:
-        settings = load(ServiceSettings)
+        # The relay's own settings: run inside its pod, the CLI sees its environment.
+        settings = load(RelaySettings)
     except SettingsError as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_CONFIG

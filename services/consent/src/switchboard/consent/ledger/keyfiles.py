@@ -18,7 +18,8 @@ def read_or_create(path: Path, generate: bool, make: Callable[[], bytes]) -> byt
     except FileNotFoundError:
         if not generate:
             raise KeyFileError(
-                f"Key file {path} does not exist and key generation is disabled."
+                f"Key file {path} does not exist and key generation is disabled "
+                "(SB_LEDGER_GENERATE_KEYS=false)."
             ) from None
     path.parent.mkdir(parents=True, exist_ok=True)
     data = make()

@@ -27,6 +27,7 @@ from switchboard.contracts.consent import (
 )
 from switchboard.contracts.envelope import UnknownEventType, decode_event
 from switchboard.contracts.subjects import CONSENT_POLICY, EVENTS_PREFIX, consent_record_subject
+from switchboard.runtime import telemetry
 from switchboard.runtime.bus import MSG_ID_HEADER, RequestFailed, request
 
 log = logging.getLogger(__name__)
@@ -103,7 +104,8 @@ class ConsentClient:
             await self._js.publish(
                 consent_record_subject(command.call_id),
                 _encoder.encode(command),
-                headers={MSG_ID_HEADER: command.command_id},
+                # The call's trace context rides along, as on every request and event.
+                headers=telemetry.inject({MSG_ID_HEADER: command.command_id}),
                 timeout=self._receipt_timeout,
             )
             return await asyncio.wait_for(receipt, self._receipt_timeout)
