@@ -14,7 +14,6 @@ import pytest
 from livekit.agents import AgentSession, llm
 
 from switchboard.devstack.natsserver import NatsServer
-from switchboard.simulation.backoffice import ScriptedBackOffice
 from switchboard.simulation.runner import ready_for_input
 from switchboard.simulation.transcript import Transcript
 from switchboard.testing import fake_backends
@@ -83,7 +82,11 @@ async def start_call(bus: Bus, settings: VoiceSettings) -> AsyncIterator[Harness
         caller_number: str | None = "+14155550123",
         brain: llm.LLM[Any] | None = None,
         back_office: BackOffice | None = None,
+        configured: VoiceSettings | None = None,
     ) -> Harness:
+        """``back_office`` defaults to the production one: the CRM adapter over NATS (start
+        the ``demo_crm`` fixture for one that answers); ``configured`` replaces the test's
+        settings for this call (other limits, say)."""
         call_id = f"t-{uuid.uuid4().hex[:10]}"
         info = CallInfo(
             call_id=call_id,
@@ -92,9 +95,7 @@ async def start_call(bus: Bus, settings: VoiceSettings) -> AsyncIterator[Harness
             caller_number=caller_number,
             trunk="main",
         )
-        call = new_call(
-            bus, settings, info, TimelineRecorder(), back_office or ScriptedBackOffice()
-        )
+        call = new_call(bus, configured or settings, info, TimelineRecorder(), back_office)
         await begin(call)
         session = new_session(call, brain or RulesBrain())
         transcript = Transcript()
