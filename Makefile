@@ -9,11 +9,12 @@ UV := $(TOOLS)/bin/uv
 RUN := $(UV) run --locked --no-sync
 SRC := contracts/src libs/runtime/src libs/ops/src libs/devstack/src libs/testing/src \
        libs/simulation/src services/voice/src services/consent/src services/escalation/src \
-       services/sip-bridge/src
+       services/sip-bridge/src services/demo-crm/src services/webhook-relay/src
 # Test folders are type-checked one at a time: each has its own conftest module.
 TESTS := "contracts/tests libs/runtime/tests libs/ops/tests libs/devstack/tests \
           libs/testing/tests tests" services/consent/tests services/escalation/tests \
-         services/sip-bridge/tests services/voice/tests libs/simulation/tests
+         services/sip-bridge/tests services/voice/tests libs/simulation/tests \
+         services/demo-crm/tests services/webhook-relay/tests
 
 .PHONY: install demo test lint typecheck pytest schemas bench clean container-tools images \
 	deploy-check
@@ -51,6 +52,7 @@ schemas: install
 bench: install
 	$(RUN) python -m bench.consent_bench
 	$(RUN) python -m bench.router_bench
+	$(RUN) python -m bench.webhook_bench
 
 # Installs podman, runc and mmdebstrap with apt-get when one is missing (needs root).
 container-tools:

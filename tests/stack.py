@@ -13,17 +13,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from switchboard.contracts.subjects import inbox_prefix
+from switchboard.contracts.subjects import Owner, inbox_prefix
 from switchboard.devstack.launcher import BACKENDS, ServiceProcess
 from switchboard.devstack.natsserver import NatsServer
 from switchboard.ops import natsconf, permissions
+from switchboard.webhook_relay.signing import new_secret
 
 PERMISSIONS_FILE = "nats-permissions.conf"
 
 
 @dataclass
 class Stack:
-    """A running NATS server and the three backend services."""
+    """A running NATS server, the backend services, the demo CRM and the webhook relay."""
 
     nats: NatsServer
     services: dict[str, ServiceProcess]
@@ -61,13 +62,41 @@ class Stack:
         return "\n".join(out)
 
 
+READ_ONLY_CRM = "analytics"
+"""A second CRM user that only reads events (the demo CRM is the ``crm`` user and owns the
+``crm`` consumer), as a customer with an analytics feed next to its CRM would have."""
+
+
 def write_permissions(workdir: Path) -> tuple[Path, dict[str, str]]:
     """The generated users and permissions with fresh random passwords."""
-    users = permissions.table()
+    users = permissions.table(crm_users=(permissions.BACK_OFFICE_USER, READ_ONLY_CRM))
     passwords = natsconf.generate_passwords(users)
     path = workdir / PERMISSIONS_FILE
     path.write_text(natsconf.render(users, passwords))
     return path, passwords
+
+
+WEBHOOK_RELAY_MODULE = "switchboard.webhook_relay"
+UNREACHABLE_RECEIVER = "http://127.0.0.1:9/hooks"
+"""The stack's webhook endpoint: nothing listens there (the discard port), so each event
+is retried briefly and becomes a dead letter: the relay's whole path, permissions
+included, without a receiver."""
+
+
+def webhook_relay_env(workdir: Path) -> dict[str, str]:
+    """An endpoints file with the shipped endpoint name (``crm``) and a fresh secret."""
+    secret = workdir / "webhook-crm.secret"
+    secret.write_text(new_secret())
+    endpoints = workdir / "webhooks.toml"
+    endpoints.write_text(
+        f'[[endpoints]]\nname = "crm"\nurl = "{UNREACHABLE_RECEIVER}"\n'
+        f'secret_file = "{secret}"\ngive_up_after_s = 1\n'
+    )
+    return {
+        "SB_WEBHOOK_ENDPOINTS_FILE": str(endpoints),
+        "SB_WEBHOOK_RETRY_INITIAL_S": "0.1",
+        "SB_WEBHOOK_RETRY_MAX_S": "0.5",
+    }
 
 
 def start_stack(
@@ -87,6 +116,8 @@ def start_stack(
             "SB_CHECKPOINT_KEY_FILE": str(workdir / "checkpoint-ed25519.pem"),
         }
     }
+    own_env[Owner.WEBHOOK_RELAY.value] = webhook_relay_env(workdir)
+    backends = (*BACKENDS, (WEBHOOK_RELAY_MODULE, Owner.WEBHOOK_RELAY.value))
     stack.services = {
         name: ServiceProcess(
             module,
@@ -94,7 +125,7 @@ def start_stack(
             env={**env, **own_env.get(name, {}), **stack.credentials_env(name)},
             log_path=workdir / "logs" / f"{name}.log",
         )
-        for module, name in BACKENDS
+        for module, name in backends
     }
     try:
         for proc in stack.services.values():

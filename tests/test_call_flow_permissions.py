@@ -28,14 +28,14 @@ from switchboard.contracts import (
 )
 from switchboard.contracts.subjects import CONSENT_LOOKUP, CONSENT_VERIFY, call_events_wildcard
 from switchboard.runtime.bus import request
-from tests.stack import Stack
+from tests.stack import READ_ONLY_CRM, Stack
 from tests.test_call_flow import REQUIRED_ORDER, SCENARIO, run_voice_scenario
 
-CRM = "crm"
+CRM = READ_ONLY_CRM
 
 
 async def read_call_events_as_crm(stack: Stack, call_id: str) -> list[tuple[str, Any]]:
-    """One call's events through the CRM user's durable consumer, until ``call.ended``."""
+    """One call's events through a CRM user's durable consumer, until ``call.ended``."""
     nc = await nats.connect(stack.nats.url, **stack.connect_options(CRM))
     try:
         psub = await nc.jetstream().pull_subscribe(

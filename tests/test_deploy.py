@@ -68,3 +68,26 @@ def test_the_dockerfile_takes_its_base_images_as_arguments() -> None:
     assert froms == ["${BUILD_IMAGE}", "${BASE_IMAGE}"]
     ignored = (ROOT / ".dockerignore").read_text().splitlines()
     assert {".venv", ".tools", ".git", "var"} <= set(ignored)
+
+
+def test_voice_workers_scale_on_the_load_livekit_dispatches_on() -> None:
+    docs = render("production")
+    hpa = next(
+        d
+        for d in docs
+        if d["kind"] == "HorizontalPodAutoscaler" and d["metadata"]["name"] == "voice-worker"
+    )
+    pods = [m["pods"] for m in hpa["spec"]["metrics"] if m["type"] == "Pods"]
+    assert [p["metric"]["name"] for p in pods] == ["lk_agents_worker_load"]
+    # Below the worker's load threshold, where it stops taking calls.
+    from switchboard.voice.worker import LOAD_THRESHOLD
+
+    assert float(pods[0]["target"]["averageValue"].removesuffix("m")) / 1000 < LOAD_THRESHOLD
+    voice = next(d for d in docs if d["metadata"]["name"] == "voice-worker")
+    [container] = voice["spec"]["template"]["spec"]["containers"]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    from switchboard.voice.settings import VoiceSettings
+
+    assert ports["metrics"] == VoiceSettings().metrics_port
+    env = {e["name"]: e.get("value") for e in container.get("env", [])}
+    assert env["SB_BRAIN"] == "openai"

@@ -498,3 +498,33 @@ async def test_a_crm_cannot_read_replies_commands_or_other_consumers(secured: Se
             subjects.EVENTS_WILDCARD, durable="someone-else", stream=streams.EVENTS.name
         )
     assert len(await crm.refusals()) == 7
+
+
+async def test_the_voice_worker_asks_the_back_office_and_only_crm_answers(
+    secured: Secured,
+) -> None:
+    from switchboard.contracts.crm import Account, LookupAccount
+    from switchboard.testing.crm import start_demo_crm
+
+    crm = await secured.connect("crm")
+    voice = await secured.connect("voice")
+    relay = await secured.connect("webhook-relay")
+    running = await start_demo_crm(crm.nc)
+    try:
+        account = await request(
+            voice.nc,
+            subjects.CRM_ACCOUNT_LOOKUP,
+            LookupAccount(call_id=CALL_ID, caller_number="+14155550123"),
+            Account,
+            2.0,
+        )
+        assert account.account_id == "ACC-1001"
+        # Nobody else may stand in for the back office, nor ask it for money.
+        await relay.nc.subscribe(subjects.CRM_CREDIT_GRANT)
+        await relay.nc.publish(subjects.CRM_CREDIT_GRANT, b"{}")
+        refused = await relay.refusals()
+        assert len(refused) == 2, refused
+        assert await crm.refusals() == []
+        assert await voice.refusals() == []
+    finally:
+        await running.stop()

@@ -11,6 +11,7 @@ from switchboard.consent.settings import ConsentSettings
 from switchboard.contracts.envelope import EVENTS
 from switchboard.contracts.escalation import Destination
 from switchboard.contracts.subjects import REQUESTS
+from switchboard.demo_crm.settings import DemoCrmSettings
 from switchboard.escalation.rules_file import parse_rules
 from switchboard.escalation.settings import EscalationSettings
 from switchboard.runtime.settings import ServiceSettings, variables
@@ -18,6 +19,9 @@ from switchboard.simulation.settings import SimulationSettings
 from switchboard.sip_bridge.allowlist import DestinationAllowList
 from switchboard.sip_bridge.settings import SipBridgeSettings
 from switchboard.voice.settings import VoiceSettings
+from switchboard.webhook_relay.endpoints import load_endpoints
+from switchboard.webhook_relay.settings import RelaySettings
+from switchboard.webhook_relay.signing import new_secret
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 
@@ -31,6 +35,8 @@ README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
         SipBridgeSettings,
         VoiceSettings,
         SimulationSettings,
+        DemoCrmSettings,
+        RelaySettings,
     ],
 )
 def test_every_environment_variable_is_documented(settings: type[ServiceSettings]) -> None:
@@ -54,6 +60,8 @@ SERVICE_READMES: dict[str, type[ServiceSettings]] = {
     "services/consent/README.md": ConsentSettings,
     "services/escalation/README.md": EscalationSettings,
     "services/sip-bridge/README.md": SipBridgeSettings,
+    "services/demo-crm/README.md": DemoCrmSettings,
+    "services/webhook-relay/README.md": RelaySettings,
 }
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -79,6 +87,21 @@ def test_the_rules_file_example_in_the_escalation_readme_is_a_valid_rules_file()
     rules = parse_rules(example.encode(), "README example")
     assert set(rules.queues) == {"billing", "general"}
     assert rules.queues["billing"].overflow == "general"
+
+
+def test_the_endpoints_file_example_in_the_relay_readme_is_a_valid_endpoints_file(
+    tmp_path: Path,
+) -> None:
+    text = (ROOT / "services/webhook-relay/README.md").read_text()
+    (example,) = code_blocks(text, "toml")
+    secret = tmp_path / "secret"
+    secret.write_text(new_secret())
+    path = tmp_path / "endpoints.toml"
+    path.write_text(example.replace("/etc/switchboard/webhook-secrets/crm", str(secret)))
+    [endpoint] = load_endpoints(str(path), 60.0)
+    assert endpoint.name == "crm"
+    assert endpoint.subjects == ("sb.evt.call.*.*", "sb.evt.case.*.*")
+    assert endpoint.give_up_after_s == 3600
 
 
 def test_the_allow_list_example_in_the_sip_bridge_readme_decides_as_it_says() -> None:

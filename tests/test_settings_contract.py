@@ -142,6 +142,9 @@ def test_an_unknown_variable_names_itself_and_the_closest_known_one() -> None:
         (["-m", "switchboard.sip_bridge"], None),
         (["-m", "switchboard.voice", "start"], None),
         (["-m", "switchboard.simulation", "run-scenario", "x.toml"], None),
+        (["-m", "switchboard.demo_crm"], None),
+        (["-m", "switchboard.webhook_relay"], None),
+        (["-m", "switchboard.webhook_relay", "dead-letters"], None),
     ],
 )
 def test_every_entry_point_refuses_an_unknown_variable(

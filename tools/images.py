@@ -42,6 +42,9 @@ APPS: tuple[App, ...] = (
     App("switchboard/escalation-router", "switchboard-escalation"),
     App("switchboard/sip-bridge", "switchboard-sip-bridge"),
     App("switchboard/voice-worker", "switchboard-voice"),
+    # The add-ons applied on top of an overlay (deploy/k8s/webhook-relay, deploy/k8s/demo-crm).
+    App("switchboard/webhook-relay", "switchboard-webhook-relay"),
+    App("switchboard/demo-crm", "switchboard-demo-crm"),
     # Not deployed: the deployment check plays its scripted call with this image, as the
     # voice worker's pod (the worker's own image carries no test harness).
     App("switchboard/simulation", "switchboard-simulation"),

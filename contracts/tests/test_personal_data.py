@@ -30,3 +30,11 @@ def test_a_struct_carrying_personal_data_is_personal_as_a_whole() -> None:
 
 def test_ids_and_states_are_not_personal() -> None:
     assert personal_fields(TransferDialing) == frozenset()
+
+
+def test_order_contact_details_are_personal_and_amounts_are_not() -> None:
+    from switchboard.contracts.crm import CreditGranted, OrderPlaced, PlaceOrder
+
+    assert personal_fields(OrderPlaced) == {"email", "shipping_address"}
+    assert personal_fields(PlaceOrder) == {"email", "shipping_address", "caller_number"}
+    assert personal_fields(CreditGranted) == frozenset()

@@ -10,13 +10,13 @@ from switchboard.contracts import streams, subjects
 from switchboard.contracts.envelope import EVENTS
 
 
-def test_request_subjects_follow_sb_service_verb() -> None:
+def test_request_subjects_follow_sb_service_noun_verb() -> None:
     for req in subjects.REQUESTS:
         parts = req.subject.split(".")
         assert parts[0] == "sb"
-        assert len(parts) == 3
-        assert req.group == f"sb.{parts[1]}"
-        assert req.endpoint == parts[2]
+        assert len(parts) in (3, 4)
+        assert req.group == ".".join(parts[:-1])
+        assert req.endpoint == parts[-1]
     assert len({r.subject for r in subjects.REQUESTS}) == len(subjects.REQUESTS)
 
 
@@ -30,7 +30,7 @@ def test_event_and_command_subjects_are_captured_by_their_streams() -> None:
 
 def test_requests_never_overlap_the_streams() -> None:
     for req in subjects.REQUESTS:
-        assert not req.subject.startswith(("sb.evt.", "sb.cmd."))
+        assert not req.subject.startswith(("sb.evt.", "sb.cmd.", "sb.dead."))
 
 
 def test_every_request_subject_has_its_spec_and_an_unknown_one_is_named() -> None:

@@ -21,7 +21,9 @@ from nats.aio.client import Client as NATS
 from switchboard.contracts.subjects import inbox_prefix
 from switchboard.ops import permissions
 from switchboard.testing import postgres
+from switchboard.testing.openai_server import OpenAIServer
 from switchboard.testing.otlp import CallTrace, OtlpReceiver, ReceivedSpan, trace_of
+from switchboard.testing.rules_model import rules_policy
 from switchboard.voice.tracing import CALL_SPAN
 from tools.deploycheck import containers, examples, infra, manifests
 from tools.deploycheck.fakelivekit import FakeLiveKit
@@ -323,12 +325,28 @@ class Check:
     async def call(
         self, voice: ContainerRun, sources: Sources, docs: list[manifests.Doc], extra: list[str]
     ) -> dict[str, Any]:
-        """The scripted call, run as the voice worker's pod with the simulation image."""
+        """The scripted call, run as the voice worker's pod with the simulation image. The
+        pod's model (``SB_BRAIN=openai``) is a local OpenAI-compatible stand-in that answers
+        like the rules brain, through the real OpenAI plugin."""
+        async with OpenAIServer(rules_policy()) as model:
+            return await self._call(voice, sources, docs, extra, model.base_url)
+
+    async def _call(
+        self,
+        voice: ContainerRun,
+        sources: Sources,
+        docs: list[manifests.Doc],
+        extra: list[str],
+        model_url: str,
+    ) -> dict[str, Any]:
         deployment = manifests.by_name(docs, "Deployment")["voice-worker"]
         caller = plan(
             deployment, sources, self.workdir / "volumes" / "voice-worker-call", suffix="-call"
         )
         caller.image = SIMULATION_IMAGE
+        if caller.env.get("SB_BRAIN") == "openai":
+            caller.env["OPENAI_BASE_URL"] = model_url
+            caller.options.append("--env=OPENAI_BASE_URL")
         caller.argv = [
             "python",
             "-m",

@@ -16,6 +16,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from switchboard.ops.natsconf import new_password
 from switchboard.testing.certs import CertificateAuthority, Issued
 from tools.deploycheck.manifests import Doc, decode_all, of_kind
 
@@ -39,7 +40,7 @@ class Generated:
 
     def password(self, name: str) -> str:
         if name not in self._passwords:
-            self._passwords[name] = secrets.token_urlsafe(24)
+            self._passwords[name] = new_password()
         return self._passwords[name]
 
     def client(self, name: str) -> Issued:

@@ -7,7 +7,10 @@ enforcing it.
 from __future__ import annotations
 
 import json
+import os
+import re
 import stat
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -15,6 +18,7 @@ import pytest
 from switchboard.contracts import streams, subjects
 from switchboard.contracts.envelope import EVENTS, EventSpec
 from switchboard.contracts.subjects import REQUESTS, inbox_prefix
+from switchboard.devstack.natsserver import find_binary
 from switchboard.ops import cli, natsconf, permissions
 from switchboard.ops.permissions import Role, UserPermissions, subject_matches
 
@@ -103,7 +107,13 @@ def test_a_crm_publishes_nothing_on_sb_and_reads_only_events_and_its_inbox() -> 
         "sb.anything.else",
     ]:
         assert not crm.may_publish(subject), subject
-    assert {g.subject for g in crm.subscribe} == {"sb.evt.>", "_INBOX.crm.>"}
+    back_office = {r.subject for r in REQUESTS if r.owner is subjects.Owner.CRM}
+    assert {g.subject for g in crm.subscribe if not g.subject.startswith("$SRV")} == {
+        "sb.evt.>",
+        "_INBOX.crm.>",
+        *back_office,
+    }
+    assert crm.allow_responses
     for grant in crm.publish:
         assert grant.subject.startswith(("$JS.API.", "$JS.ACK.SB_EVENTS.crm.")), grant
         assert ".SB_EVENTS" in grant.subject, grant
@@ -125,6 +135,36 @@ def test_a_crm_may_manage_only_its_own_consumer_on_the_events_stream() -> None:
         "$JS.ACK.SB_CONSENT_CMDS.consent-ledger.1.2.3.4.5",
     ):
         assert not crm.may_publish(forbidden), forbidden
+
+
+def test_only_the_back_office_crm_user_answers_back_office_requests() -> None:
+    users = {u.user: u for u in permissions.table(crm_users=("crm", "analytics"))}
+    assert users["crm"].may_subscribe(subjects.CRM_CREDIT_GRANT)
+    assert not users["analytics"].may_subscribe(subjects.CRM_CREDIT_GRANT)
+    assert not users["analytics"].allow_responses
+    assert {g.subject for g in users["analytics"].subscribe} == {"sb.evt.>", "_INBOX.analytics.>"}
+
+
+def test_the_webhook_relay_reads_only_its_endpoints_consumers_and_keeps_dead_letters() -> None:
+    relay = {u.user: u for u in permissions.table(webhook_endpoints=("acme", "globex"))}[
+        "webhook-relay"
+    ]
+    for endpoint in ("acme", "globex"):
+        assert relay.may_publish(f"$JS.API.CONSUMER.MSG.NEXT.SB_EVENTS.webhook-{endpoint}")
+        assert relay.may_publish(f"$JS.API.CONSUMER.DELETE.SB_EVENTS.webhook-{endpoint}")
+        assert relay.may_publish(f"$JS.ACK.SB_EVENTS.webhook-{endpoint}.1.2.3.4.5")
+    for forbidden in (
+        "$JS.API.CONSUMER.MSG.NEXT.SB_EVENTS.crm",
+        "$JS.ACK.SB_EVENTS.crm.1.2.3.4.5",
+        "$JS.API.CONSUMER.DELETE.SB_EVENTS.crm",
+        "$JS.API.STREAM.PURGE.SB_WEBHOOK_DEAD",
+        "$JS.API.STREAM.DELETE.SB_WEBHOOK_DEAD",
+        *(e.subject(CALL) for e in EVENTS),
+    ):
+        assert not relay.may_publish(forbidden), forbidden
+    assert relay.may_publish(subjects.webhook_dead_letter_subject("acme", CALL))
+    assert relay.may_subscribe(subjects.WEBHOOK_REPLAY)
+    assert not relay.may_subscribe(subjects.EVENTS_WILDCARD)
 
 
 def test_several_crm_users_each_get_their_own_consumer_and_inbox() -> None:
@@ -153,7 +193,7 @@ def test_no_user_holds_a_catch_all_grant(user: UserPermissions) -> None:
 
 def test_only_the_micro_services_may_answer_without_a_publish_grant() -> None:
     answering = {u.user for u in USERS if u.allow_responses}
-    assert answering == {"consent", "escalation", "sip-bridge"}
+    assert answering == {"consent", "escalation", "sip-bridge", "crm", "webhook-relay"}
 
 
 def test_stream_admin_rights_follow_what_each_process_ensures() -> None:
@@ -162,8 +202,12 @@ def test_stream_admin_rights_follow_what_each_process_ensures() -> None:
         "consent": {"SB_EVENTS", "SB_CONSENT_CMDS"},
         "escalation": {"SB_EVENTS", f"KV_{permissions.QUEUE_STATE_BUCKET}"},
         "sip-bridge": {"SB_EVENTS"},
+        "webhook-relay": {"SB_EVENTS", streams.WEBHOOK_DEAD_LETTERS.name},
     }
-    names = {s.name for s in streams.ALL_STREAMS} | {f"KV_{permissions.QUEUE_STATE_BUCKET}"}
+    names = {s.name for s in streams.ALL_STREAMS} | {
+        f"KV_{permissions.QUEUE_STATE_BUCKET}",
+        streams.WEBHOOK_DEAD_LETTERS.name,
+    }
     for user in USERS:
         creates = {n for n in names if user.may_publish(f"$JS.API.STREAM.CREATE.{n}")}
         assert creates == ensures.get(user.user, set()), user.user
@@ -227,3 +271,31 @@ def test_the_generator_defaults_to_environment_references(
     assert '"$JS.API.CONSUMER.MSG.NEXT.SB_EVENTS.acme"' in out
     with pytest.raises(SystemExit):
         cli.main(["permissions", "--credentials", str(tmp_path / "c.json")])
+
+
+def test_generated_passwords_survive_nats_servers_variable_parsing(tmp_path: Path) -> None:
+    """nats-server parses a ``$VARIABLE``'s value as a config value: a password like
+    ``2026-01-05x`` is a date to it and the file is refused. Generated ones never are."""
+    users = permissions.table()
+    conf = tmp_path / "users.conf"
+    conf.write_text(natsconf.render(users))
+    env_names = [natsconf.password_variable(u.user) for u in users]
+
+    def check(passwords: list[str]) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, **dict(zip(env_names, passwords, strict=True))}
+        return subprocess.run(
+            [find_binary(), "-t", "-c", str(conf)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+
+    # The failure this guards against, with the server itself:
+    refused = check(["2026-01-05T00:00:00Z"] * len(env_names))
+    assert refused.returncode != 0
+    for _ in range(20):
+        generated = [natsconf.new_password() for _ in env_names]
+        assert all(re.fullmatch(r"[A-Za-z][A-Za-z0-9]{31}", p) for p in generated)
+        done = check(generated)
+        assert done.returncode == 0, done.stderr

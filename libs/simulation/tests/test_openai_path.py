@@ -9,9 +9,9 @@ import msgspec
 import pytest
 
 from switchboard.simulation import scenario as scenarios
-from switchboard.simulation.backoffice import ScriptedBackOffice
 from switchboard.simulation.runner import Probe, run_scenario
 from switchboard.simulation.settings import SimulationSettings
+from switchboard.testing.crm import RunningCrm
 from switchboard.testing.fake_backends import Backends
 from switchboard.testing.openai_server import CutStream, Delay, OpenAIServer, say
 from switchboard.testing.rules_model import rules_policy
@@ -33,6 +33,7 @@ def _openai(settings: SimulationSettings) -> SimulationSettings:
 async def test_every_scenario_passes_through_the_openai_plugin(
     path: Path,
     backends: Backends,
+    demo_crm: RunningCrm,
     bus: Bus,
     settings: SimulationSettings,
     openai_server: OpenAIServer,
@@ -52,6 +53,7 @@ async def test_every_scenario_passes_through_the_openai_plugin(
 
 async def test_an_outage_mid_call_goes_on_with_the_rules_brain_in_safe_mode(
     backends: Backends,
+    demo_crm: RunningCrm,
     bus: Bus,
     settings: SimulationSettings,
     openai_server: OpenAIServer,
@@ -86,18 +88,17 @@ outcome = "transferred"
         if turns == 3:  # before the refund request, every OpenAI model starts answering 503
             openai_server.faults.start_outage()
 
-    office = ScriptedBackOffice()
     report = await run_scenario(
         scenarios.load(script),
         bus,
         settings,
         probe=Probe(before_turn=before_turn),
-        back_office=office,
         chat_model=chat_model,
     )
     lines = [line.text for line in report.transcript if line.speaker != "caller"]
     assert NO_AUTHORITY in lines  # the rules brain took over, in safe mode
-    assert office.credits == []  # and granted nothing
+    assert demo_crm.book.taken == {}  # and granted nothing
+    assert "case.credit_granted" not in [e.kind for e in report.events]
     assert report.outcome == "transferred"  # "Yes please" to its offer of a person
     assert backends.router.requests[-1].wants_human
     assert report.errors == []
@@ -105,6 +106,7 @@ outcome = "transferred"
 
 async def test_a_stream_cut_and_a_stalled_answer_fall_back_and_the_call_goes_on(
     backends: Backends,
+    demo_crm: RunningCrm,
     bus: Bus,
     settings: SimulationSettings,
     openai_server: OpenAIServer,

@@ -19,6 +19,7 @@ from switchboard.simulation.report import always
 from switchboard.simulation.runner import Live, Probe, run_scenario
 from switchboard.simulation.settings import SimulationSettings
 from switchboard.testing import eventually
+from switchboard.testing.crm import RunningCrm
 from switchboard.testing.fake_backends import Backends
 from switchboard.voice.wiring import Bus
 
@@ -49,7 +50,7 @@ def test_a_malformed_scenario_is_refused_with_its_file_name(tmp_path: Path) -> N
 
 @pytest.mark.parametrize("path", scenarios.discover(SCENARIOS), ids=lambda p: p.stem)
 async def test_shipped_scenarios_pass_against_contract_following_backends(
-    path: Path, backends: Backends, bus: Bus, settings: SimulationSettings
+    path: Path, backends: Backends, demo_crm: RunningCrm, bus: Bus, settings: SimulationSettings
 ) -> None:
     lines: list[str] = []
     report = await run_scenario(
@@ -62,7 +63,7 @@ async def test_shipped_scenarios_pass_against_contract_following_backends(
 
 
 async def test_scenario_a_reports_transcript_events_receipts_transfers_and_recording(
-    backends: Backends, bus: Bus, settings: SimulationSettings
+    backends: Backends, demo_crm: RunningCrm, bus: Bus, settings: SimulationSettings
 ) -> None:
     report = await run_scenario(scenarios.load(SCENARIO_A), bus, settings)
     kinds = [e.kind for e in report.events]
@@ -118,7 +119,7 @@ async def test_a_briefed_event_without_the_briefing_spoken_fails_the_report(
 
 
 async def test_unmet_expectations_fail_the_report(
-    backends: Backends, bus: Bus, settings: SimulationSettings, tmp_path: Path
+    backends: Backends, demo_crm: RunningCrm, bus: Bus, settings: SimulationSettings, tmp_path: Path
 ) -> None:
     text = SCENARIO_A.read_text().replace('outcome = "transferred"', 'outcome = "callback"')
     path = tmp_path / "wrong.toml"
@@ -146,7 +147,7 @@ async def _cli(url: str, *args: str) -> tuple[int, bytes, bytes]:
 
 
 async def test_the_command_line_prints_the_report_as_json(
-    backends: Backends, nats_server: NatsServer
+    backends: Backends, demo_crm: RunningCrm, nats_server: NatsServer
 ) -> None:
     code, out, err = await _cli(nats_server.url, "run-scenario", str(SCENARIO_A), "--json")
     assert code == 0, err.decode()[-2000:]
@@ -159,7 +160,7 @@ async def test_the_command_line_prints_the_report_as_json(
 
 
 async def test_the_command_line_prints_the_call_as_it_happens(
-    backends: Backends, nats_server: NatsServer
+    backends: Backends, demo_crm: RunningCrm, nats_server: NatsServer
 ) -> None:
     code, out, _ = await _cli(nats_server.url, "run-scenario", str(SCENARIO_A))
     text = out.decode()
@@ -178,7 +179,7 @@ async def test_the_command_line_exits_2_for_a_bad_file(
 
 
 async def test_concurrent_calls_in_one_worker_do_not_mix(
-    backends: Backends, bus: Bus, settings: SimulationSettings
+    backends: Backends, demo_crm: RunningCrm, bus: Bus, settings: SimulationSettings
 ) -> None:
     """Calls share the process's NATS connection and nothing else."""
     files = scenarios.discover(SCENARIOS)
@@ -209,7 +210,7 @@ class _Kept:
 
 
 async def test_a_probe_times_every_turn_and_can_replace_the_event_publisher(
-    backends: Backends, bus: Bus, settings: SimulationSettings
+    backends: Backends, demo_crm: RunningCrm, bus: Bus, settings: SimulationSettings
 ) -> None:
     scenario = scenarios.load(SCENARIOS / "b_consent_declined_support_resolved.toml")
     turns: list[int] = []

@@ -14,7 +14,6 @@ import pytest
 from livekit.agents import AgentSession, llm
 
 from switchboard.devstack.natsserver import NatsServer
-from switchboard.simulation.backoffice import ScriptedBackOffice
 from switchboard.simulation.consult import ScriptedConsultRooms
 from switchboard.simulation.runner import ready_for_input
 from switchboard.simulation.scenario import Human
@@ -94,9 +93,12 @@ async def start_call(bus: Bus, settings: VoiceSettings) -> AsyncIterator[Harness
         caller_number: str | None = "+14155550123",
         brain: llm.LLM[Any] | None = None,
         back_office: BackOffice | None = None,
+        configured: VoiceSettings | None = None,
         humans: Sequence[Human] = (),
-        settings_override: VoiceSettings | None = None,
     ) -> Harness:
+        """``back_office`` defaults to the production one: the CRM adapter over NATS (start
+        the ``demo_crm`` fixture for one that answers); ``configured`` replaces the test's
+        settings for this call (other limits, say); ``humans`` answer its warm transfers."""
         call_id = f"t-{uuid.uuid4().hex[:10]}"
         info = CallInfo(
             call_id=call_id,
@@ -109,12 +111,7 @@ async def start_call(bus: Bus, settings: VoiceSettings) -> AsyncIterator[Harness
         transcript = Transcript()
         consult = ScriptedConsultRooms(model, transcript, humans)
         call = new_call(
-            bus,
-            settings_override or settings,
-            info,
-            TimelineRecorder(),
-            back_office or ScriptedBackOffice(),
-            consult,
+            bus, configured or settings, info, TimelineRecorder(), back_office, consult=consult
         )
         await begin(call)
         session = new_session(call, model)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 import pytest
 from livekit.agents import APIConnectionError, APIConnectOptions, llm
 from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS, NOT_GIVEN, NotGivenOr
@@ -16,14 +17,14 @@ from switchboard.contracts.escalation import (
     EscalationTrigger,
     HandoffTarget,
 )
-from switchboard.simulation.backoffice import ScriptedBackOffice
 from switchboard.simulation.observer import CallObserver
 from switchboard.testing import eventually
+from switchboard.testing.crm import RunningCrm
 from switchboard.testing.fake_backends import Backends, FakeBridge, FakeLedger, FakeRouter
 from switchboard.voice.agents.manager import ManagerAgent
 from switchboard.voice.agents.specialists import BillingAgent, SalesAgent, SupportAgent
 from switchboard.voice.agents.triage import TriageAgent
-from switchboard.voice.backoffice import NoBackOffice
+from switchboard.voice.settings import VoiceSettings
 from switchboard.voice.wiring import Bus
 
 HarnessFactory = Any
@@ -178,7 +179,7 @@ async def test_consent_and_escalation_in_one_breath_records_the_grant(
 
 
 async def test_manager_takes_over_with_history_context_and_authority(
-    backends: Backends, start_call: HarnessFactory, bus: Bus
+    backends: Backends, demo_crm: RunningCrm, start_call: HarnessFactory, bus: Bus
 ) -> None:
     h = await _granted(start_call)
     observer = await CallObserver().start(bus.nc, h.call.call_id)
@@ -201,6 +202,18 @@ async def test_manager_takes_over_with_history_context_and_authority(
     credit = await h.session.run(user_input="Please refund $40.")
     credit.expect.contains_function_call(name="approve_goodwill_credit", arguments={"amount": 40.0})
     assert h.call.state.collected["goodwill_credit"] == "40.00"
+    [(taken, confirmed)] = demo_crm.book.taken.values()
+    assert (taken.kind, taken.amount_minor) == ("credit", 4000)
+    assert confirmed.reference in h.said()[-1]
+    [granted] = await eventually(lambda: observer.of_kind("case.credit_granted"))
+    assert granted.data["amount_minor"] == 4000
+    assert granted.data["agent"] == "manager"
+    assert granted.data["reference"] == confirmed.reference
+    assert granted.data["authority"] == {
+        "rule": "manager_credit_limit",
+        "limit_minor": 5000,
+        "currency": "USD",
+    }
     await eventually(lambda: len(observer.of_kind("agent.handed_off")) == 2)
     handed = observer.of_kind("agent.handed_off")
     assert [(e.data["from_agent"], e.data["to_agent"]) for e in handed] == [
@@ -321,7 +334,7 @@ async def test_revoking_consent_mid_call_stops_recording_and_tells_the_ledger(
 
 
 async def test_stop_recording_and_a_question_get_one_answer(
-    backends: Backends, start_call: HarnessFactory
+    backends: Backends, demo_crm: RunningCrm, start_call: HarnessFactory
 ) -> None:
     h = await _granted(start_call)
     await h.session.run(user_input="I have a question about my bill.")
@@ -370,7 +383,7 @@ async def test_a_turn_the_rules_brain_cannot_act_on_counts_and_a_person_is_offer
 
 
 async def test_the_intake_group_lets_the_caller_go_back_and_fix_the_email(
-    backends: Backends, start_call: HarnessFactory
+    backends: Backends, demo_crm: RunningCrm, start_call: HarnessFactory
 ) -> None:
     h = await _granted(start_call)
     await h.session.run(user_input="I'd like to buy a headset.")
@@ -428,55 +441,97 @@ async def test_without_a_router_a_callback_is_offered_and_the_fallback_is_publis
 async def test_without_a_back_office_nothing_is_invented_and_a_person_is_offered(
     backends: Backends, start_call: HarnessFactory
 ) -> None:
-    h = await start_call(back_office=NoBackOffice())
+    # The production back office (the CRM adapter over NATS) with no adapter answering.
+    h = await start_call()
     await h.session.run(user_input="Yes, that's fine.")
     await h.session.run(user_input="I have a question about my bill.")
     bill = await h.session.run(user_input="Can you explain my latest bill?")
     bill.expect.contains_function_call(name="explain_latest_bill")
     said = h.said()[-1]
-    assert "can't reach our billing system" in said
-    assert "person" in said
+    assert said.startswith("I can't see your account right now")
+    assert "put you through to a person, or arrange a callback" in said
     assert "$" not in " ".join(h.said())
     assert h.call.state.attempts == 1  # counts towards escalating to someone who can
 
 
-async def test_the_manager_applies_no_credit_when_billing_does_not_answer(
-    backends: Backends, start_call: HarnessFactory
+async def test_with_the_demo_crm_the_bill_is_its_data_files_invoice(
+    backends: Backends, demo_crm: RunningCrm, start_call: HarnessFactory
 ) -> None:
-    h = await start_call(back_office=NoBackOffice())
+    h = await start_call(caller_number="+14155550123")
+    await h.session.run(user_input="Yes, that's fine.")
+    await h.session.run(user_input="I have a question about my bill.")
+    await h.session.run(user_input="Can you explain my latest bill?")
+    said = h.said()[-1]
+    assert said.startswith("Your latest invoice, INV-2026-0917, dated 1 September 2026, is $64.20")
+    assert "Premium plan $49.00, one-off equipment fee $15.20" in said
+
+
+async def test_a_caller_the_crm_does_not_know_hears_that_and_is_offered_a_person(
+    backends: Backends, demo_crm: RunningCrm, start_call: HarnessFactory
+) -> None:
+    h = await start_call(caller_number="+15550000000")
+    await h.session.run(user_input="Yes, that's fine.")
+    await h.session.run(user_input="I have a question about my bill.")
+    await h.session.run(user_input="Can you explain my latest bill?")
+    assert h.said()[-1].startswith("I can't find an account for the number you're calling from")
+    assert "$" not in " ".join(h.said())
+
+
+async def test_the_manager_applies_no_credit_when_billing_does_not_answer(
+    backends: Backends, start_call: HarnessFactory, bus: Bus
+) -> None:
+    h = await start_call()
+    observer = await CallObserver().start(bus.nc, h.call.call_id)
     await h.session.run(user_input="Yes, that's fine.")
     await h.session.run(user_input="Let me talk to a manager.")
     credit = await h.session.run(user_input="Please refund $40.")
     credit.expect.contains_function_call(name="approve_goodwill_credit", arguments={"amount": 40.0})
-    assert "No credit was applied" in h.said()[-1]
+    assert h.said()[-1].startswith("No credit was applied.")
     assert "goodwill_credit" not in h.call.state.collected
+    await h.call.finish()
+    assert await observer.wait_for("call.ended", 5.0)
+    assert not observer.of_kind("case.credit_granted")
+    await observer.close()
+
+
+async def test_a_credit_above_the_configured_limit_is_not_asked_for(
+    backends: Backends, demo_crm: RunningCrm, start_call: HarnessFactory
+) -> None:
+    h = await start_call()
+    await h.session.run(user_input="Yes, that's fine.")
+    await h.session.run(user_input="Let me talk to a manager.")
+    await h.session.run(user_input="Please refund $120.")
+    assert "The most I can offer is a $50.00 credit" in h.said()[-1]
+    assert demo_crm.book.taken == {}
 
 
 async def test_an_order_goes_to_the_back_office_with_what_the_intake_collected(
-    backends: Backends, start_call: HarnessFactory
+    backends: Backends, demo_crm: RunningCrm, start_call: HarnessFactory, bus: Bus
 ) -> None:
-    office = ScriptedBackOffice()
-    h = await start_call(back_office=office)
+    h = await start_call()
+    observer = await CallObserver().start(bus.nc, h.call.call_id)
     await h.session.run(user_input="Yes, that's fine.")
     await h.session.run(user_input="I'd like to buy a headset.")
     await h.session.run(user_input="I want to order the headset.")
     await h.session.run(user_input="jane dot doe at example dot com")
     await h.session.run(user_input="221 Baker Street, Springfield, 12345.")
-    [order] = await eventually(lambda: office.orders)
-    await eventually(lambda: order.reference in h.said()[-1])
-    assert (order.call_id, order.product, order.email, order.address) == (
-        h.call.call_id,
-        "headset",
-        "jane.doe@example.com",
-        "221 Baker Street, Springfield, 12345",
-    )
-    assert order.reference in h.said()[-1]
+    [(taken, confirmed)] = await eventually(lambda: list(demo_crm.book.taken.values()))
+    await eventually(lambda: confirmed.reference in h.said()[-1])
+    assert (taken.kind, taken.call_id, taken.amount_minor) == ("order", h.call.call_id, 5900)
+    assert "of $59.00" in h.said()[-1]
+    [placed] = await eventually(lambda: observer.of_kind("case.order_placed"))
+    assert placed.data["product_id"] == "headset"
+    assert placed.data["email"] == "jane.doe@example.com"
+    assert placed.data["shipping_address"] == "221 Baker Street, Springfield, 12345"
+    assert placed.data["authority"]["rule"] == "orders_by_phone"
+    assert placed.data["reference"] == confirmed.reference
+    await observer.close()
 
 
 async def test_an_order_the_back_office_cannot_take_is_not_confirmed(
     backends: Backends, start_call: HarnessFactory
 ) -> None:
-    h = await start_call(back_office=NoBackOffice())
+    h = await start_call()
     await h.session.run(user_input="Yes, that's fine.")
     await h.session.run(user_input="I'd like to buy a headset.")
     await h.session.run(user_input="I want to order the headset.")
@@ -486,3 +541,66 @@ async def test_an_order_the_back_office_cannot_take_is_not_confirmed(
     said = h.said()[-1]
     assert "Nothing was ordered" in said
     assert "is placed" not in " ".join(h.said())
+
+
+async def test_billing_requests_a_refund_within_its_configured_limit_and_says_so(
+    backends: Backends,
+    demo_crm: RunningCrm,
+    start_call: HarnessFactory,
+    settings: VoiceSettings,
+    bus: Bus,
+) -> None:
+    configured = msgspec.structs.replace(settings, refund_limits="billing=30")
+    h = await start_call(configured=configured)
+    observer = await CallObserver().start(bus.nc, h.call.call_id)
+    await h.session.run(user_input="Yes, that's fine.")
+    await h.session.run(user_input="I have a question about my bill.")
+    above = await h.session.run(user_input="I was charged twice and I want a refund of $45.")
+    above.expect.contains_function_call(name="request_refund", arguments={"amount": 45.0})
+    assert "up to $30.00 myself" in h.said()[-1]
+    assert demo_crm.book.taken == {}  # above the limit nothing is asked of billing
+    within = await h.session.run(user_input="Then I want a refund of $20.")
+    within.expect.contains_function_call(name="request_refund", arguments={"amount": 20.0})
+    [(taken, confirmed)] = demo_crm.book.taken.values()
+    assert (taken.kind, taken.amount_minor) == ("refund", 2000)
+    said = h.said()[-1]
+    assert said.startswith(f"I've requested a refund of $20.00, reference {confirmed.reference}.")
+    assert "five working days" in said  # the back office's own words, not ours
+    [requested] = await eventually(lambda: observer.of_kind("case.refund_requested"))
+    assert requested.data["authority"] == {
+        "rule": "refund_limits.billing",
+        "limit_minor": 3000,
+        "currency": "USD",
+    }
+    assert requested.data["agent"] == "billing"
+    await observer.close()
+
+
+async def test_support_out_of_remote_fixes_opens_a_ticket_for_people(
+    backends: Backends, demo_crm: RunningCrm, start_call: HarnessFactory, bus: Bus
+) -> None:
+    h = await _granted(start_call)
+    observer = await CallObserver().start(bus.nc, h.call.call_id)
+    await h.session.run(user_input="My internet keeps dropping.")
+    for _ in range(3):
+        if "opened ticket" in h.said()[-1]:
+            break
+        await h.session.run(user_input="My internet is still dropping.")
+    [(taken, confirmed)] = demo_crm.book.taken.values()
+    assert taken.kind == "ticket"
+    assert f"opened ticket {confirmed.reference}" in h.said()[-1]
+    [opened] = await eventually(lambda: observer.of_kind("case.ticket_opened"))
+    assert (opened.data["topic"], opened.data["agent"]) == ("internet", "support")
+    assert "summary" not in opened.data  # what the caller said stays out of the event
+    await observer.close()
+
+
+async def test_orders_by_phone_can_be_switched_off(
+    backends: Backends, demo_crm: RunningCrm, start_call: HarnessFactory, settings: VoiceSettings
+) -> None:
+    h = await start_call(configured=msgspec.structs.replace(settings, orders_by_phone=False))
+    await h.session.run(user_input="Yes, that's fine.")
+    await h.session.run(user_input="I'd like to buy a headset.")
+    await h.session.run(user_input="I want to order the headset.")
+    assert h.said()[-1].startswith("I can't place orders over the phone.")
+    assert demo_crm.book.taken == {}

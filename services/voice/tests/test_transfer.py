@@ -238,7 +238,7 @@ async def test_the_caller_on_hold_hears_that_we_are_still_trying(
 ) -> None:
     bridge = await slow_bridge(nc, ring_s=1.0)
     quick = msgspec.structs.replace(settings, hold_reminder_s=0.2)
-    h = await to_person(start_call, settings_override=quick)
+    h = await to_person(start_call, configured=quick)
     await h.session.run(user_input=PERSON)
     assert STILL_TRYING in h.said()
     assert h.said()[-1] == GOODBYE

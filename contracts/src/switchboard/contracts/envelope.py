@@ -14,7 +14,7 @@ from typing import Any, Final
 
 import msgspec
 
-from switchboard.contracts import call, consent, escalation, transfer
+from switchboard.contracts import call, consent, crm, escalation, transfer
 from switchboard.contracts.base import Message, new_id, utcnow
 from switchboard.contracts.subjects import EVENTS_PREFIX, Owner
 
@@ -81,6 +81,10 @@ EVENTS: tuple[EventSpec, ...] = (
     EventSpec(transfer.TransferConnected, "transfer", "connected", Owner.SIP_BRIDGE),
     EventSpec(transfer.TransferFailed, "transfer", "failed", Owner.SIP_BRIDGE),
     EventSpec(transfer.TransferCancelled, "transfer", "cancelled", Owner.SIP_BRIDGE),
+    EventSpec(crm.RefundRequested, "case", "refund_requested", Owner.VOICE),
+    EventSpec(crm.CreditGranted, "case", "credit_granted", Owner.VOICE),
+    EventSpec(crm.OrderPlaced, "case", "order_placed", Owner.VOICE),
+    EventSpec(crm.TicketOpened, "case", "ticket_opened", Owner.VOICE),
 )
 
 _BY_PAYLOAD: dict[type[Message], EventSpec] = {e.payload: e for e in EVENTS}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from switchboard.contracts import envelope, errors, handoff
+from switchboard.contracts import envelope, errors, handoff, webhook
 from switchboard.contracts.consent import RecordConsent
 from switchboard.contracts.subjects import REQUESTS
 
@@ -18,6 +18,7 @@ def message_types() -> list[Any]:
     """Every type on the wire (Struct classes and tagged unions of them), each once."""
     types: list[Any] = [envelope.CloudEvent, errors.ErrorReply, handoff.HandoffContext]
     types.append(RecordConsent)
+    types.append(webhook.DeadLetter)
     for req in REQUESTS:
         types.extend([req.request, req.reply])
     types.extend(spec.payload for spec in envelope.EVENTS)

@@ -48,7 +48,24 @@ CONSENT_COMMANDS = StreamSpec(
     description="Consent decisions waiting to be appended to the ledger.",
 )
 
+WEBHOOK_DEAD_LETTERS = StreamSpec(
+    name="SB_WEBHOOK_DEAD",
+    subjects=(subjects.WEBHOOK_DEAD_WILDCARD,),
+    retention=Retention.LIMITS,
+    description="Events the webhook relay gave up delivering, until a replay delivers them.",
+    max_age_s=30 * 24 * 3600.0,
+)
+
 ALL_STREAMS: tuple[StreamSpec, ...] = (EVENTS, CONSENT_COMMANDS)
+"""The streams every service may create (the voice worker ensures both at start-up)."""
 
 CONSENT_LEDGER_CONSUMER = "consent-ledger"
 """Durable pull consumer on ``CONSENT_COMMANDS`` owned by the consent ledger."""
+
+WEBHOOK_CONSUMER_PREFIX = "webhook-"
+"""The relay's durable consumer for endpoint ``E`` on ``EVENTS`` is ``webhook-E``."""
+
+
+def webhook_consumer(endpoint: str) -> str:
+    """The durable consumer the webhook relay reads ``EVENTS`` with for one endpoint."""
+    return f"{WEBHOOK_CONSUMER_PREFIX}{endpoint}"

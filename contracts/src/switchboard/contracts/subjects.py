@@ -1,6 +1,7 @@
 """Every NATS subject Switchboard uses, with its owner.
 
-Requests are ``sb.<service>.<verb>`` (answered by a ``nats.micro`` service of that name),
+Requests are ``sb.<service>.<verb>`` or ``sb.<service>.<noun>.<verb>`` (answered by a
+``nats.micro`` service of that name; the group is everything before the verb),
 events are ``sb.evt.<domain>.<event>.<call_id>`` on the events stream, and consent
 commands are ``sb.cmd.consent.record.<call_id>`` on their own work-queue stream. Only
 call ids (whose alphabet is fixed by ``CallId``) are ever interpolated into a subject.
@@ -17,7 +18,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from switchboard.contracts import consent, escalation, simulation, transfer
+from switchboard.contracts import consent, crm, escalation, simulation, transfer, webhook
 from switchboard.contracts.base import Message
 
 
@@ -32,6 +33,10 @@ class Owner(enum.StrEnum):
     CONSENT = "consent"
     ESCALATION = "escalation"
     SIP_BRIDGE = "sip-bridge"
+    CRM = "crm"
+    """The customer's back office adapter (the demo CRM locally): answers ``sb.crm.*``."""
+    WEBHOOK_RELAY = "webhook-relay"
+    """Delivers events to CRMs over HTTP; answers ``sb.webhook.*`` for its dead letters."""
 
 
 CONSENT_POLICY = "sb.consent.policy"
@@ -45,11 +50,22 @@ TRANSFER_CANCEL = "sb.transfer.cancel"
 TRANSFER_SIMULATE = "sb.transfer.simulate"
 TRANSFER_DECIDE = "sb.transfer.decide"
 TRANSFER_LEGS = "sb.transfer.legs"
+CRM_ACCOUNT_LOOKUP = "sb.crm.account.lookup"
+CRM_CATALOG_LIST = "sb.crm.catalog.list"
+CRM_SUPPORT_STEPS = "sb.crm.support.steps"
+CRM_REFUND_REQUEST = "sb.crm.refund.request"
+CRM_CREDIT_GRANT = "sb.crm.credit.grant"
+CRM_ORDER_PLACE = "sb.crm.order.place"
+CRM_TICKET_OPEN = "sb.crm.ticket.open"
+WEBHOOK_DEAD_LETTERS = "sb.webhook.deadletter.list"
+WEBHOOK_REPLAY = "sb.webhook.deadletter.replay"
 
 EVENTS_PREFIX = "sb.evt"
 EVENTS_WILDCARD = "sb.evt.>"
 CONSENT_COMMANDS_PREFIX = "sb.cmd.consent"
 CONSENT_COMMANDS_WILDCARD = "sb.cmd.consent.>"
+WEBHOOK_DEAD_PREFIX = "sb.dead.webhook"
+WEBHOOK_DEAD_WILDCARD = "sb.dead.webhook.>"
 INBOX_ROOT = "_INBOX"
 
 _TOKEN = re.compile(r"[A-Za-z0-9_-]+")
@@ -58,6 +74,11 @@ _TOKEN = re.compile(r"[A-Za-z0-9_-]+")
 def consent_record_subject(call_id: str) -> str:
     """Subject of a ``RecordConsent`` command for one call."""
     return f"{CONSENT_COMMANDS_PREFIX}.record.{call_id}"
+
+
+def webhook_dead_letter_subject(endpoint: str, call_id: str) -> str:
+    """Subject of one dead letter of the webhook relay (endpoint and call are tokens)."""
+    return f"{WEBHOOK_DEAD_PREFIX}.{endpoint}.{call_id}"
 
 
 def call_events_wildcard(call_id: str) -> str:
@@ -174,6 +195,69 @@ REQUESTS: tuple[RequestSubject, ...] = (
         simulation.ScriptCarrier,
         simulation.CarrierScripted,
         "Script the simulated carrier for one call (simulated driver only).",
+    ),
+    RequestSubject(
+        CRM_ACCOUNT_LOOKUP,
+        Owner.CRM,
+        crm.LookupAccount,
+        crm.Account,
+        "The caller's account and latest invoice, as the CRM holds them.",
+    ),
+    RequestSubject(
+        CRM_CATALOG_LIST,
+        Owner.CRM,
+        crm.ListCatalog,
+        crm.Catalog,
+        "The products and plans on sale by phone, with prices.",
+    ),
+    RequestSubject(
+        CRM_SUPPORT_STEPS,
+        Owner.CRM,
+        crm.FindSupportSteps,
+        crm.SupportSteps,
+        "The next remote fix for a problem, or none left.",
+    ),
+    RequestSubject(
+        CRM_REFUND_REQUEST,
+        Owner.CRM,
+        crm.RequestRefund,
+        crm.ActionConfirmed,
+        "Ask billing to refund an amount within the agent's configured authority.",
+    ),
+    RequestSubject(
+        CRM_CREDIT_GRANT,
+        Owner.CRM,
+        crm.GrantCredit,
+        crm.ActionConfirmed,
+        "Put a goodwill credit on the caller's account within the agent's authority.",
+    ),
+    RequestSubject(
+        CRM_ORDER_PLACE,
+        Owner.CRM,
+        crm.PlaceOrder,
+        crm.ActionConfirmed,
+        "Place an order for the caller (when orders by phone are allowed).",
+    ),
+    RequestSubject(
+        CRM_TICKET_OPEN,
+        Owner.CRM,
+        crm.OpenTicket,
+        crm.ActionConfirmed,
+        "Open a follow-up ticket for people to pick up after the call.",
+    ),
+    RequestSubject(
+        WEBHOOK_DEAD_LETTERS,
+        Owner.WEBHOOK_RELAY,
+        webhook.ListDeadLetters,
+        webhook.DeadLetters,
+        "The webhook relay's dead letters, oldest first.",
+    ),
+    RequestSubject(
+        WEBHOOK_REPLAY,
+        Owner.WEBHOOK_RELAY,
+        webhook.ReplayDeadLetters,
+        webhook.DeadLettersReplayed,
+        "Deliver dead letters again, each call's in order; delivered ones are removed.",
     ),
 )
 

@@ -32,8 +32,10 @@ BACKENDS: tuple[Backend, ...] = (
     Backend("switchboard.consent", Owner.CONSENT.value),
     Backend("switchboard.escalation", Owner.ESCALATION.value),
     Backend("switchboard.sip_bridge", Owner.SIP_BRIDGE.value),
+    Backend("switchboard.demo_crm", Owner.CRM.value),
 )
-"""The backend services, in the order they are started."""
+"""The backend services, in the order they are started (the demo CRM stands in for the
+customer's back office, so the voice agents' ``sb.crm.*`` requests are answered)."""
 
 
 class LaunchError(RuntimeError):

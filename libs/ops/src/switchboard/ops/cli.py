@@ -8,7 +8,12 @@ import sys
 from pathlib import Path
 
 from switchboard.ops import natsconf, schemas
-from switchboard.ops.permissions import DEFAULT_CRM_USERS, QUEUE_STATE_BUCKET, table
+from switchboard.ops.permissions import (
+    DEFAULT_CRM_USERS,
+    DEFAULT_WEBHOOK_ENDPOINTS,
+    QUEUE_STATE_BUCKET,
+    table,
+)
 
 PROG = "python -m switchboard.ops"
 DEFAULT_SCHEMAS_DIR = Path("contracts/schemas")
@@ -40,6 +45,13 @@ def parser() -> argparse.ArgumentParser:
         help=f"a CRM user (repeatable; default {', '.join(DEFAULT_CRM_USERS)})",
     )
     perms.add_argument("--bucket", default=QUEUE_STATE_BUCKET, help="the queue-state KV bucket")
+    perms.add_argument(
+        "--webhook",
+        action="append",
+        metavar="ENDPOINT",
+        help="a webhook relay endpoint, as named in its endpoints file (repeatable; "
+        f"default {', '.join(DEFAULT_WEBHOOK_ENDPOINTS)})",
+    )
     perms.set_defaults(run=_permissions)
     export = commands.add_parser(
         "schemas",
@@ -68,7 +80,11 @@ def _permissions(cli: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if args.credentials is not None and args.passwords != "generate":
         cli.error("--credentials needs --passwords generate")
     try:
-        users = table(tuple(args.crm or DEFAULT_CRM_USERS), args.bucket)
+        users = table(
+            tuple(args.crm or DEFAULT_CRM_USERS),
+            args.bucket,
+            tuple(args.webhook or DEFAULT_WEBHOOK_ENDPOINTS),
+        )
     except ValueError as exc:
         cli.error(str(exc))
     passwords = natsconf.generate_passwords(users) if args.passwords == "generate" else None

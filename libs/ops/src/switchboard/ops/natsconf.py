@@ -25,9 +25,27 @@ def password_variable(user: str) -> str:
     return PASSWORD_VARIABLE_PREFIX + re.sub(r"[^A-Za-z0-9]", "_", user).upper()
 
 
+PASSWORD_LENGTH: Final = 32
+_LETTERS: Final = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_ALPHABET: Final = _LETTERS + "0123456789"
+
+
+def new_password() -> str:
+    """A random password nats-server reads back as the same string.
+
+    nats-server parses the value of a ``$VARIABLE`` reference as a configuration value, so
+    a password such as ``2026-01-05…`` becomes a date and ``10k…`` a size, and the server
+    refuses the file. A letter first and letters and digits after always parse as a string
+    (about 190 bits).
+    """
+    return secrets.choice(_LETTERS) + "".join(
+        secrets.choice(_ALPHABET) for _ in range(PASSWORD_LENGTH - 1)
+    )
+
+
 def generate_passwords(users: Iterable[UserPermissions]) -> dict[str, str]:
     """A random password per user (for local runs and tests)."""
-    return {u.user: secrets.token_urlsafe(24) for u in users}
+    return {u.user: new_password() for u in users}
 
 
 def render(

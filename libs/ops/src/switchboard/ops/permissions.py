@@ -34,7 +34,12 @@ KV_PREFIX: Final = "$KV"
 QUEUE_STATE_BUCKET: Final = "sb_queue_state"
 """The KV bucket a workforce system writes queue state into and the router reads
 (``SB_QUEUE_STATE_BUCKET`` of the escalation router)."""
-DEFAULT_CRM_USERS: Final = ("crm",)
+DEFAULT_CRM_USERS: Final = (Owner.CRM.value,)
+BACK_OFFICE_USER: Final = Owner.CRM.value
+"""The CRM user that answers the back-office requests (``sb.crm.*``); other CRM users
+(``--crm NAME``) only read events."""
+DEFAULT_WEBHOOK_ENDPOINTS: Final = ("crm",)
+"""The webhook relay's endpoints in the shipped configuration (``deploy/k8s``)."""
 
 
 class Role(enum.StrEnum):
@@ -44,7 +49,8 @@ class Role(enum.StrEnum):
     CONSENT = Owner.CONSENT.value
     ESCALATION = Owner.ESCALATION.value
     SIP_BRIDGE = Owner.SIP_BRIDGE.value
-    CRM = "crm"
+    CRM = Owner.CRM.value
+    WEBHOOK_RELAY = Owner.WEBHOOK_RELAY.value
     WORKFORCE = "workforce"
     OPS = "ops"
 
@@ -63,6 +69,15 @@ CALLERS: Final[Mapping[str, tuple[Role, ...]]] = {
     subjects.TRANSFER_DECIDE: (Role.VOICE,),
     # The voice worker's scenario runner checks that no leg outlived its call.
     subjects.TRANSFER_LEGS: (Role.VOICE,),
+    subjects.CRM_ACCOUNT_LOOKUP: (Role.VOICE,),
+    subjects.CRM_CATALOG_LIST: (Role.VOICE,),
+    subjects.CRM_SUPPORT_STEPS: (Role.VOICE,),
+    subjects.CRM_REFUND_REQUEST: (Role.VOICE,),
+    subjects.CRM_CREDIT_GRANT: (Role.VOICE,),
+    subjects.CRM_ORDER_PLACE: (Role.VOICE,),
+    subjects.CRM_TICKET_OPEN: (Role.VOICE,),
+    subjects.WEBHOOK_DEAD_LETTERS: (),
+    subjects.WEBHOOK_REPLAY: (),
 }
 """Who sends each request besides ``ops`` (which may send every request: audits,
 erasure, readiness probes). A new request subject must be added here (a test checks)."""
@@ -293,14 +308,22 @@ def sip_bridge() -> UserPermissions:
     )
 
 
-def crm(user: str = DEFAULT_CRM_USERS[0]) -> UserPermissions:
-    """A CRM integration: reads events only, through the durable consumer named ``user``."""
+def crm(user: str = BACK_OFFICE_USER) -> UserPermissions:
+    """A CRM integration: reads events through the durable consumer named ``user``.
+
+    The user named ``crm`` is also the back office: it answers ``sb.crm.*`` (through
+    ``allow_responses``, so it still publishes nothing on ``sb.>``). Other CRM users only
+    read, so an analytics feed cannot answer a refund request.
+    """
     events = streams.EVENTS.name
+    back_office = user == BACK_OFFICE_USER
+    answers = (*_answers(Owner.CRM), *_service_discovery(user)) if back_office else ()
     return UserPermissions(
         user=user,
         role=Role.CRM,
-        summary=f"CRM integration: reads events only (live, or through its durable "
-        f"consumer {user!r} on {events}); publishes nothing on sb.>.",
+        summary=f"CRM integration: reads events (live, or through its durable consumer "
+        f"{user!r} on {events}); publishes nothing on sb.>"
+        + ("; answers the back-office requests sb.crm.*." if back_office else "."),
         publish=(
             Grant(f"{JS_API}.STREAM.INFO.{events}", f"read {events}'s state"),
             *_consumer_owner(events, user, "read every event durably"),
@@ -308,8 +331,53 @@ def crm(user: str = DEFAULT_CRM_USERS[0]) -> UserPermissions:
         ),
         subscribe=(
             Grant(subjects.EVENTS_WILDCARD, "live events (core NATS, no replay)"),
+            *answers,
             _inbox(user),
         ),
+        allow_responses=back_office,
+    )
+
+
+def webhook_relay(endpoints: Sequence[str] = DEFAULT_WEBHOOK_ENDPOINTS) -> UserPermissions:
+    """The webhook relay: one durable consumer per endpoint on the events stream, its
+    dead letters on their own stream, and the operator's list/replay requests."""
+    user = Owner.WEBHOOK_RELAY.value
+    events = streams.EVENTS.name
+    dead = streams.WEBHOOK_DEAD_LETTERS
+    consumers = tuple(
+        g
+        for endpoint in endpoints
+        for g in (
+            *_consumer_owner(
+                events, streams.webhook_consumer(endpoint), f"deliver to endpoint {endpoint}"
+            ),
+            Grant(
+                f"{JS_API}.CONSUMER.DELETE.{events}.{streams.webhook_consumer(endpoint)}",
+                "recreate it at its ack floor after a restart, so redeliveries keep "
+                "each call's order",
+            ),
+        )
+    )
+    keep = "keep dead letters"
+    return UserPermissions(
+        user=user,
+        role=Role.WEBHOOK_RELAY,
+        summary="Webhook relay: reads events through one durable consumer per endpoint, "
+        "keeps dead letters, answers sb.webhook.* for operators.",
+        publish=(
+            *_stream_admin(streams.EVENTS),
+            *consumers,
+            *_stream_admin(dead),
+            Grant(subjects.WEBHOOK_DEAD_WILDCARD, f"{keep} (JetStream publish)"),
+            Grant(f"{JS_API}.STREAM.MSG.GET.{dead.name}", f"{keep}: read them back"),
+            Grant(f"{JS_API}.STREAM.MSG.DELETE.{dead.name}", f"{keep}: remove a replayed one"),
+        ),
+        subscribe=(
+            *_answers(Owner.WEBHOOK_RELAY),
+            *_service_discovery(user),
+            _inbox(user),
+        ),
+        allow_responses=True,
     )
 
 
@@ -355,15 +423,19 @@ def ops() -> UserPermissions:
 
 
 def table(
-    crm_users: Sequence[str] = DEFAULT_CRM_USERS, bucket: str = QUEUE_STATE_BUCKET
+    crm_users: Sequence[str] = DEFAULT_CRM_USERS,
+    bucket: str = QUEUE_STATE_BUCKET,
+    webhook_endpoints: Sequence[str] = DEFAULT_WEBHOOK_ENDPOINTS,
 ) -> tuple[UserPermissions, ...]:
-    """Every user, services first. One CRM user per integration, each with its consumer."""
+    """Every user, services first. One CRM user per integration, each with its consumer;
+    the webhook relay with one consumer per endpoint."""
     users = (
         voice(),
         consent(),
         escalation(bucket),
         sip_bridge(),
         *(crm(name) for name in crm_users),
+        webhook_relay(webhook_endpoints),
         workforce(bucket),
         ops(),
     )

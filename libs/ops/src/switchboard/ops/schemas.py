@@ -21,7 +21,9 @@ from switchboard.contracts.subjects import (
     REQUESTS,
     Owner,
     consent_record_subject,
+    webhook_dead_letter_subject,
 )
+from switchboard.contracts.webhook import DeadLetter
 
 ASYNCAPI_FILE = "asyncapi.json"
 SCHEMA_FILE = "messages.schema.json"
@@ -103,6 +105,27 @@ def asyncapi() -> dict[str, Any]:
         "channel": {"$ref": "#/channels/consent_record_command"},
         "summary": f"The ledger consumes {CONSENT_COMMANDS_PREFIX}.record.* commands.",
         "x-owner": str(Owner.CONSENT),
+    }
+    dead = webhook_dead_letter_subject("{endpoint}", "{call_id}")
+    channels["webhook_dead_letter"] = {
+        "address": dead,
+        "description": "Events the webhook relay gave up delivering, until a replay delivers "
+        "them (list and replay with sb.webhook.deadletter.*).",
+        "parameters": {
+            "endpoint": {"description": "Webhook endpoint name."},
+            "call_id": {"description": "Call id."},
+        },
+        "messages": {
+            "deadLetter": message("DeadLetter", _payload_ref(DeadLetter), "One dead letter.")
+        },
+        "x-owner": str(Owner.WEBHOOK_RELAY),
+        "x-stream": "SB_WEBHOOK_DEAD",
+    }
+    operations["webhook_dead_letter"] = {
+        "action": "send",
+        "channel": {"$ref": "#/channels/webhook_dead_letter"},
+        "summary": "The webhook relay keeps what it could not deliver.",
+        "x-owner": str(Owner.WEBHOOK_RELAY),
     }
     for spec in envelope.EVENTS:
         cid = f"evt_{spec.domain}_{spec.name}"

@@ -1,9 +1,11 @@
-"""``make demo``: NATS and the three backend services as real processes, then every
-scenario in ``scenarios/`` through the real agent graph, printed as it happens.
+"""``make demo``: NATS, the three backend services and the demo CRM as real processes,
+then every scenario in ``scenarios/`` through the real agent graph, printed as it happens,
+and at the end each call's timeline as the demo CRM recorded it from its durable consumer.
 
 State is kept under ``var/``: the NATS store (``var/nats``), the consent ledger
 (``var/consent/ledger.db``, which ``python -m switchboard.consent verify`` can check
-afterwards) and each service's log (``var/logs/<service>.log``).
+afterwards), the CRM's timelines (``var/crm/timeline.txt``) and each service's log
+(``var/logs/<service>.log``).
 """
 
 from __future__ import annotations
@@ -51,6 +53,10 @@ class Layout:
     def ledger(self) -> Path:
         return self.var / "consent" / "ledger.db"
 
+    @property
+    def timeline(self) -> Path:
+        return self.var / "crm" / "timeline.txt"
+
 
 def _print(text: str = "") -> None:
     print(text, flush=True)
@@ -68,7 +74,7 @@ def run_demo(settings: SimulationSettings, scenarios_dir: Path) -> int:
     if not files:
         _print(f"No scenarios found in {scenarios_dir}.")
         return 1
-    for directory in (layout.nats, layout.logs, layout.ledger.parent):
+    for directory in (layout.nats, layout.logs, layout.ledger.parent, layout.timeline.parent):
         directory.mkdir(parents=True, exist_ok=True)
     try:
         server = NatsServer(store_dir=layout.nats).start()
@@ -82,11 +88,16 @@ def run_demo(settings: SimulationSettings, scenarios_dir: Path) -> int:
         server.stop()
     if results is None:
         return 1
+    if layout.timeline.exists():
+        _print("")
+        _print("The demo CRM's timeline of each call (its durable consumer on SB_EVENTS):")
+        _print(layout.timeline.read_text().rstrip())
     _print("")
     _print("Summary:")
     for name, ok in results:
         _print(f"  {'PASSED' if ok else 'FAILED'}  {name}")
     _print(f"\nLedger: {layout.ledger} (python -m switchboard.consent verify --db {layout.ledger})")
+    _print(f"CRM:    {layout.timeline}")
     _print(f"Logs:   {layout.logs}/")
     return 0 if all(ok for _, ok in results) else 1
 
@@ -99,8 +110,11 @@ async def _with_services(
     chat_model: llm.LLM[Any],
 ) -> list[tuple[str, bool]] | None:
     env = {"SB_NATS_URL": url, "SB_LOG_LEVEL": "INFO"}
-    # Only the ledger reads SB_LEDGER_DB; a service refuses SB_* settings it does not read.
-    own_env = {"consent": {"SB_LEDGER_DB": str(layout.ledger)}}
+    # Each service gets only the SB_* settings it reads; a service refuses others.
+    own_env = {
+        "consent": {"SB_LEDGER_DB": str(layout.ledger)},
+        "crm": {"SB_CRM_TIMELINE_FILE": str(layout.timeline)},
+    }
     procs = [
         ServiceProcess(
             module, name, env={**env, **own_env.get(name, {})}, log_path=layout.logs / f"{name}.log"

@@ -1,13 +1,14 @@
 """Text-mode runner: plays one scenario through the real agent graph over the real bus.
 
-The session has no room, audio or turn detector, the model is the one ``SB_BRAIN`` names
-(the rules brain by default) and the back office is scripted; each scripted caller turn
-is one ``session.run``. The humans who answer warm transfers are scripted too
-(``consult.py``), and while the caller is on hold the scenario's ``[hold]`` lines are said
-the way a caller's voice reaches the session (nothing, while its input is off), and the
-caller can hang up. Everything else is production code: the same agents, the same
-clients and the same services on the other end of NATS. After the call, the runner asks
-the bridge what it still holds for the call (``sb.transfer.legs``).
+The session has no room, audio or turn detector and the model is the one ``SB_BRAIN``
+names (the rules brain by default); each scripted caller turn is one ``session.run``. The
+humans who answer warm transfers are scripted too (``consult.py``), and while the caller
+is on hold the scenario's ``[hold]`` lines are said the way a caller's voice reaches the
+session (not at all, while its input is off), and the caller can hang up. Everything else
+is production code: the same agents, the same clients (the back office too: the CRM
+adapter over NATS, the demo CRM in ``make demo``) and the same services on the other end
+of NATS. After the call, the runner asks the bridge what it still holds for the call
+(``sb.transfer.legs``).
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ from opentelemetry import trace
 from switchboard.contracts.simulation import ScriptCarrier
 from switchboard.contracts.transfer import TransferLegs
 from switchboard.simulation import report as reports
-from switchboard.simulation.backoffice import ScriptedBackOffice
 from switchboard.simulation.consult import ScriptedConsultRooms
 from switchboard.simulation.observer import CallObserver, ObservedEvent
 from switchboard.simulation.scenario import Hold, Scenario
@@ -84,9 +84,9 @@ async def run_scenario(
     back_office: BackOffice | None = None,
     chat_model: llm.LLM[Any] | None = None,
 ) -> reports.Report:
-    """Play ``scenario`` as one call. ``back_office`` defaults to the scripted one and
-    ``chat_model`` to the rules brain; pass ``providers.language_model(...)`` to run the
-    call through the LLM the settings name."""
+    """Play ``scenario`` as one call. ``back_office`` defaults to the production one (the
+    CRM adapter over NATS) and ``chat_model`` to the rules brain; pass
+    ``providers.language_model(...)`` to run the call through the LLM the settings name."""
     live = live or Live()
     probe = probe or Probe()
     call_id = scenario.run_call_id()
@@ -113,9 +113,9 @@ async def run_scenario(
         settings,
         info,
         TimelineRecorder(),
-        back_office or ScriptedBackOffice(),
-        consult,
+        back_office,
         events=probe.events,
+        consult=consult,
     )
     errors: list[str] = []
     if scenario.carrier is not None:

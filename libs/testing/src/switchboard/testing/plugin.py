@@ -17,6 +17,7 @@ from nats.aio.client import Client as NATS
 
 from switchboard.devstack.natsserver import NatsServer
 from switchboard.testing import postgres
+from switchboard.testing.crm import RunningCrm, start_demo_crm
 from switchboard.testing.fake_backends import Backends, start_backends
 
 if TYPE_CHECKING:
@@ -56,6 +57,16 @@ async def backends(nc: NATS) -> AsyncIterator[Backends]:
         yield started
     finally:
         await started.stop()
+
+
+@pytest.fixture
+async def demo_crm(nc: NATS) -> AsyncIterator[RunningCrm]:
+    """The demo CRM's handlers and data on the test's server (``switchboard.testing.crm``)."""
+    running = await start_demo_crm(nc)
+    try:
+        yield running
+    finally:
+        await running.stop()
 
 
 @pytest.fixture(scope="session")

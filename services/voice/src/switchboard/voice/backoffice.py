@@ -1,69 +1,78 @@
-"""The customer's systems the agents act through: billing, diagnostics, catalogue, orders.
+"""The customer's systems the agents act through: accounts, catalogue, support, actions.
 
 Agents never invent a business fact. Every figure, step or confirmation they speak comes
-from a ``BackOffice``; when no system answers, the call says so and offers a person
-instead of guessing. A deployment passes its own implementation to the worker; with
-none, :class:`NoBackOffice` makes every action report that the system is unavailable.
-The simulation package ships a scripted one for text-mode calls.
+from a ``BackOffice`` reply; when no system answers, the call says so and offers a person
+instead of guessing. The production worker's back office is the CRM adapter over NATS
+(``clients/backoffice.py``); tests may plug in another implementation of this protocol.
 """
 
 from __future__ import annotations
 
 from typing import Protocol
 
+from switchboard.contracts.crm import (
+    Account,
+    ActionConfirmed,
+    Catalog,
+    GrantCredit,
+    OpenTicket,
+    PlaceOrder,
+    RequestRefund,
+    SupportSteps,
+)
+from switchboard.contracts.errors import ErrorCode
 from switchboard.voice.state import CallInfo
 
 
 class BackOfficeUnavailable(Exception):
-    """No system of record answered (none deployed, a timeout, an error)."""
+    """No system of record answered (none deployed, a timeout, an error, an unreadable
+    answer): nothing is known, and nothing may be promised."""
 
     def __init__(self, system: str) -> None:
         super().__init__(f"The {system} system did not answer.")
         self.system = system
 
 
+class BackOfficeRefused(Exception):
+    """The system answered and refused (no such account, an order it will not take)."""
+
+    def __init__(self, system: str, code: ErrorCode) -> None:
+        super().__init__(f"The {system} system refused the request ({code}).")
+        self.system = system
+        self.code = code
+
+
 class BackOffice(Protocol):
     """What the agents may look up or do in the customer's systems.
 
-    Every method raises ``BackOfficeUnavailable`` when its system cannot answer.
+    Every method raises ``BackOfficeUnavailable`` when its system cannot answer and
+    ``BackOfficeRefused`` when it answers no.
     """
 
-    async def latest_bill(self, caller: CallInfo) -> str:
-        """The caller's latest bill, as the billing system states it (amounts, date)."""
+    async def account(self, caller: CallInfo) -> Account:
+        """The caller's account and latest invoice (system ``billing``)."""
         ...
 
-    async def troubleshooting(self, problem: str, attempt: int) -> str | None:
-        """The steps to try for ``problem`` on the ``attempt``-th try (1-based), or
-        ``None`` when nothing more can be done remotely."""
+    async def catalog(self, caller: CallInfo) -> Catalog:
+        """The products and plans on sale, with prices (system ``catalogue``)."""
         ...
 
-    async def plans(self) -> str:
-        """The plans and products on sale, with their prices."""
+    async def support_steps(self, caller: CallInfo, problem: str, attempt: int) -> SupportSteps:
+        """The ``attempt``-th fix to try for ``problem`` (system ``diagnostics``)."""
         ...
 
-    async def place_order(self, caller: CallInfo, product: str, email: str, address: str) -> str:
-        """Place an order; returns the order system's reference."""
+    async def request_refund(self, request: RequestRefund) -> ActionConfirmed:
+        """Ask billing for a refund (system ``billing``)."""
         ...
 
-    async def grant_credit(self, caller: CallInfo, amount: float) -> str:
-        """Put a goodwill credit on the caller's account; returns the billing reference."""
+    async def grant_credit(self, request: GrantCredit) -> ActionConfirmed:
+        """Put a goodwill credit on the account (system ``billing``)."""
         ...
 
+    async def place_order(self, request: PlaceOrder) -> ActionConfirmed:
+        """Place an order (system ``order``)."""
+        ...
 
-class NoBackOffice:
-    """No back office is wired in: every action is unavailable, and the agents say so."""
-
-    async def latest_bill(self, caller: CallInfo) -> str:
-        raise BackOfficeUnavailable("billing")
-
-    async def troubleshooting(self, problem: str, attempt: int) -> str | None:
-        raise BackOfficeUnavailable("diagnostics")
-
-    async def plans(self) -> str:
-        raise BackOfficeUnavailable("catalogue")
-
-    async def place_order(self, caller: CallInfo, product: str, email: str, address: str) -> str:
-        raise BackOfficeUnavailable("order")
-
-    async def grant_credit(self, caller: CallInfo, amount: float) -> str:
-        raise BackOfficeUnavailable("billing")
+    async def open_ticket(self, request: OpenTicket) -> ActionConfirmed:
+        """Open a follow-up ticket (system ``ticketing``)."""
+        ...

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Literal
 
 from switchboard.runtime.settings import ServiceSettings
+from switchboard.voice.authority import Limits, parse_limits, to_minor
 
 
 class VoiceSettings(ServiceSettings, kw_only=True, frozen=True):
@@ -39,7 +40,18 @@ class VoiceSettings(ServiceSettings, kw_only=True, frozen=True):
     repeated_failure_limit: int = 3
     """Failed turns (frustration, repeated questions, tool errors) before escalating."""
     manager_credit_limit: float = 50.0
-    """The largest goodwill credit the AI manager may approve on its own."""
+    """The largest goodwill credit the AI manager may approve on its own (in ``currency``);
+    above it the manager offers what it may and a colleague."""
+    refund_limits: str = ""
+    """The largest refund each agent may ask billing for, as ``agent=amount`` pairs
+    (``billing=25``); an agent not listed may not request refunds and offers the manager."""
+    orders_by_phone: bool = True
+    """Whether the sales agent may place orders on a call (else it offers a person)."""
+    currency: str = "USD"
+    """ISO 4217 currency of the limits above and of the amounts agents act on."""
+    backoffice_timeout_s: float = 2.0
+    """How long to wait for the CRM adapter (``sb.crm.*``) before telling the caller it
+    cannot be done now."""
     max_calls_per_worker: int = 25
     """Calls one worker pod takes before it reports itself full (``voice/load.py``; the
     figure comes from the voice benchmark, see the README)."""
@@ -65,3 +77,22 @@ class VoiceSettings(ServiceSettings, kw_only=True, frozen=True):
     """The manager speaks with its own voice so callers hear that someone else took over."""
     egress_filepath: str = "recordings/{call_id}.ogg"
     """Where LiveKit Egress writes a call's audio (storage is configured on the egress side)."""
+
+    def __post_init__(self) -> None:
+        # A limit that cannot be read must stop the worker at start-up, naming the variable.
+        if len(self.currency) != 3 or not self.currency.isupper():
+            raise ValueError("Expected an ISO 4217 code such as USD - at `$.currency`")
+        try:
+            parse_limits(self.refund_limits)
+        except ValueError as exc:
+            raise ValueError(f"{exc} - at `$.refund_limits`") from None
+
+    @property
+    def limits(self) -> Limits:
+        """The agents' authority, in minor units."""
+        return Limits(
+            currency=self.currency,
+            credit_limit_minor=to_minor(self.manager_credit_limit),
+            refund_limits_minor=parse_limits(self.refund_limits),
+            orders_by_phone=self.orders_by_phone,
+        )

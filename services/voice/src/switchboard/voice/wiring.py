@@ -1,8 +1,8 @@
 """Wiring one call: the NATS connection, the ports, the gate and the agent session.
 
 Shared by the production worker and the simulation's text-mode runner, so both run the
-same graph over the same clients; only the recorder, the back office, the models and the
-room differ.
+same graph over the same clients (the back office too: the CRM adapter over NATS); only the
+recorder, the models and the room differ.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from switchboard.contracts.subjects import Owner
 from switchboard.runtime.bus import EventPublisher, connect, ensure_stream
 from switchboard.voice.backoffice import BackOffice
 from switchboard.voice.call import Call
+from switchboard.voice.clients.backoffice import NatsBackOffice
 from switchboard.voice.clients.consent import ConsentClient
 from switchboard.voice.clients.events import CallEvents, CallEventSink
 from switchboard.voice.clients.router import RouterClient, queue_from_settings
@@ -73,14 +74,16 @@ def new_call(
     settings: VoiceSettings,
     info: CallInfo,
     recorder: Recorder,
-    back_office: BackOffice,
-    consult: ConsultRooms,
+    back_office: BackOffice | None = None,
     voices: Voices | None = None,
     events: CallEventSink | None = None,
+    *,
+    consult: ConsultRooms,
     hold_audio: HoldAudio | None = None,
 ) -> Call:
     """A call with its ports and recording gate, not started yet.
 
+    The back office is the CRM adapter over NATS unless a test passes another.
     ``consult`` opens the consult rooms of warm transfers (LiveKit rooms in production,
     scripted humans in the simulation); ``hold_audio`` is what the caller hears on hold
     (none by default, as in text mode). ``events`` replaces the call's JetStream publisher
@@ -107,7 +110,7 @@ def new_call(
         transfer=TransferClient(bus.nc, timeout=settings.transfer_place_timeout_s),
         events=events,
         gate=RecordingGate(info.call_id, recorder, events),
-        back_office=back_office,
+        back_office=back_office or NatsBackOffice(bus.nc, timeout=settings.backoffice_timeout_s),
         consult=consult,
         hold_audio=hold_audio or NoHoldAudio(),
     )

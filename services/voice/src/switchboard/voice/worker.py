@@ -30,7 +30,6 @@ from switchboard.runtime.logs import configure_logging
 from switchboard.runtime.settings import load
 from switchboard.voice import collector, logfilter, providers
 from switchboard.voice.agents.roster import Roster
-from switchboard.voice.backoffice import BackOffice, NoBackOffice
 from switchboard.voice.egress import EgressRecorder
 from switchboard.voice.load import WorkerLoad
 from switchboard.voice.ports import Voices
@@ -83,9 +82,7 @@ def call_info(
     )
 
 
-async def handle_call(
-    ctx: JobContext, settings: VoiceSettings, back_office: BackOffice | None = None
-) -> None:
+async def handle_call(ctx: JobContext, settings: VoiceSettings) -> None:
     await ctx.connect()
     caller = await ctx.wait_for_participant()
     info = call_info(ctx.job.id, ctx.room.name, caller.identity, caller.attributes)
@@ -102,9 +99,8 @@ async def handle_call(
         settings,
         info,
         recorder,
-        back_office or NoBackOffice(),
-        LiveKitConsultRooms(models),
-        Voices(manager=models.manager_voice),
+        voices=Voices(manager=models.manager_voice),
+        consult=LiveKitConsultRooms(models),
         hold_audio=hold_audio(ctx.room, settings.hold_audio),
     )
     session = new_session(

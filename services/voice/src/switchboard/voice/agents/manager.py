@@ -6,12 +6,15 @@ from __future__ import annotations
 from livekit.agents import llm
 from livekit.agents.llm import function_tool
 
+from switchboard.contracts.crm import GrantCredit
 from switchboard.contracts.handoff import HandoffContext
+from switchboard.voice import telling
 from switchboard.voice.agents.base import CallAgent
-from switchboard.voice.agents.specialists import unavailable
 from switchboard.voice.agents.staff import Staff
-from switchboard.voice.backoffice import BackOfficeUnavailable
+from switchboard.voice.authority import money, to_minor
+from switchboard.voice.backoffice import BackOfficeRefused, BackOfficeUnavailable
 from switchboard.voice.call import Call
+from switchboard.voice.cases import case_event
 
 GREETING = (
     "Hello, this is the duty manager. I've read your conversation so far, so you don't "
@@ -43,21 +46,32 @@ class ManagerAgent(CallAgent):
         Args:
             amount: The credit in dollars that the caller asked for.
         """
-        state = self.call.state
-        limit = self.call.settings.manager_credit_limit
-        if not 0 < amount <= limit:
+        call = self.call
+        state = call.state
+        limits = call.settings.limits
+        authority = limits.credit(to_minor(amount))
+        if authority is None:
             state.attempts += 1
+            most = money(limits.credit_limit_minor, limits.currency)
             return (
-                f"That's more than I can approve. The most I can offer is a ${limit:.2f} credit "
+                f"That's more than I can approve. The most I can offer is a {most} credit "
                 "today, or I can pass you to a colleague."
             )
-        try:
-            reference = await self.call.ports.back_office.grant_credit(state.info, amount)
-        except BackOfficeUnavailable as exc:
-            state.attempts += 1
-            return f"No credit was applied. {unavailable(exc)}"
-        state.collected["goodwill_credit"] = f"{amount:.2f}"
-        return (
-            f"I've approved a goodwill credit of ${amount:.2f}, reference {reference}. "
-            "It will show on your next bill."
+        action = GrantCredit(
+            call_id=state.call_id,
+            amount_minor=to_minor(amount),
+            currency=limits.currency,
+            agent=self.id,
+            authority=authority,
+            reason="goodwill",
+            caller_number=state.info.caller_number,
         )
+        try:
+            done = await call.ports.back_office.grant_credit(action)
+        except (BackOfficeUnavailable, BackOfficeRefused) as exc:
+            state.attempts += 1
+            return f"No credit was applied. {telling.unavailable(exc)}"
+        await call.ports.events.publish(case_event(action, done))
+        applied = done.amount_minor if done.amount_minor is not None else action.amount_minor
+        state.collected["goodwill_credit"] = f"{applied / 100:.2f}"
+        return telling.confirmed(done, "I've approved a goodwill credit")

@@ -12,34 +12,38 @@ from typing import Any, Final, Literal
 from livekit.agents import RunContext, llm
 from livekit.agents.llm import function_tool
 
+from switchboard.contracts.crm import OpenTicket, PlaceOrder, RequestRefund
 from switchboard.contracts.handoff import HandoffContext
+from switchboard.voice import telling
 from switchboard.voice.agents.intake import Intake, IntakeDetails
 from switchboard.voice.agents.staff import Staff
 from switchboard.voice.agents.triage import Routes
-from switchboard.voice.backoffice import BackOfficeUnavailable
+from switchboard.voice.authority import money, to_minor
+from switchboard.voice.backoffice import BackOfficeRefused, BackOfficeUnavailable
 from switchboard.voice.call import Call
+from switchboard.voice.cases import case_event
 
 REFUND_REFUSED: Final = (
     "I'm not able to approve refunds or credits myself, but a manager can. "
     "Would you like me to get a manager?"
 )
+REFUND_ABOVE_LIMIT: Final = (
+    "I can request a refund of up to {limit} myself; for more, a manager can help. "
+    "Would you like me to get a manager?"
+)
+WHICH_REFUND: Final = "How much should the refund be?"
 OUT_OF_FIXES: Final = (
     "I've run out of fixes I can do remotely. I can escalate this to someone who can "
     "look deeper, if you like."
 )
-UNAVAILABLE: Final = (
-    "I can't reach our {system} system right now, so I can't do that for you myself. "
-    "I can put you through to a person, or arrange a callback."
+NO_ORDERS_BY_PHONE: Final = (
+    "I can't place orders over the phone. I can put you through to a person, or arrange a callback."
 )
 Product = Literal["headset", "router", "premium plan", "basic plan"]
 Problem = Literal[
     "internet", "wifi", "router", "password", "login", "connection", "error", "general"
 ]
-
-
-def unavailable(exc: BackOfficeUnavailable) -> str:
-    """What the caller hears when a system of record did not answer."""
-    return UNAVAILABLE.format(system=exc.system)
+Failure = BackOfficeUnavailable | BackOfficeRefused
 
 
 class BillingAgent(Routes):
@@ -59,17 +63,48 @@ class BillingAgent(Routes):
     async def explain_latest_bill(self) -> str:
         """Look up and explain the caller's latest bill."""
         try:
-            return await self.call.ports.back_office.latest_bill(self.call.state.info)
-        except BackOfficeUnavailable as exc:
+            account = await self.call.ports.back_office.account(self.call.state.info)
+        except (BackOfficeUnavailable, BackOfficeRefused) as exc:
             self.call.state.attempts += 1
-            return unavailable(exc)
+            return telling.account_unavailable(exc)
+        return telling.bill(account)
 
     @function_tool
-    async def request_refund(self) -> str:
-        """The caller wants a refund or credit. You cannot approve one; this tells you what
-        to offer instead."""
-        self.call.state.attempts += 1
-        return REFUND_REFUSED
+    async def request_refund(self, amount: float | None = None) -> str:
+        """The caller wants money back. Within your configured limit this asks billing for
+        the refund; above it, or with no limit, it tells you what to offer instead.
+
+        Args:
+            amount: The refund in dollars the caller asked for, if they said.
+        """
+        call = self.call
+        limits = call.settings.limits
+        limit = limits.refund_limit(self.id)
+        if limit <= 0:
+            call.state.attempts += 1
+            return REFUND_REFUSED
+        if amount is None:
+            return WHICH_REFUND
+        authority = limits.refund(self.id, to_minor(amount))
+        if authority is None:
+            call.state.attempts += 1
+            return REFUND_ABOVE_LIMIT.format(limit=money(limit, limits.currency))
+        info = call.state.info
+        action = RequestRefund(
+            call_id=info.call_id,
+            amount_minor=to_minor(amount),
+            currency=limits.currency,
+            agent=self.id,
+            authority=authority,
+            caller_number=info.caller_number,
+        )
+        try:
+            done = await call.ports.back_office.request_refund(action)
+        except (BackOfficeUnavailable, BackOfficeRefused) as exc:
+            call.state.attempts += 1
+            return f"No refund was requested. {telling.unavailable(exc)}"
+        await call.ports.events.publish(case_event(action, done))
+        return telling.confirmed(done, "I've requested a refund")
 
 
 class SupportAgent(Routes):
@@ -92,15 +127,39 @@ class SupportAgent(Routes):
             problem: A one-word description of the problem.
         """
         self._tries += 1
+        call = self.call
         try:
-            steps = await self.call.ports.back_office.troubleshooting(problem, self._tries)
-        except BackOfficeUnavailable as exc:
-            self.call.state.attempts += 1
-            return unavailable(exc)
-        if steps is None:
-            self.call.state.attempts += 1
+            found = await call.ports.back_office.support_steps(
+                call.state.info, problem, self._tries
+            )
+        except (BackOfficeUnavailable, BackOfficeRefused) as exc:
+            call.state.attempts += 1
+            return telling.unavailable(exc)
+        if found.steps is None:
+            call.state.attempts += 1
+            return await self._ticket(problem)
+        return f"Let's try this: {found.steps}. Did that fix it?"
+
+    async def _ticket(self, problem: str) -> str:
+        """Out of remote fixes: a ticket keeps the case open for people after the call."""
+        call = self.call
+        info = call.state.info
+        action = OpenTicket(
+            call_id=info.call_id,
+            topic=problem,
+            agent=self.id,
+            summary=" / ".join(call.state.caller_turns[-3:]),
+            caller_number=info.caller_number,
+        )
+        try:
+            done = await call.ports.back_office.open_ticket(action)
+        except (BackOfficeUnavailable, BackOfficeRefused):
             return OUT_OF_FIXES
-        return f"Let's try this: {steps}. Did that fix it?"
+        await call.ports.events.publish(case_event(action, done))
+        return (
+            f"I've run out of fixes I can do remotely, so I've opened ticket {done.reference} "
+            "for our engineers. I can also put you through to someone now, if you like."
+        )
 
 
 class SalesAgent(Routes):
@@ -120,9 +179,10 @@ class SalesAgent(Routes):
     async def quote_plans(self) -> str:
         """Tell the caller our plans and prices."""
         try:
-            return await self.call.ports.back_office.plans()
-        except BackOfficeUnavailable as exc:
-            return unavailable(exc)
+            catalog = await self.call.ports.back_office.catalog(self.call.state.info)
+        except (BackOfficeUnavailable, BackOfficeRefused) as exc:
+            return telling.unavailable(exc)
+        return telling.plans(catalog)
 
     @function_tool
     async def place_order(self, context: RunContext[Call], product: Product) -> Any:
@@ -132,19 +192,28 @@ class SalesAgent(Routes):
         Args:
             product: What the caller wants to buy.
         """
+        authority = self.call.settings.limits.order()
+        if authority is None:
+            return NO_ORDERS_BY_PHONE
         found = await Intake(self.call).run()
         if found is None:
             return "I couldn't take the order details, so nothing was ordered."
         if not isinstance(found, IntakeDetails):
             return await self.on_escalation(found, context.speech_handle)
         info = self.call.state.info
-        try:
-            reference = await self.call.ports.back_office.place_order(
-                info, product, found.email, found.address
-            )
-        except BackOfficeUnavailable as exc:
-            return f"Nothing was ordered. {unavailable(exc)}"
-        return (
-            f"Your order for the {product} is placed, reference {reference}. The confirmation "
-            f"goes to {found.email}, and it ships to {found.address}."
+        action = PlaceOrder(
+            call_id=info.call_id,
+            product_id=product.replace(" ", "-"),
+            email=found.email,
+            shipping_address=found.address,
+            agent=self.id,
+            authority=authority,
+            caller_number=info.caller_number,
         )
+        try:
+            done = await self.call.ports.back_office.place_order(action)
+        except (BackOfficeUnavailable, BackOfficeRefused) as exc:
+            return f"Nothing was ordered. {telling.unavailable(exc)}"
+        await self.call.ports.events.publish(case_event(action, done))
+        placed = telling.confirmed(done, f"Your order for the {product} is placed")
+        return f"{placed} The confirmation goes to {found.email}, and it ships to {found.address}."

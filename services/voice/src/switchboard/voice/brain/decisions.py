@@ -255,9 +255,11 @@ def _credit(turn: Turn) -> Action | None:
 
 
 def _refund(turn: Turn) -> Action | None:
-    if "request_refund" in turn.names and u.asks_for_refund(turn.text):
-        return CallTool("request_refund")
-    return None
+    if "request_refund" not in turn.names or not u.asks_for_refund(turn.text):
+        return None
+    # In safe mode no amount is passed: the tool then offers the manager, or asks how much.
+    amount = u.find_amount(turn.text) if turn.authority else None
+    return CallTool("request_refund", {} if amount is None else {"amount": amount})
 
 
 def _order(turn: Turn) -> Action | None:

@@ -1,0 +1,3 @@
+"""Webhook relay."""
+
+__version__ = "0.1.0"
