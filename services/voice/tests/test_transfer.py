@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from types import SimpleNamespace
 from typing import Any, cast
 
@@ -331,3 +332,27 @@ def test_a_caller_in_line_hears_their_place_and_a_wait_only_when_it_is_known(
     else:
         assert line is not None
         assert heard in line
+
+
+class UnreachableConsultRooms:
+    """A consult room that cannot be joined (LiveKit down, in production)."""
+
+    def open(self, info: CallInfo, transfer_id: str) -> Any:
+        return SimpleNamespace(room="r-consult-x", start=self._fail, close=self._closed)
+
+    async def _fail(self, agent: Any) -> None:
+        raise ConnectionError("consult room unreachable")
+
+    async def _closed(self) -> None:
+        return None
+
+
+async def test_without_a_consult_room_nobody_is_dialled_and_a_callback_is_offered(
+    backends: Backends, start_call: HarnessFactory
+) -> None:
+    h = await to_person(start_call)
+    h.call.ports = dataclasses.replace(h.call.ports, consult=UnreachableConsultRooms())
+    await h.session.run(user_input=PERSON)
+    assert backends.bridge.placed == []
+    assert not h.call.state.on_hold
+    assert "couldn't reach anyone" in h.said()[-1]

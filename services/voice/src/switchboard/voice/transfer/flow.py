@@ -137,8 +137,9 @@ class HumanTransfer:
             self._briefing = Briefing(line, self._facts, call_id=call.call_id)
         try:
             await self._hold.play()
-            if self._briefing is not None:
-                await self._briefing.open()
+            if self._briefing is not None and not await self._open_briefing(self._briefing):
+                settled = True
+                return TransferResult(Ending.FAILED, FailureReason.CARRIER_ERROR)
             command = self._command()
             async with client.watch(call.call_id, self.transfer_id) as watch:
                 call.transfer_id = self.transfer_id
@@ -160,6 +161,18 @@ class HumanTransfer:
             call.transfer_id = None
             if self._briefing is not None:
                 await self._briefing.close()
+
+    async def _open_briefing(self, briefing: Briefing) -> bool:
+        """Nobody is dialled unless the briefing session waits in the consult room: a human
+        who answered into an empty room could not be briefed, nor accept."""
+        try:
+            await briefing.open()
+        except Exception:
+            log.exception(
+                "The consult room could not be opened.", extra={"call_id": self._call.call_id}
+            )
+            return False
+        return True
 
     def _command(self) -> PlaceTransfer:
         info = self._call.state.info
