@@ -214,12 +214,13 @@ async def run_pass(
 
 
 def baseline_call(plays: list[scenarios.Scenario]) -> Call:
-    brain = OneToolLLM()
-
     async def call(index: int, crowd: Crowd, result: PassResult) -> None:
         script = plays[index % len(plays)]
         await crowd.arrive(index)
-        session = await start_session(brain)
+        # One LLM per session, as in a worker: every activity on an LLM instance hears all of
+        # its metrics events, so a shared instance makes each turn's cost grow with the
+        # number of calls.
+        session = await start_session(OneToolLLM())
         crowd.enter()
         try:
             for number, text in enumerate(script.turns):
@@ -240,7 +241,6 @@ def baseline_call(plays: list[scenarios.Scenario]) -> Call:
 def switchboard_call(
     plays: list[scenarios.Scenario], bus: Bus, settings: VoiceSettings, *, events_off: bool
 ) -> Call:
-    brain = RulesBrain()
     null_events = NullEvents() if events_off else None
 
     async def call(index: int, crowd: Crowd, result: PassResult) -> None:
@@ -263,7 +263,7 @@ def switchboard_call(
                 bus,
                 settings,
                 probe=Probe(on_turn=on_turn, before_turn=before_turn, events=null_events),
-                chat_model=brain,
+                chat_model=RulesBrain(),  # one per call (see baseline_call)
             )
         except Exception as exc:  # a crashed call is a failed call, not a crashed bench
             result.failed.append(f"{type(exc).__name__}: {exc}")

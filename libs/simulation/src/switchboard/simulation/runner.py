@@ -86,7 +86,11 @@ async def run_scenario(
 ) -> reports.Report:
     """Play ``scenario`` as one call. ``back_office`` defaults to the production one (the
     CRM adapter over NATS) and ``chat_model`` to the rules brain; pass
-    ``providers.language_model(...)`` to run the call through the LLM the settings name."""
+    ``providers.language_model(...)`` to run the call through the LLM the settings name.
+
+    Calls played at the same time need a model each: every session on an LLM instance
+    hears all of that instance's metrics events, so a shared one makes each turn cost more
+    with every call in progress (the production worker builds one per call)."""
     live = live or Live()
     probe = probe or Probe()
     call_id = scenario.run_call_id()
