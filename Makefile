@@ -53,6 +53,8 @@ bench: install
 	$(RUN) python -m bench.consent_bench
 	$(RUN) python -m bench.router_bench
 	$(RUN) python -m bench.webhook_bench
+	$(RUN) python -m bench.voice_bench
+	$(RUN) python -m bench.job_memory
 
 # Installs podman, runc and mmdebstrap with apt-get when one is missing (needs root).
 container-tools:

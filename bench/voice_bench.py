@@ -13,7 +13,9 @@ its simulated carrier), then runs these passes in this one process, which is the
    NATS, shaped like the demo scenarios, through the scenario runner.
 3. **switchboard, events off** — pass 2 with the worker's own event publishing replaced by
    a no-op: the difference is what publishing costs.
-4. **switchboard at scale** — ``--scale`` (500) calls at once.
+4. **baseline at scale** — pass 1 with ``--scale`` (500) calls at once: what bare
+   livekit-agents does with that many sessions in one process.
+5. **switchboard at scale** — ``--scale`` (500) calls at once.
 
 Every pass paces its callers alike: calls start over ``--ramp`` seconds; once all are in
 progress the callers talk, each waiting ``--think`` seconds (±50 %) before every turn, as
@@ -334,6 +336,7 @@ async def measure(args: argparse.Namespace, url: str, pids: dict[str, int]) -> d
             switchboard_call(plays, bus, settings, events_off=True),
             pids,
         )
+        base_scale = await run_pass("baseline at scale", big, args, baseline_call(plays), pids)
         profiler = cProfile.Profile() if args.profile else None
         if profiler is not None:
             profiler.enable()
@@ -347,6 +350,8 @@ async def measure(args: argparse.Namespace, url: str, pids: dict[str, int]) -> d
         if profiler is not None:
             profiler.disable()
             print(profile_top(profiler), flush=True)
+            if args.profile_out:
+                profiler.dump_stats(args.profile_out)
         await bus.events.settle()
         after = leftovers(bus)
         rss_after = rss_mb()
@@ -361,6 +366,7 @@ async def measure(args: argparse.Namespace, url: str, pids: dict[str, int]) -> d
             "switchboard": sb.figures(),
             "switchboard_events_off": quiet.figures(),
             "switchboard_scale": scale.figures(),
+            "baseline_scale": base_scale.figures(),
             f"cpu_per_turn_ratio_{n}": round(cpu_ratio, 3),
             f"p99_ratio_{n}": round(sb.turns.ms(99) / max(base.turns.ms(99), 1e-9), 3),
             f"rss_per_session_ratio_{n}": round(
@@ -369,6 +375,13 @@ async def measure(args: argparse.Namespace, url: str, pids: dict[str, int]) -> d
                 3,
             ),
             f"p99_ms_{big}": scale.turns.ms(99),
+            f"baseline_p99_ms_{big}": base_scale.turns.ms(99),
+            # One process runs on one core: the turns a second it is asked for times the
+            # CPU each costs is the share of that core it needs (above 1 it cannot keep up).
+            f"core_demand_{big}": round(big / args.think * scale.cpu_ms_per_turn / 1000, 2),
+            f"baseline_core_demand_{big}": round(
+                big / args.think * base_scale.cpu_ms_per_turn / 1000, 2
+            ),
             "publish_ms_per_turn": round(publish_cpu_ms, 3),
             "publish_latency_ms_per_turn": round(publish_latency_ms, 3),
             "events_per_turn": sb.figures()["events_per_turn"],
@@ -384,7 +397,9 @@ async def measure(args: argparse.Namespace, url: str, pids: dict[str, int]) -> d
             "cpu_ratio_met": cpu_ratio <= TARGET_CPU_RATIO,
             "p99_met": scale.turns.ms(99) < TARGET_P99_MS,
             "publish_met": publish_cpu_ms < TARGET_PUBLISH_MS,
-            "all_calls_passed": not (base.failed or sb.failed or quiet.failed or scale.failed),
+            "all_calls_passed": not (
+                base.failed or sb.failed or quiet.failed or scale.failed or base_scale.failed
+            ),
             "failures": (sb.failed + quiet.failed + scale.failed + base.failed)[:5],
         }
     finally:
@@ -460,6 +475,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--think", type=float, default=5.0, help="mean caller pause, s")
     parser.add_argument("--with-transfers", action="store_true", help="add transfer scripts")
     parser.add_argument("--profile", action="store_true", help="profile the scale pass")
+    parser.add_argument("--profile-out", help="also write the profile (pstats) to this file")
     parser.add_argument("--log-level", default="WARNING", help="worker and services")
     parser.add_argument(
         "--default-gc", action="store_true", help="keep CPython's collector settings"
