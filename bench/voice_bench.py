@@ -53,6 +53,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+from livekit.agents import Agent, AgentSession
 
 from bench.measure import GcPauses, Samples, cpu_seconds, loop_lag, peak_rss_mb, rss_mb
 from bench.voice_baseline import OneToolLLM, start_session
@@ -139,6 +140,7 @@ class PassResult:
     wall_s: float = 0.0
     rss_before_mb: float = 0.0
     rss_peak_mb: float = 0.0
+    rss_after_mb: float = 0.0
     events: int = 0
     passed: int = 0
     failed: list[str] = field(default_factory=list)
@@ -163,6 +165,7 @@ class PassResult:
             "cpu_share": round(self.cpu_s / self.wall_s, 3) if self.wall_s else 0.0,
             "wall_s": round(self.wall_s, 1),
             "peak_rss_mb": round(self.rss_peak_mb, 1),
+            "rss_after_mb": round(self.rss_after_mb, 1),
             "rss_per_live_session_mb": round(
                 (self.rss_peak_mb - self.rss_before_mb) / max(1, self.sessions), 3
             ),
@@ -202,6 +205,8 @@ async def run_pass(
     with GcPauses() as pauses:
         await asyncio.gather(*(call(i, crowd, result) for i in range(sessions)))
     result.cpu_s = time.process_time() - cpu_before
+    gc.collect()
+    result.rss_after_mb = rss_mb()
     result.wall_s = time.perf_counter() - wall_before
     stop.set()
     await asyncio.gather(*watchers)
@@ -294,10 +299,13 @@ def _failures(report: Report) -> str:
 def leftovers(bus: Bus) -> dict[str, int]:
     """What a worker holds that calls could leave behind."""
     gc.collect()
+    alive = gc.get_objects()
     return {
         "tasks": len(asyncio.all_tasks()),
         "nats_subscriptions": len(bus.nc._subs),
         "unstored_events": bus.events.unstored,
+        "sessions": sum(isinstance(o, AgentSession) for o in alive),
+        "agents": sum(isinstance(o, Agent) for o in alive),
     }
 
 
@@ -388,6 +396,9 @@ async def measure(args: argparse.Namespace, url: str, pids: dict[str, int]) -> d
             "leftovers_before": before,
             "leftovers_after": after,
             "rss_growth_after_calls_mb": round(rss_after - rss_warm, 1),
+            # The first passes raise the allocator's high-water mark; a leak shows as growth
+            # between two passes of the same size, Switchboard's with events on and off.
+            f"rss_growth_repeat_{n}_mb": round(quiet.rss_after_mb - sb.rss_after_mb, 1),
             "peak_rss_mb": round(peak_rss_mb(), 1),
             "targets": {
                 "cpu_per_turn_ratio": TARGET_CPU_RATIO,

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import msgspec
 import pytest
+from livekit.agents import Agent, AgentSession
 
 from switchboard.contracts.base import Message
 from switchboard.devstack.natsserver import NatsServer
@@ -234,8 +235,9 @@ async def test_a_probe_times_every_turn_and_can_replace_the_event_publisher(
 async def test_calls_leave_no_task_or_subscription_behind(
     backends: Backends, bus: Bus, settings: SimulationSettings
 ) -> None:
-    """What a worker holds per call (tasks, NATS subscriptions, unstored events) is gone
-    once its calls are over: 200 calls, 10 at a time."""
+    """What a worker holds per call (tasks, NATS subscriptions, unstored events, the
+    sessions and agents themselves) is gone once its calls are over: 200 calls, 10 at a
+    time."""
     files = scenarios.discover(SCENARIOS)
     plays = [scenarios.load(f) for f in files]
     await run_scenario(plays[0], bus, settings)  # warm up once: lazily created helpers
@@ -256,3 +258,14 @@ async def test_calls_leave_no_task_or_subscription_behind(
     await eventually(lambda: held()[0] <= before[0] + 2, message="the calls' tasks to end")
     assert held()[1] == before[1]
     assert bus.events.unstored == 0
+    # No session or agent of a finished call stays reachable (their histories, tools and
+    # timers would be the memory a long-running worker grows by). A cancelled timer keeps
+    # its callback's context, and with it a session, until the time it was due, so the
+    # last calls' sessions may take a few seconds to go.
+
+    def alive(kind: type) -> int:
+        gc.collect()
+        return sum(isinstance(o, kind) for o in gc.get_objects())
+
+    await eventually(lambda: alive(AgentSession) == 0, timeout=30, message="sessions to go")
+    assert alive(Agent) == 0
