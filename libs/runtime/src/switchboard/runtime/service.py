@@ -4,8 +4,8 @@ A handler is ``async def on_x(request: Req) -> Reply``: it never sees bytes. Dec
 errors become a ``bad_request`` reply naming the field, a ``RequestError`` becomes its
 typed reply, and anything else becomes an ``internal`` reply while the service keeps
 running. ``run_service`` connects, starts the micro service (queue group = service name,
-``$SRV`` discovery), waits for SIGTERM/SIGINT, stops taking requests, runs the service's
-cleanup and drains the connection.
+``$SRV`` discovery), waits for SIGTERM/SIGINT (or ``Runtime.fail``), stops taking requests,
+runs the service's cleanup and drains the connection.
 """
 
 from __future__ import annotations
@@ -52,6 +52,11 @@ class RequestError(Exception):
         self.code = code
         self.message = message
         self.field = field
+
+
+class ServiceFailed(RuntimeError):
+    """A service stopped because a part of it that must keep running failed
+    (``Runtime.fail``); the process should exit non-zero so it is restarted."""
 
 
 def bad_request(exc: msgspec.DecodeError, subject: str) -> ErrorReply:
@@ -146,9 +151,28 @@ class Runtime:
     settings: ServiceSettings
     name: str
 
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set to stop the service (SIGTERM, SIGINT, the caller's ``stop``, ``fail``)."""
+    metadata: dict[str, str] = field(default_factory=dict)
+    """The service's ``$SRV.INFO`` metadata (its ``state``)."""
+    failure: str | None = None
+    """Why the service failed (``fail``), or None."""
+
     @property
     def instance(self) -> str:
         return self.settings.instance or f"{self.name}@{socket.gethostname()}"
+
+    def fail(self, reason: str) -> None:
+        """Stop the service because a part of it that must keep running has died (a
+        consume loop): answering requests as if all were well would hide it. ``$SRV.INFO``
+        says ``failed``, the service stops as on SIGTERM and ``run_service`` then raises
+        ``ServiceFailed``, so the process exits non-zero and is restarted. ``reason`` is
+        logged: it must not hold message content."""
+        if self.failure is None:
+            self.failure = reason
+            self.metadata["state"] = "failed"
+            log.error("The service failed and stops.", extra={"reason": reason})
+        self.stopping.set()
 
 
 Cleanup = Callable[[], Awaitable[None]]
@@ -182,19 +206,29 @@ async def run_service(
         queue_group=name,
         metadata=metadata,
     )
-    runtime = Runtime(nc=nc, js=nc.jetstream(), service=service, settings=settings, name=name)
+    runtime = Runtime(
+        nc=nc,
+        js=nc.jetstream(),
+        service=service,
+        settings=settings,
+        name=name,
+        stopping=stopping,
+        metadata=metadata,
+    )
     cleanup = await setup(runtime)
     # nats-py can write flush()'s PING ahead of SUBs still in its pending buffer, so one
     # flush does not prove the endpoints are registered; the second PONG does.
     await nc.flush()
     await nc.flush()
-    metadata["state"] = "ready"
+    if runtime.failure is None:
+        metadata["state"] = "ready"
     log.info(
         "Service ready.",
         extra={"endpoints": [e.subject for e in service.info().endpoints], "id": service.id},
     )
     await stopping.wait()
-    metadata["state"] = "stopping"
+    if runtime.failure is None:
+        metadata["state"] = "stopping"
     log.info("Stopping: no new requests; finishing work in flight.")
     await service.stop()
     if cleanup is not None:
@@ -202,4 +236,6 @@ async def run_service(
     await nc.drain()
     # The last spans (this shutdown's included) would be lost with the process otherwise.
     await asyncio.to_thread(telemetry.shutdown_tracing)
+    if runtime.failure is not None:
+        raise ServiceFailed(runtime.failure)
     log.info("Stopped.")
