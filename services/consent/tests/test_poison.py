@@ -119,3 +119,39 @@ async def test_an_ingest_loop_that_dies_is_logged_and_stops_the_service(
         return False
 
     await eventually(gone, message="the failed service to leave the bus")
+
+
+@pytest.mark.parametrize("missing", ["command_id", "decided_at"])
+async def test_a_command_without_its_id_or_decision_time_is_dead_lettered(
+    nats_server: NatsServer, nc: NATS, tmp_path: Path, command: Command, missing: str
+) -> None:
+    """Finding 5 (issue 7): ``command_id`` and ``decided_at`` had default factories, so a
+    command published without them got a fresh id and time on every delivery: each
+    redelivery became another record (or a "reused id" dead letter). They are required:
+    such a command is dead-lettered naming the field, every time, and nothing is appended."""
+    settings = settings_for(nats_server.url, tmp_path)
+    body = json.loads(msgspec.json.encode(command(call_id="no-id")))
+    del body[missing]
+    async with running(settings, nc):
+        js = nc.jetstream()
+        waiter = await subscribe_events(nc)
+        for attempt in range(2):  # a producer's retry, under another Nats-Msg-Id
+            await js.publish(
+                consent_record_subject("no-id"),
+                json.dumps(body).encode(),
+                headers={"Nats-Msg-Id": f"no-id-{attempt}"},
+            )
+        good = command(call_id="after-no-id")
+        await publish(js, good)
+        [(_, recorded)] = await waiter.wait_for(1)
+        assert recorded.command_id == good.command_id
+        await drained(js)
+    store = open_store(settings.ledger_db, create=False)
+    try:
+        letters = store.dead_letters(limit=100)
+        assert [letter.reason for letter in letters] == [
+            f"Invalid RecordConsent: Object missing required field `{missing}`"
+        ] * 2
+        assert store.head()[0] == 1
+    finally:
+        store.close()
