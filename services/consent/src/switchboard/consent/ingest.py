@@ -159,8 +159,9 @@ class Ingest:
 
     async def _append(self, batch: list[Msg]) -> list[tuple[_Valid, Outcome]]:
         valid: list[_Valid] = []
+        now = self._ledger.clock()
         for msg in batch:
-            decoded = decode_command(msg.data, msg.subject)
+            decoded = decode_command(msg.data, msg.subject, now)
             if isinstance(decoded, Invalid):
                 await self._dead_letter(msg, decoded.reason)
             else:

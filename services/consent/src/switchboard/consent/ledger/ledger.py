@@ -94,7 +94,7 @@ def _chained_fields(command: RecordConsent) -> tuple[str, ...]:
         command.mode.value,
         command.notice_version,
         command.language,
-        command.source,
+        command.source.value,
         format_time(command.decided_at),
     )
 
@@ -230,7 +230,7 @@ class Ledger:
             mode=command.mode.value,
             notice_version=command.notice_version,
             language=command.language,
-            source=command.source,
+            source=command.source.value,
             decided_at=format_time(command.decided_at),
             recorded_at=now,
             subject=subject,
