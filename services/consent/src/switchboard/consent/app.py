@@ -17,6 +17,7 @@ from switchboard.consent.ledger.ledger import Ledger, verify_store
 from switchboard.consent.ledger.open import describe, open_store
 from switchboard.consent.ledger.sealing import LedgerSecret
 from switchboard.consent.ledger.signing import CheckpointSigner
+from switchboard.consent.ledger.store import StoreUnavailable
 from switchboard.consent.policy_source import PolicySource
 from switchboard.consent.pull import PullFeed
 from switchboard.consent.settings import (
@@ -28,6 +29,7 @@ from switchboard.consent.settings import (
 from switchboard.contracts import streams, subjects
 from switchboard.contracts.consent import LedgerVerification
 from switchboard.runtime.bus import ensure_stream
+from switchboard.runtime.logs import exception_facts
 from switchboard.runtime.service import Cleanup, Runtime, Setup, add_typed_endpoint
 from switchboard.runtime.settings import env_name
 
@@ -86,12 +88,14 @@ async def _checkpoint_periodically(ledger: Ledger, db: DbThread, every_s: float)
     signed = last.sequence if last is not None else -1
     while True:
         await asyncio.sleep(every_s)
-        head, _ = await db.run(ledger.store.head)
-        if head != signed:
-            try:
+        try:
+            head, _ = await db.run(ledger.store.head)
+            if head != signed:
                 signed = await _checkpoint_now(ledger, db)
-            except Exception:
-                log.exception("Could not write a periodic checkpoint.")
+        except StoreUnavailable:
+            pass  # the store logs the outage; the next period tries again
+        except Exception as exc:
+            log.error("Could not write a periodic checkpoint.", extra=exception_facts(exc))
 
 
 def make_setup(settings: ConsentSettings, policy: PolicySource) -> Setup:

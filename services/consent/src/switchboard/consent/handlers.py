@@ -7,12 +7,15 @@ database thread and maps domain errors to typed error replies.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from switchboard.consent.dbthread import DbThread
 from switchboard.consent.ledger.ledger import Ledger, QueryError
+from switchboard.consent.ledger.store import StoreUnavailable
 from switchboard.consent.policy_source import PolicySource
 from switchboard.contracts.consent import (
     CallerErased,
@@ -31,6 +34,27 @@ from switchboard.runtime.service import RequestError
 
 log = logging.getLogger(__name__)
 
+Q = TypeVar("Q")
+R = TypeVar("R")
+
+
+UNAVAILABLE = "The ledger database is unreachable; try again shortly."
+
+
+def _database_errors(
+    handler: Callable[[Handlers, Q], Awaitable[R]],
+) -> Callable[[Handlers, Q], Awaitable[R]]:
+    """An unreachable database is ``unavailable`` (retry later), not ``internal``."""
+
+    @functools.wraps(handler)
+    async def wrapped(self: Handlers, query: Q) -> R:
+        try:
+            return await handler(self, query)
+        except StoreUnavailable:
+            raise RequestError(ErrorCode.UNAVAILABLE, UNAVAILABLE) from None
+
+    return wrapped
+
 
 @dataclass
 class Handlers:
@@ -45,6 +69,7 @@ class Handlers:
     async def on_policy(self, query: ConsentPolicyQuery) -> ConsentPolicy:
         return self.policy.current.decide(query)
 
+    @_database_errors
     async def on_lookup(self, query: LookupConsent) -> ConsentRecords:
         try:
             records = await self.db.run(self.ledger.lookup, query)
@@ -52,6 +77,7 @@ class Handlers:
             raise RequestError(ErrorCode.BAD_REQUEST, str(exc)) from None
         return ConsentRecords(records=records)
 
+    @_database_errors
     async def on_verify(self, query: VerifyLedger) -> LedgerVerification:
         if query.from_sequence < 1:
             raise RequestError(
@@ -65,11 +91,13 @@ class Handlers:
             )
         return result
 
+    @_database_errors
     async def on_erase(self, query: EraseCaller) -> CallerErased:
         affected = await self.db.run(self.ledger.erase, query.caller_number)
         log.info("Erased a caller's personal data.", extra={"records_affected": affected})
         return CallerErased(records_affected=affected)
 
+    @_database_errors
     async def on_checkpoint(self, _: CreateCheckpoint) -> LedgerCheckpoint:
         try:
             checkpoint = await self.db.run(self.ledger.checkpoint)
