@@ -157,10 +157,16 @@ class ConsentRevoked(Message):
     receipt: ConsentReceipt
 
 
+MAX_SEQUENCE = 2**63 - 1
+"""The largest ledger sequence (a signed 64-bit integer in both databases)."""
+
+LedgerSequence = Annotated[int, msgspec.Meta(ge=1, le=MAX_SEQUENCE)]
+
+
 class VerifyLedger(Message):
     """Ask the ledger to verify its chain and checkpoints (``sb.consent.verify``)."""
 
-    from_sequence: int = 1
+    from_sequence: LedgerSequence = 1
 
 
 class LedgerVerification(Message):

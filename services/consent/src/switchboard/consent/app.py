@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -106,17 +107,27 @@ def make_setup(settings: ConsentSettings, policy: PolicySource) -> Setup:
         ledger = await db.run(open_ledger, settings)
         log.info("Ledger open.", extra={"ledger_db": describe(settings.ledger_db)})
         handlers = Handlers(
-            policy, ledger, db, _verifier(ledger_dsn(settings), ledger.trusted_keys())
+            policy,
+            ledger,
+            db,
+            _verifier(ledger_dsn(settings), ledger.trusted_keys()),
+            checkpoint_min_interval=dt.timedelta(seconds=settings.checkpoint_min_interval_s),
         )
         routes: dict[str, Callable[[Any], Awaitable[Any]]] = {
             subjects.CONSENT_POLICY: handlers.on_policy,
             subjects.CONSENT_LOOKUP: handlers.on_lookup,
-            subjects.CONSENT_VERIFY: handlers.on_verify,
             subjects.CONSENT_ERASE: handlers.on_erase,
             subjects.CONSENT_CHECKPOINT: handlers.on_checkpoint,
         }
         for subject, handler in routes.items():
             await add_typed_endpoint(rt.service, subjects.request_spec(subject), handler)
+        # A verification walks the whole ledger: a few at a time, the rest told to retry.
+        await add_typed_endpoint(
+            rt.service,
+            subjects.request_spec(subjects.CONSENT_VERIFY),
+            handlers.on_verify,
+            max_concurrent=max(1, settings.verify_concurrency),
+        )
         await ensure_stream(rt.js, streams.CONSENT_COMMANDS, settings.stream_replicas)
         await ensure_stream(rt.js, streams.EVENTS, settings.stream_replicas)
         batch = max(1, settings.ingest_batch)

@@ -7,6 +7,7 @@ database thread and maps domain errors to typed error replies.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import functools
 import logging
 from collections.abc import Awaitable, Callable
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from switchboard.consent.dbthread import DbThread
-from switchboard.consent.ledger.ledger import Ledger, QueryError
+from switchboard.consent.ledger.ledger import CheckpointRefused, Ledger, QueryError
 from switchboard.consent.ledger.store import StoreUnavailable
 from switchboard.consent.policy_source import PolicySource
 from switchboard.contracts.consent import (
@@ -65,6 +66,7 @@ class Handlers:
     db: DbThread
     verifier: Callable[[int], LedgerVerification]
     """Verifies on its own connection, so a long walk does not hold up appends."""
+    checkpoint_min_interval: dt.timedelta = dt.timedelta(seconds=60)
 
     async def on_policy(self, query: ConsentPolicyQuery) -> ConsentPolicy:
         return self.policy.current.decide(query)
@@ -79,10 +81,7 @@ class Handlers:
 
     @_database_errors
     async def on_verify(self, query: VerifyLedger) -> LedgerVerification:
-        if query.from_sequence < 1:
-            raise RequestError(
-                ErrorCode.BAD_REQUEST, "from_sequence must be 1 or more.", "$.from_sequence"
-            )
+        # from_sequence is bounded by the contract; how many run at once, by the endpoint.
         result = await asyncio.to_thread(self.verifier, query.from_sequence)
         if not result.ok:
             log.error(
@@ -100,7 +99,11 @@ class Handlers:
     @_database_errors
     async def on_checkpoint(self, _: CreateCheckpoint) -> LedgerCheckpoint:
         try:
-            checkpoint = await self.db.run(self.ledger.checkpoint)
+            checkpoint = await self.db.run(
+                self.ledger.checkpoint_on_request, self.checkpoint_min_interval
+            )
+        except CheckpointRefused as exc:
+            raise RequestError(ErrorCode.REJECTED, str(exc)) from None
         except QueryError as exc:
             raise RequestError(ErrorCode.UNAVAILABLE, str(exc)) from None
         log_checkpoint(checkpoint)

@@ -43,6 +43,12 @@ class ConsentSettings(ServiceSettings, kw_only=True, frozen=True):
     """Create missing key files (local runs); production mounts them and sets this false."""
     checkpoint_interval_s: float = 300.0
     """A signed checkpoint is written this often when the head has moved (0 disables)."""
+    checkpoint_min_interval_s: float = 60.0
+    """``sb.consent.checkpoint`` signs a new checkpoint at most this often; asked again
+    with nothing appended since, it answers the last one."""
+    verify_concurrency: int = 1
+    """How many ``sb.consent.verify`` requests run at once (each walks the whole ledger);
+    more are answered ``unavailable`` at once rather than queued."""
     ingest_batch: int = 256
     """Largest number of commands appended in one database transaction."""
     ingest_ack_wait_s: float = 30.0

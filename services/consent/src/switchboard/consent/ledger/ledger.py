@@ -55,6 +55,10 @@ class QueryError(ValueError):
     """A query the ledger cannot answer as asked (the message says why)."""
 
 
+class CheckpointRefused(QueryError):
+    """A checkpoint asked for too soon after the last one."""
+
+
 class Appended(msgspec.Struct, frozen=True):
     """A command is in the ledger: just now, or already (``duplicate``)."""
 
@@ -335,6 +339,22 @@ class Ledger:
         checkpoint = self.signer.sign(seq, head.hex(), self.clock())
         self.store.insert_checkpoint(checkpoint)
         return checkpoint
+
+    def checkpoint_on_request(self, min_interval: dt.timedelta) -> LedgerCheckpoint:
+        """A checkpoint of the head for whoever asks, bounded: the last one again when
+        nothing was appended since, else a new one unless the last is younger than
+        ``min_interval`` (``CheckpointRefused``). Each checkpoint is a row every verify
+        reads, so asking in a loop must not add rows."""
+        last = self.last_checkpoint()
+        seq, head = self.store.head()
+        if last is not None and (last.sequence, last.head_hash) == (seq, head.hex()):
+            return last
+        if last is not None and self.clock() - last.created_at < min_interval:
+            raise CheckpointRefused(
+                "A checkpoint was signed less than "
+                f"{min_interval.total_seconds():g} s ago; ask again later."
+            )
+        return self.checkpoint()
 
     def last_checkpoint(self) -> LedgerCheckpoint | None:
         found = self.store.checkpoints()
