@@ -39,6 +39,12 @@ class ConsentDecision(enum.StrEnum):
     """Consent withdrawn after it was given (mid-call)."""
 
 
+RECEIPT_TIMEOUT_S = 3.0
+"""How long the voice worker waits for a decision's receipt before the call goes on
+without recording (its ``SB_CONSENT_RECEIPT_TIMEOUT_S``); the ledger sizes how soon a
+crashed replica's commands are redelivered from the same figure."""
+
+
 class ConsentSource(enum.StrEnum):
     """Who took the decision down; the ledger records nothing from anyone else."""
 

@@ -27,6 +27,7 @@ from switchboard.consent.settings import (
     ledger_dsn,
     secret_file,
 )
+from switchboard.consent.timing import ingest_timing
 from switchboard.contracts import streams, subjects
 from switchboard.contracts.consent import LedgerVerification
 from switchboard.runtime.bus import ensure_stream
@@ -130,13 +131,22 @@ def make_setup(settings: ConsentSettings, policy: PolicySource) -> Setup:
         )
         await ensure_stream(rt.js, streams.CONSENT_COMMANDS, settings.stream_replicas)
         await ensure_stream(rt.js, streams.EVENTS, settings.stream_replicas)
-        batch = max(1, settings.ingest_batch)
-        await ensure_consumer(rt.js, settings.ingest_ack_wait_s, max_ack_pending=4 * batch)
+        timing = ingest_timing(settings.consent_receipt_timeout_s, settings.ingest_batch)
+        await ensure_consumer(rt.js, timing.ack_wait_s, max_ack_pending=timing.max_ack_pending)
         feed = PullFeed(
-            rt.nc, streams.CONSENT_COMMANDS.name, streams.CONSENT_LEDGER_CONSUMER, batch
+            rt.nc, streams.CONSENT_COMMANDS.name, streams.CONSENT_LEDGER_CONSUMER, timing.batch
         )
         # A JetStream context of its own: the receipt publisher's async acks are its alone.
-        ingest = Ingest(rt.nc.jetstream(), feed, ledger, db, rt.instance, batch, on_failure=rt.fail)
+        ingest = Ingest(
+            rt.nc.jetstream(),
+            feed,
+            ledger,
+            db,
+            rt.instance,
+            timing.batch,
+            publish_timeout_s=timing.publish_timeout_s,
+            on_failure=rt.fail,
+        )
         await ingest.start()
         policy.start(settings.policy_poll_s)
         tasks: list[asyncio.Task[None]] = []

@@ -40,7 +40,8 @@ RETRY_DELAY_S = 1.0
 
 
 async def ensure_consumer(js: JetStreamContext, ack_wait_s: float, max_ack_pending: int) -> None:
-    """Create the ledger's durable pull consumer (idempotent)."""
+    """Create the ledger's durable pull consumer, or bring an existing one's
+    ``ack_wait`` and ``max_ack_pending`` to these values (the server edits them in place)."""
     config = ConsumerConfig(
         durable_name=streams.CONSENT_LEDGER_CONSUMER,
         ack_policy=AckPolicy.EXPLICIT,
