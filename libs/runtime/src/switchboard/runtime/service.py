@@ -88,6 +88,17 @@ class TypedEndpoint(Generic[Req]):
 
     async def __call__(self, request: Request) -> None:
         subject = self.spec.subject
+        delivery = jetstream_delivery(request)
+        if delivery is not None:
+            # A push consumer whose deliver subject is a request subject turns stored
+            # messages into requests (any NATS user allowed to create a consumer can make
+            # one). A request comes from a client and carries its inbox; a JetStream
+            # delivery carries an ack subject instead. Not answering leaves it unacked.
+            log.warning(
+                "Ignored a JetStream delivery on a request subject.",
+                extra={"subject": subject, "stream": delivery[0], "consumer": delivery[1]},
+            )
+            return
         with telemetry.consumer_span(subject, request.headers, group=self.queue_group) as span:
             try:
                 message = self.decoder.decode(request.data)
@@ -124,6 +135,22 @@ class TypedEndpoint(Generic[Req]):
                 )
                 return
             await request.respond(_encoder.encode(reply))
+
+
+JS_ACK_PREFIX = "$JS.ACK."
+
+
+def jetstream_delivery(request: Request) -> tuple[str, str] | None:
+    """(stream, consumer) when the message was delivered by a JetStream push consumer
+    (its reply subject is ``$JS.ACK.<stream>.<consumer>.…``), else ``None``."""
+    # nats.micro's Request exposes no reply subject; the message it wraps has it.
+    reply: str = getattr(getattr(request, "_msg", None), "reply", "") or ""
+    if not reply.startswith(JS_ACK_PREFIX):
+        return None
+    tokens = reply.split(".")
+    if len(tokens) >= 12:  # the v2 form: $JS.ACK.<domain>.<account hash>.<stream>.<consumer>…
+        return tokens[4], tokens[5]
+    return (tokens[2], tokens[3]) if len(tokens) > 3 else ("", "")
 
 
 async def add_typed_endpoint(service: Service, spec: RequestSubject, handler: Handler[Any]) -> None:
