@@ -27,7 +27,7 @@ from switchboard.consent.settings import (
 )
 from switchboard.contracts import streams, subjects
 from switchboard.contracts.consent import LedgerVerification
-from switchboard.runtime.bus import ensure_stream
+from switchboard.runtime.bus import require_stream
 from switchboard.runtime.service import Cleanup, Runtime, Setup, add_typed_endpoint
 from switchboard.runtime.settings import env_name
 
@@ -113,8 +113,8 @@ def make_setup(settings: ConsentSettings, policy: PolicySource) -> Setup:
         }
         for subject, handler in routes.items():
             await add_typed_endpoint(rt.service, subjects.request_spec(subject), handler)
-        await ensure_stream(rt.js, streams.CONSENT_COMMANDS, settings.stream_replicas)
-        await ensure_stream(rt.js, streams.EVENTS, settings.stream_replicas)
+        await require_stream(rt.js, streams.CONSENT_COMMANDS)
+        await require_stream(rt.js, streams.EVENTS)
         batch = max(1, settings.ingest_batch)
         await ensure_consumer(rt.js, settings.ingest_ack_wait_s, max_ack_pending=4 * batch)
         feed = PullFeed(
