@@ -20,7 +20,7 @@ from switchboard.contracts.envelope import EVENTS, EventSpec
 from switchboard.contracts.subjects import REQUESTS, inbox_prefix
 from switchboard.devstack.natsserver import find_binary
 from switchboard.ops import cli, natsconf, permissions
-from switchboard.ops.permissions import Role, UserPermissions, subject_matches
+from switchboard.ops.permissions import Role, UserPermissions, subject_matches, table
 
 DEPLOYED = Path(__file__).resolve().parents[3] / "deploy" / "k8s" / "nats" / "permissions.conf"
 USERS = permissions.table()
@@ -114,9 +114,28 @@ def test_a_crm_publishes_nothing_on_sb_and_reads_only_events_and_its_inbox() -> 
         *back_office,
     }
     assert crm.allow_responses
+    lookups = {"$JS.API.INFO", "$JS.API.STREAM.NAMES"}
     for grant in crm.publish:
-        assert grant.subject.startswith(("$JS.API.", "$JS.ACK.SB_EVENTS.crm.")), grant
-        assert ".SB_EVENTS" in grant.subject, grant
+        assert grant.subject.startswith(
+            ("$JS.API.", "$JS.ACK.SB_EVENTS.crm.", "$JS.FC.SB_EVENTS.")
+        ), grant
+        assert ".SB_EVENTS" in grant.subject or grant.subject in lookups, grant
+
+
+def test_a_crm_owns_the_consumers_listed_for_it_and_they_carry_its_name() -> None:
+    """Finding 4: its own named durables (NATS wildcards are whole tokens, so each is
+    listed), and nothing for a name another CRM user or service might use."""
+    (crm,) = [u for u in table(crm_consumers={"crm": ("crm-billing",)}) if u.user == "crm"]
+    assert crm.may_publish("$JS.API.CONSUMER.CREATE.SB_EVENTS.crm-billing.sb.evt.>")
+    assert crm.may_publish("$JS.API.CONSUMER.MSG.NEXT.SB_EVENTS.crm-billing")
+    assert crm.may_publish("$JS.API.CONSUMER.DELETE.SB_EVENTS.crm-billing")
+    assert crm.may_publish("$JS.API.CONSUMER.CREATE.SB_EVENTS")  # ephemeral: ordered
+    assert not crm.may_publish("$JS.API.CONSUMER.CREATE.SB_EVENTS.crm-other")
+    assert not crm.may_publish("$JS.API.CONSUMER.CREATE.SB_EVENTS.webhook-crm")
+    with pytest.raises(ValueError, match="crm-"):
+        table(crm_consumers={"crm": ("webhook-crm",)})
+    with pytest.raises(ValueError, match="not listed"):
+        table(crm_consumers={"someone": ("someone-x",)})
 
 
 def test_a_crm_may_manage_only_its_own_consumer_on_the_events_stream() -> None:
@@ -196,21 +215,25 @@ def test_only_the_micro_services_may_answer_without_a_publish_grant() -> None:
     assert answering == {"consent", "escalation", "sip-bridge", "crm", "webhook-relay"}
 
 
-def test_stream_admin_rights_follow_what_each_process_ensures() -> None:
-    ensures = {
-        "voice": {"SB_EVENTS", "SB_CONSENT_CMDS"},
-        "consent": {"SB_EVENTS", "SB_CONSENT_CMDS"},
-        "escalation": {"SB_EVENTS", f"KV_{permissions.QUEUE_STATE_BUCKET}"},
-        "sip-bridge": {"SB_EVENTS"},
-        "webhook-relay": {"SB_EVENTS", streams.WEBHOOK_DEAD_LETTERS.name},
+def test_only_the_provisioner_creates_or_updates_streams() -> None:
+    """Finding 3: an update can shrink a stream to nothing, so no service may make one;
+    the router still creates its queue-state bucket when missing (create only)."""
+    provisioned = {s.name for s in streams.ALL_STREAMS}
+    creates_or_updates = {
+        "provisioner": provisioned,
+        "escalation": {f"KV_{permissions.QUEUE_STATE_BUCKET}"},
     }
-    names = {s.name for s in streams.ALL_STREAMS} | {
-        f"KV_{permissions.QUEUE_STATE_BUCKET}",
-        streams.WEBHOOK_DEAD_LETTERS.name,
-    }
+    names = provisioned | {f"KV_{permissions.QUEUE_STATE_BUCKET}"}
     for user in USERS:
-        creates = {n for n in names if user.may_publish(f"$JS.API.STREAM.CREATE.{n}")}
-        assert creates == ensures.get(user.user, set()), user.user
+        made = {
+            n
+            for n in names
+            for verb in ("CREATE", "UPDATE")
+            if user.may_publish(f"$JS.API.STREAM.{verb}.{n}")
+        }
+        assert made == creates_or_updates.get(user.user, set()), user.user
+    (router,) = [u for u in USERS if u.user == "escalation"]
+    assert not router.may_publish(f"$JS.API.STREAM.UPDATE.KV_{permissions.QUEUE_STATE_BUCKET}")
 
 
 def test_only_the_workforce_feed_writes_queue_state_and_the_router_reads_it() -> None:
@@ -299,3 +322,16 @@ def test_generated_passwords_survive_nats_servers_variable_parsing(tmp_path: Pat
         assert all(re.fullmatch(r"[A-Za-z][A-Za-z0-9]{31}", p) for p in generated)
         done = check(generated)
         assert done.returncode == 0, done.stderr
+
+
+def test_only_the_sip_bridge_reads_and_writes_its_transfer_journal() -> None:
+    """Finding 9: the bridge keeps its transfers in a KV bucket the provisioning step makes;
+    no other user reads (handoff ids, rooms) or writes it."""
+    bucket = streams.TRANSFER_STATE
+    key = f"$KV.{bucket.name}.t.abc"
+    assert {u.user for u in USERS if u.may_publish(key)} == {"sip-bridge"}
+    get = f"$JS.API.DIRECT.GET.{bucket.stream}.{key}"
+    assert {u.user for u in USERS if u.may_publish(get)} == {"sip-bridge"}
+    create = f"$JS.API.STREAM.CREATE.{bucket.stream}"
+    assert {u.user for u in USERS if u.may_publish(create)} == {"provisioner"}
+    assert not any(u.may_publish(f"$JS.API.STREAM.UPDATE.{bucket.stream}") for u in USERS)

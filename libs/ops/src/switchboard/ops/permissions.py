@@ -17,6 +17,7 @@ services with it, whose NATS user is their service name.
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
@@ -38,6 +39,7 @@ DEFAULT_CRM_USERS: Final = (Owner.CRM.value,)
 BACK_OFFICE_USER: Final = Owner.CRM.value
 """The CRM user that answers the back-office requests (``sb.crm.*``); other CRM users
 (``--crm NAME``) only read events."""
+_CONSUMER_NAME: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
 DEFAULT_WEBHOOK_ENDPOINTS: Final = ("crm",)
 """The webhook relay's endpoints in the shipped configuration (``deploy/k8s``)."""
 
@@ -53,6 +55,7 @@ class Role(enum.StrEnum):
     WEBHOOK_RELAY = Owner.WEBHOOK_RELAY.value
     WORKFORCE = "workforce"
     OPS = "ops"
+    PROVISIONER = "provisioner"
 
 
 CALLERS: Final[Mapping[str, tuple[Role, ...]]] = {
@@ -159,12 +162,26 @@ def _service_discovery(name: str) -> tuple[Grant, ...]:
     )
 
 
+def _stream_reader(spec: streams.StreamSpec) -> Grant:
+    # Services check at start-up that the provisioning step made the stream; creating or
+    # updating one is the provisioner's alone (an update can shrink a stream to nothing).
+    return Grant(f"{JS_API}.STREAM.INFO.{spec.name}", f"check {spec.name} exists, read its state")
+
+
 def _stream_admin(spec: streams.StreamSpec) -> tuple[Grant, ...]:
-    why = f"ensure_stream at start-up: create {spec.name}, or update it to the contract"
+    why = f"provisioning: create {spec.name}, or update it to the contract"
     return (
         Grant(f"{JS_API}.STREAM.CREATE.{spec.name}", why),
         Grant(f"{JS_API}.STREAM.UPDATE.{spec.name}", why),
-        Grant(f"{JS_API}.STREAM.INFO.{spec.name}", f"read {spec.name}'s state and config"),
+        Grant(f"{JS_API}.STREAM.INFO.{spec.name}", f"read {spec.name}'s config"),
+    )
+
+
+def _bucket_admin(spec: streams.BucketSpec) -> tuple[Grant, ...]:
+    why = f"provisioning: create the {spec.name} bucket when it is missing"
+    return (
+        Grant(f"{JS_API}.STREAM.CREATE.{spec.stream}", why),
+        Grant(f"{JS_API}.STREAM.INFO.{spec.stream}", f"see whether {spec.name} exists"),
     )
 
 
@@ -224,10 +241,15 @@ def voice() -> UserPermissions:
         "publish call, agent and recording events; follow their own calls' events.",
         publish=(
             *_asks(Role.VOICE),
-            *(g for spec in streams.ALL_STREAMS for g in _stream_admin(spec)),
+            _stream_reader(streams.EVENTS),
+            _stream_reader(streams.CONSENT_COMMANDS),
             Grant(
                 subjects.consent_record_subject("*"),
                 "RecordConsent commands (JetStream publish; the ledger appends them)",
+            ),
+            Grant(
+                f"{SRV}.PING.{Owner.SIP_BRIDGE.value}",
+                "during a transfer: is any SIP bridge still there (a crashed one sends nothing)",
             ),
             *_publishes_events(Role.VOICE),
         ),
@@ -250,8 +272,8 @@ def consent() -> UserPermissions:
         summary="Consent ledger: answers sb.consent.*, consumes consent commands, "
         "publishes consent receipts.",
         publish=(
-            *_stream_admin(cmds),
-            *_stream_admin(streams.EVENTS),
+            _stream_reader(cmds),
+            _stream_reader(streams.EVENTS),
             *_consumer_owner(cmds.name, streams.CONSENT_LEDGER_CONSUMER, "the ledger's ingest"),
             *_publishes_events(Role.CONSENT),
         ),
@@ -274,7 +296,7 @@ def escalation(bucket: str = QUEUE_STATE_BUCKET) -> UserPermissions:
         summary="Escalation router: answers sb.escalation.decide, publishes its decisions, "
         "reads queue state.",
         publish=(
-            *_stream_admin(streams.EVENTS),
+            _stream_reader(streams.EVENTS),
             *_publishes_events(Role.ESCALATION),
             Grant(f"{JS_API}.STREAM.INFO.{kv}", f"js.key_value(): open the {bucket} bucket"),
             Grant(f"{JS_API}.STREAM.CREATE.{kv}", f"create the {bucket} bucket when missing"),
@@ -291,6 +313,17 @@ def escalation(bucket: str = QUEUE_STATE_BUCKET) -> UserPermissions:
     )
 
 
+def _transfer_journal() -> tuple[Grant, ...]:
+    bucket = streams.TRANSFER_STATE
+    why = f"its transfers in the {bucket.name} KV bucket, so a crash orphans none"
+    return (
+        Grant(f"{JS_API}.STREAM.INFO.{bucket.stream}", f"open the {bucket.name} bucket"),
+        Grant(f"{KV_PREFIX}.{bucket.name}.>", why + ": write (a JetStream publish)"),
+        Grant(f"{JS_API}.DIRECT.GET.{bucket.stream}.>", why + ": read one"),
+        Grant(f"{JS_API}.STREAM.MSG.GET.{bucket.stream}", why + ": list them"),
+    )
+
+
 def sip_bridge() -> UserPermissions:
     user = Owner.SIP_BRIDGE.value
     return UserPermissions(
@@ -298,7 +331,15 @@ def sip_bridge() -> UserPermissions:
         role=Role.SIP_BRIDGE,
         summary="SIP bridge: answers sb.transfer.* (place, cancel, the human's decision, "
         "legs), publishes transfer status events.",
-        publish=(*_stream_admin(streams.EVENTS), *_publishes_events(Role.SIP_BRIDGE)),
+        publish=(
+            _stream_reader(streams.EVENTS),
+            *_publishes_events(Role.SIP_BRIDGE),
+            *_transfer_journal(),
+            Grant(
+                f"{SRV}.PING.{user}.*",
+                "is the instance that holds a transfer still running (else end it cleanly)",
+            ),
+        ),
         subscribe=(
             *_answers(Owner.SIP_BRIDGE),
             *_service_discovery(user),
@@ -308,26 +349,55 @@ def sip_bridge() -> UserPermissions:
     )
 
 
-def crm(user: str = BACK_OFFICE_USER) -> UserPermissions:
-    """A CRM integration: reads events through the durable consumer named ``user``.
+def crm(user: str = BACK_OFFICE_USER, consumers: Sequence[str] = ()) -> UserPermissions:
+    """A CRM integration: reads events, never writes, deletes or delivers elsewhere.
+
+    It creates, pulls from and deletes its own durable consumers: the one named ``user``
+    and each of ``consumers`` (names starting ``<user>-``: NATS wildcards are whole
+    subject tokens, so ``crm-*`` cannot be granted and each name is listed). It may create
+    ephemeral consumers (nats-py's ordered consumer, which pushes to the creator's inbox),
+    look up streams and read the account's JetStream info.
+
+    No subject grant can bind a push consumer's deliver subject (it is in the request
+    body), so a CRM could point one at a request subject; the services' endpoints never
+    handle a JetStream delivery as a request (``runtime.service.jetstream_delivery``).
 
     The user named ``crm`` is also the back office: it answers ``sb.crm.*`` (through
     ``allow_responses``, so it still publishes nothing on ``sb.>``). Other CRM users only
     read, so an analytics feed cannot answer a refund request.
     """
     events = streams.EVENTS.name
+    for name in consumers:
+        if not name.startswith(f"{user}-") or not _CONSUMER_NAME.fullmatch(name):
+            raise ValueError(f"CRM user {user!r}'s consumers must be named {user}-<name>: {name!r}")
     back_office = user == BACK_OFFICE_USER
     answers = (*_answers(Owner.CRM), *_service_discovery(user)) if back_office else ()
+    read = "read-only JetStream lookups (clients make them on connect and on subscribe)"
+    own = tuple(
+        g
+        for name in (user, *consumers)
+        for g in (
+            *_consumer_owner(events, name, "read every event durably"),
+            Grant(f"{JS_API}.CONSUMER.DELETE.{events}.{name}", f"remove its consumer {name}"),
+        )
+    )
     return UserPermissions(
         user=user,
         role=Role.CRM,
-        summary=f"CRM integration: reads events (live, or through its durable consumer "
-        f"{user!r} on {events}); publishes nothing on sb.>"
+        summary=f"CRM integration: reads events (live, through its durable consumers on "
+        f"{events}, or ordered consumers); publishes nothing on sb.>"
         + ("; answers the back-office requests sb.crm.*." if back_office else "."),
         publish=(
+            Grant(f"{JS_API}.INFO", read + ": the account's JetStream info"),
+            Grant(f"{JS_API}.STREAM.NAMES", read + ": which stream holds a subject"),
             Grant(f"{JS_API}.STREAM.INFO.{events}", f"read {events}'s state"),
-            *_consumer_owner(events, user, "read every event durably"),
-            Grant(f"{JS_API}.CONSUMER.DELETE.{events}.{user}", "remove its own consumer"),
+            *own,
+            Grant(
+                f"{JS_API}.CONSUMER.CREATE.{events}",
+                "ephemeral consumers: nats-py's ordered consumer (flow control, no acks) "
+                "delivering to its own inbox",
+            ),
+            Grant(f"$JS.FC.{events}.>", "answer an ordered consumer's flow control"),
         ),
         subscribe=(
             Grant(subjects.EVENTS_WILDCARD, "live events (core NATS, no replay)"),
@@ -365,9 +435,9 @@ def webhook_relay(endpoints: Sequence[str] = DEFAULT_WEBHOOK_ENDPOINTS) -> UserP
         summary="Webhook relay: reads events through one durable consumer per endpoint, "
         "keeps dead letters, answers sb.webhook.* for operators.",
         publish=(
-            *_stream_admin(streams.EVENTS),
+            _stream_reader(streams.EVENTS),
             *consumers,
-            *_stream_admin(dead),
+            _stream_reader(dead),
             Grant(subjects.WEBHOOK_DEAD_WILDCARD, f"{keep} (JetStream publish)"),
             Grant(f"{JS_API}.STREAM.MSG.GET.{dead.name}", f"{keep}: read them back"),
             Grant(f"{JS_API}.STREAM.MSG.DELETE.{dead.name}", f"{keep}: remove a replayed one"),
@@ -422,10 +492,28 @@ def ops() -> UserPermissions:
     )
 
 
+def provisioner() -> UserPermissions:
+    """The provisioning step (``python -m switchboard.runtime.provision``): the only user
+    that creates streams or changes their configuration."""
+    user = Role.PROVISIONER.value
+    return UserPermissions(
+        user=user,
+        role=Role.PROVISIONER,
+        summary="Provisioning: creates the streams and keeps them to the contract; "
+        "reads and writes no messages.",
+        publish=(
+            *(g for spec in streams.ALL_STREAMS for g in _stream_admin(spec)),
+            *(g for bucket in streams.ALL_BUCKETS for g in _bucket_admin(bucket)),
+        ),
+        subscribe=(_inbox(user),),
+    )
+
+
 def table(
     crm_users: Sequence[str] = DEFAULT_CRM_USERS,
     bucket: str = QUEUE_STATE_BUCKET,
     webhook_endpoints: Sequence[str] = DEFAULT_WEBHOOK_ENDPOINTS,
+    crm_consumers: Mapping[str, Sequence[str]] | None = None,
 ) -> tuple[UserPermissions, ...]:
     """Every user, services first. One CRM user per integration, each with its consumer;
     the webhook relay with one consumer per endpoint."""
@@ -434,11 +522,15 @@ def table(
         consent(),
         escalation(bucket),
         sip_bridge(),
-        *(crm(name) for name in crm_users),
+        *(crm(name, (crm_consumers or {}).get(name, ())) for name in crm_users),
         webhook_relay(webhook_endpoints),
         workforce(bucket),
         ops(),
+        provisioner(),
     )
+    unknown = set(crm_consumers or {}) - set(crm_users)
+    if unknown:
+        raise ValueError(f"Consumers for CRM users that are not listed: {sorted(unknown)}.")
     names = [u.user for u in users]
     if len(set(names)) != len(names):
         raise ValueError(f"NATS user names must be unique: {names}.")

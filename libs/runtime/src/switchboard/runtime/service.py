@@ -31,7 +31,7 @@ from nats.micro.service import Endpoint, Service
 from switchboard.contracts.errors import ErrorCode, ErrorReply
 from switchboard.contracts.subjects import RequestSubject
 from switchboard.runtime import telemetry
-from switchboard.runtime.bus import connect
+from switchboard.runtime.bus import StreamMissing, connect
 from switchboard.runtime.logs import configure_logging, exception_facts
 from switchboard.runtime.settings import ServiceSettings
 
@@ -45,6 +45,8 @@ _encoder = msgspec.json.Encoder()
 _FIELD_RE = re.compile(r"at `(\$[^`]*)`")
 _QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
 MAX_ERROR_LEN = 500
+EXIT_NOT_PROVISIONED = 3
+"""A service's exit code when a stream it needs does not exist."""
 
 
 class RequestError(Exception):
@@ -141,6 +143,17 @@ class TypedEndpoint(Generic[Req]):
 
     async def _handle(self, request: Request) -> None:
         subject = self.spec.subject
+        delivery = jetstream_delivery(request)
+        if delivery is not None:
+            # A push consumer whose deliver subject is a request subject turns stored
+            # messages into requests (any NATS user allowed to create a consumer can make
+            # one). A request comes from a client and carries its inbox; a JetStream
+            # delivery carries an ack subject instead. Not answering leaves it unacked.
+            log.warning(
+                "Ignored a JetStream delivery on a request subject.",
+                extra={"subject": subject, "stream": delivery[0], "consumer": delivery[1]},
+            )
+            return
         with telemetry.consumer_span(subject, request.headers, group=self.queue_group) as span:
             outcome = await self._outcome(request.data)
             if isinstance(outcome, ErrorReply):
@@ -184,6 +197,22 @@ class TypedEndpoint(Generic[Req]):
             self.endpoint._num_errors += 1
             # Typed None in nats.micro, reported as a string in $SRV.STATS.
             self.endpoint._last_error = f"{error.status}:{error.code}"  # type: ignore[assignment]
+
+
+JS_ACK_PREFIX = "$JS.ACK."
+
+
+def jetstream_delivery(request: Request) -> tuple[str, str] | None:
+    """(stream, consumer) when the message was delivered by a JetStream push consumer
+    (its reply subject is ``$JS.ACK.<stream>.<consumer>.…``), else ``None``."""
+    # nats.micro's Request exposes no reply subject; the message it wraps has it.
+    reply: str = getattr(getattr(request, "_msg", None), "reply", "") or ""
+    if not reply.startswith(JS_ACK_PREFIX):
+        return None
+    tokens = reply.split(".")
+    if len(tokens) >= 12:  # the v2 form: $JS.ACK.<domain>.<account hash>.<stream>.<consumer>…
+        return tokens[4], tokens[5]
+    return (tokens[2], tokens[3]) if len(tokens) > 3 else ("", "")
 
 
 async def add_typed_endpoint(
@@ -276,7 +305,12 @@ async def run_service(
         stopping=stopping,
         metadata=metadata,
     )
-    cleanup = await setup(runtime)
+    try:
+        cleanup = await setup(runtime)
+    except StreamMissing as exc:
+        log.critical("Refusing to start: a stream is missing.", extra={"error": str(exc)})
+        await nc.close()
+        raise SystemExit(EXIT_NOT_PROVISIONED) from None
     # nats-py can write flush()'s PING ahead of SUBs still in its pending buffer, so one
     # flush does not prove the endpoints are registered; the second PONG does.
     await nc.flush()

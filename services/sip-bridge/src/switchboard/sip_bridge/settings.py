@@ -49,8 +49,8 @@ class SipBridgeSettings(ServiceSettings, kw_only=True, frozen=True):
     transfer_allow: str = ""
     """Allowed destinations, comma-separated: exact addresses (``+14155550100``,
     ``sip:desk@pbx.example.com``), number prefixes ending in ``*`` (``+1415555*``) and
-    SIP hosts (``sip:*@pbx.example.com``). Empty: required with LiveKit; the simulated
-    carrier then allows any address that no block rule catches."""
+    SIP hosts (``sip:*@pbx.example.com``). Required, and the same for every carrier driver:
+    the simulated carrier screens exactly as the real one."""
     transfer_block: str = DEFAULT_BLOCKED_PREFIXES
     """Blocked number prefixes (premium, high-fraud ranges). Only exact allow entries
     override them."""
@@ -76,6 +76,10 @@ class SipBridgeSettings(ServiceSettings, kw_only=True, frozen=True):
     attempt fails as ``human_declined`` and the next destination is dialled."""
     transfer_step_timeout_s: float = 30.0
     """Longest the bridge waits for a connect step before failing it."""
+    transfer_orphan_check_s: float = 2.0
+    """How often (and at start) the bridge looks for transfers whose bridge instance
+    stopped (a crash) and ends them: hangs their leg up, publishes a final
+    ``transfer.failed`` (``bridge_lost``)."""
     transfer_drain_s: float = 20.0
     """On SIGTERM, how long in-flight transfers may finish before they are failed."""
     sim_outcome: SimOutcome = SimOutcome.ANSWER
