@@ -178,6 +178,9 @@ class DeskTimings:
     cleanup_timeout_s: float = 5.0
     cancel_wait_s: float = 1.5
     """How long a cancel request waits for the leg to be hung up before replying."""
+    journal_timeout_s: float = 0.5
+    """Longest a journal write may hold up a transfer (the place reply, a dial): past it
+    the transfer goes on and only its crash recovery is lost."""
 
 
 class TransferDesk:
@@ -685,7 +688,7 @@ class TransferDesk:
             cancel_reason=running.stop_reason if machine.state is TransferState.CANCELLED else "",
         )
         try:
-            async with asyncio.timeout(self._timings.cleanup_timeout_s):
+            async with asyncio.timeout(self._timings.journal_timeout_s):
                 await self._journal.save(entry)
         except Exception as exc:
             log.warning(

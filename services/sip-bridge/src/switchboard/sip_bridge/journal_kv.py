@@ -2,7 +2,10 @@
 
 The provisioning step creates the bucket (one revision per key, records expire after a
 day); the bridge's NATS user may read and write its keys and nothing else. A record's key
-is a digest of its transfer id (any id fits a key), its value a ``JournalEntry``. Whether
+is a digest of its transfer id (any id fits a key), its value a ``JournalEntry``: under
+``a.`` while the transfer runs, under ``e.`` once it ended (read by key, to answer a late
+cancel). Ending one purges its ``a.`` key with a marker that expires, so listing the
+transfers in progress reads those in progress only, however many ended that day. Whether
 an owner still runs is asked of that instance itself: ``$SRV.PING.sip-bridge.<id>`` has
 no responder once it is gone, which needs no clocks or heartbeats.
 """
@@ -31,14 +34,16 @@ from switchboard.contracts.subjects import Owner
 from switchboard.runtime.bus import StreamMissing
 from switchboard.sip_bridge.journal import Claim, JournalEntry
 
-KEY_PREFIX: Final = "t."
+ACTIVE: Final = "a."
+ENDED: Final = "e."
+PURGE_MARKER_TTL_S: Final = 60.0
 PING_TIMEOUT_S: Final = 1.0
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(JournalEntry)
 
 
-def record_key(transfer_id: str) -> str:
-    return KEY_PREFIX + hashlib.sha256(transfer_id.encode()).hexdigest()[:40]
+def record_key(transfer_id: str, prefix: str = ACTIVE) -> str:
+    return prefix + hashlib.sha256(transfer_id.encode()).hexdigest()[:40]
 
 
 async def open_journal(nc: NATS, js: JetStreamContext) -> KvJournal:
@@ -60,20 +65,25 @@ class KvJournal:
         self._kv = kv
 
     async def save(self, entry: JournalEntry) -> None:
-        await self._kv.put(record_key(entry.transfer_id), _encoder.encode(entry))
+        if not entry.ended:
+            await self._kv.put(record_key(entry.transfer_id), _encoder.encode(entry))
+            return
+        await self._kv.put(record_key(entry.transfer_id, ENDED), _encoder.encode(entry))
+        await self._kv.purge(record_key(entry.transfer_id), msg_ttl=PURGE_MARKER_TTL_S)
 
     async def load(self, transfer_id: str) -> Claim | None:
-        try:
-            found = await self._kv.get(record_key(transfer_id))
-        except (KeyNotFoundError, KeyDeletedError):
-            return None
-        if not found.value or found.revision is None:
-            return None
-        return Claim(_decoder.decode(found.value), found.revision)
+        for prefix in (ENDED, ACTIVE):
+            try:
+                found = await self._kv.get(record_key(transfer_id, prefix))
+            except (KeyNotFoundError, KeyDeletedError):
+                continue
+            if found.value and found.revision is not None:
+                return Claim(_decoder.decode(found.value), found.revision)
+        return None
 
     async def active(self) -> list[Claim]:
         # One revision per key, so each stored message is a record's latest value.
-        subjects = f"$KV.{streams.TRANSFER_STATE.name}.{KEY_PREFIX}>"
+        subjects = f"$KV.{streams.TRANSFER_STATE.name}.{ACTIVE}>"
         out: list[Claim] = []
         seq = 1
         while True:
@@ -85,7 +95,7 @@ class KvJournal:
                 return out
             seq = (raw.seq or seq) + 1
             if not raw.data or raw.seq is None:
-                continue  # a delete marker
+                continue  # the purge marker of an ended one
             try:
                 entry = _decoder.decode(raw.data)
             except msgspec.DecodeError:
