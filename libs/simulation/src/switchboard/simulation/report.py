@@ -8,6 +8,7 @@ logged.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -77,6 +78,51 @@ class RecordingView(msgspec.Struct, frozen=True, omit_defaults=True):
     recording_id: str | None = None
 
 
+class ReplyView(msgspec.Struct, frozen=True, omit_defaults=True):
+    """Audio mode: one agent reply as the caller's speaker played it."""
+
+    agent: str
+    said: str
+    """The reply as the history keeps it (only what was played, when it was cut)."""
+    at_s: float
+    """When the session added it to the history (audio seconds)."""
+    interrupted: bool
+    pushed_s: float = 0.0
+    """Seconds of audio synthesised for it."""
+    played_s: float = 0.0
+    """Seconds of it the caller heard."""
+    paused: int = 0
+    resumed: bool = False
+    full: str | None = None
+    """The whole reply as generated, before any of it was played."""
+    talked_over_by: list[str] = msgspec.field(default_factory=list)
+    """Caller lines said while it played."""
+
+
+class CallerSpeechView(msgspec.Struct, frozen=True):
+    """Audio mode: one caller utterance."""
+
+    text: str
+    kind: str
+    """``turn``, ``backchannel`` or ``on_hold``."""
+    start_s: float
+    end_s: float
+    delivered_s: float
+    """How much of it reached the session (none while its input was off)."""
+    transcribed: bool
+    """Whether the recogniser was ever sent its audio."""
+
+
+class AudioView(msgspec.Struct, frozen=True):
+    speed: float
+    replies: list[ReplyView]
+    caller: list[CallerSpeechView]
+    transcriptions: int
+    """Uploads to the recogniser."""
+    syntheses: int
+    """Requests to the speech synthesiser (one per sentence)."""
+
+
 class Check(msgspec.Struct, frozen=True):
     name: str
     ok: bool
@@ -100,6 +146,8 @@ class Report(msgspec.Struct, kw_only=True):
     recording: list[RecordingView]
     checks: list[Check]
     errors: list[str]
+    audio: AudioView | None = None
+    """Audio mode only: the replies as played and cut, and the caller's speech."""
 
 
 def build(
@@ -115,6 +163,7 @@ def build(
     expect: Expect,
     errors: list[str],
     legs: TransferLegs | None = None,
+    audio: AudioView | None = None,
 ) -> Report:
     report = Report(
         scenario=scenario,
@@ -141,8 +190,11 @@ def build(
         ],
         checks=[],
         errors=errors,
+        audio=audio,
     )
     report.checks = check(expect, report) + always(report, legs_known=legs is not None)
+    if audio is not None:
+        report.checks += check_audio(expect, audio)
     report.ok = not errors and all(c.ok for c in report.checks)
     return report
 
@@ -273,6 +325,50 @@ def check(expect: Expect, report: Report) -> list[Check]:
         found = _in_order_fragments([s.lower() for s in expect.caller_unheard], unheard)
         checks.append(
             Check("not acted on", found, f"wanted {expect.caller_unheard} unheard, saw {unheard}")
+        )
+    return checks
+
+
+def check_audio(expect: Expect, audio: AudioView) -> list[Check]:
+    """Audio mode: replies cut, played out or resumed, and every cut one cut in the history."""
+    checks: list[Check] = []
+
+    def text(r: ReplyView) -> str:
+        return (r.full or r.said).lower()
+
+    def find(fragments: list[str], ok: Callable[[ReplyView], bool], name: str) -> None:
+        if not fragments:
+            return
+        chosen = [r for r in audio.replies if ok(r)]
+        found = _in_order_fragments([f.lower() for f in fragments], [text(r) for r in chosen])
+        checks.append(
+            Check(name, found, f"wanted {fragments}; such replies: {[r.said for r in chosen]}")
+        )
+
+    find(expect.interrupted, lambda r: r.interrupted, "interrupted")
+    find(
+        expect.played_out,
+        lambda r: not r.interrupted and bool(r.talked_over_by) and r.played_s >= r.pushed_s,
+        "talked over, played out",
+    )
+    find(
+        expect.resumed,
+        lambda r: r.resumed and not r.interrupted and r.played_s >= r.pushed_s,
+        "paused, resumed",
+    )
+    cut = [r for r in audio.replies if r.interrupted]
+    uncut = [
+        r.said
+        for r in cut
+        if r.played_s >= r.pushed_s or (r.full is not None and len(r.said) >= len(r.full))
+    ]
+    if cut:
+        checks.append(
+            Check(
+                "interrupted replies are cut in the history",
+                not uncut,
+                f"kept whole: {uncut}" if uncut else f"{len(cut)} cut where they stopped",
+            )
         )
     return checks
 
