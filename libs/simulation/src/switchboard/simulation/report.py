@@ -29,6 +29,7 @@ class Utterance(msgspec.Struct, frozen=True, omit_defaults=True):
     """``call`` (the caller's conversation) or ``consult`` (a human being briefed)."""
     attempt: int | None = None
     heard: bool = True
+    note: str = ""
 
 
 class EventView(msgspec.Struct, frozen=True):
@@ -173,7 +174,9 @@ def build(
         ok=False,
         agents=agents,
         transcript=[
-            Utterance(line.speaker, line.text, line.at_s, line.side, line.attempt, line.heard)
+            Utterance(
+                line.speaker, line.text, line.at_s, line.side, line.attempt, line.heard, line.note
+            )
             for line in lines
         ],
         events=[EventView(e.kind, e.type, e.source, e.time, e.at_s, e.data) for e in events],
@@ -435,7 +438,7 @@ def format_line(line: Line | Utterance) -> str:
     if line.side == CONSULT_SIDE:
         # The consult room, indented: the human of each attempt and the briefing agent.
         who = f"⤷ {who} #{line.attempt}" if line.attempt else f"⤷ {who}"
-    text = line.text if line.heard else f"({line.text}) [on hold: not heard]"
+    text = line.text if line.heard else f"({line.text}) [{line.note or 'on hold'}: not heard]"
     return f"  {who:>22} │ {text}"
 
 
@@ -533,9 +536,40 @@ def render_tail(report: Report) -> str:
         + (f" (receipt #{r.consent_sequence})" if r.consent_sequence else "")
         for r in report.recording
     ] or ["  nothing"]
+    if report.audio is not None:
+        out += ["", *render_audio(report.audio)]
     out += ["", f"Agents: {' → '.join(report.agents)}", f"Outcome: {report.outcome}", ""]
     out += summary(report)
     return "\n".join(out)
+
+
+def render_audio(audio: AudioView) -> list[str]:
+    """Per agent reply, what was played and what was cut; the caller's speech."""
+    out = [f"Agent speech as played (audio seconds, ×{audio.speed:g}; ✂ marks the cut):"]
+    for r in audio.replies:
+        state = "CUT" if r.interrupted else "whole"
+        if r.paused:
+            state += f", paused {r.paused}×" + (" and resumed" if r.resumed else "")
+        rest = ""
+        if r.interrupted and r.full and r.full.startswith(r.said):
+            rest = " ✂ " + r.full[len(r.said) :].strip()
+        elif r.interrupted:
+            rest = " ✂"
+        out.append(
+            f"  +{r.at_s:7.2f}s {r.agent:>14} {r.played_s:5.2f}/{r.pushed_s:5.2f}s {state:<22}│ "
+            f"{r.said}{rest}"
+        )
+    out += ["", "Caller speech:"]
+    for c in audio.caller:
+        heard = "transcribed" if c.transcribed else "never a turn"
+        if c.delivered_s < c.end_s - c.start_s:
+            heard += f", {c.delivered_s:.2f}s reached the session"
+        out.append(f"  +{c.start_s:7.2f}-{c.end_s:.2f}s {c.kind:>11} {heard:<34}│ {c.text}")
+    out.append(
+        f"  {audio.transcriptions} uploads to the recogniser, "
+        f"{audio.syntheses} requests to the synthesiser"
+    )
+    return out
 
 
 def summary(report: Report) -> list[str]:

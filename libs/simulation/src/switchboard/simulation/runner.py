@@ -168,6 +168,9 @@ async def run_scenario(
     finally:
         if rig is not None:
             await rig.close()
+    if rig is not None:
+        for said, when, note in rig.never_turns(t0):
+            transcript.unheard_at(said, when, note)
     legs = await _legs_after(call, observer.events)
     return reports.build(
         scenario=scenario.name,

@@ -19,6 +19,11 @@ class AudioClock:
         self._loop = asyncio.get_running_loop()
         self._t0 = self._loop.time()
 
+    @property
+    def origin(self) -> float:
+        """The loop time at audio time 0."""
+        return self._t0
+
     def now(self) -> float:
         """Audio seconds since the clock was made."""
         return (self._loop.time() - self._t0) * self.speed

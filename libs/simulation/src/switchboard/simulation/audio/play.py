@@ -129,4 +129,5 @@ async def caller_on_hold(hold: Hold, call: Call, rig: AudioRig, observer: CallOb
             await said.ended.wait()
     if hold.hang_up_at and await observer.wait_for(hold.hang_up_at, MOMENT_TIMEOUT_S):
         log.info("The scripted caller hangs up.", extra={"call_id": call.call_id})
+        rig.mic.close()  # a caller who hung up says nothing more
         call.caller_left()

@@ -146,7 +146,9 @@ class AudioRig:
     def say(self, text: str, kind: str) -> Said:
         pcm = self.voices.pcm(text)
         said = self.mic.say(text, pcm, kind)
-        self.heard[len(self.mic.said) - 1] = self.recogniser.register(pcm, text)
+        # A backchannel ("mm-hmm") is a sound the recogniser returns no words for.
+        words = "" if kind == "backchannel" else text
+        self.heard[len(self.mic.said) - 1] = self.recogniser.register(pcm, words)
         return said
 
     def spoken_now(self) -> str:
@@ -196,6 +198,22 @@ class AudioRig:
                 ],
             )
         )
+
+    def never_turns(self, t0: float) -> list[tuple[str, float, str]]:
+        """Caller lines the recogniser never returned: (text, seconds since ``t0`` on the
+        loop's clock, why)."""
+        out: list[tuple[str, float, str]] = []
+        for index, said in enumerate(self.mic.said):
+            if self.heard[index].transcribed:
+                continue
+            if said.kind == "backchannel":
+                why = "backchannel"
+            elif said.delivered_samples == 0:
+                why = "input off"
+            else:
+                why = "dropped"
+            out.append((said.text, self.clock.origin - t0 + self.clock.wall(said.start_s), why))
+        return out
 
     def view(self) -> reports.AudioView:
         """The audio facts of the call, for the report."""

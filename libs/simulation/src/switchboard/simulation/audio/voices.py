@@ -20,11 +20,15 @@ from pathlib import Path
 
 from livekit import rtc
 
+from switchboard.simulation import scenario as scenarios
+
 SAMPLE_RATE = 16_000
 ESPEAK = "espeak-ng"
 ESPEAK_VOICE = "en-us"
 ESPEAK_WPM = 165
 SYNTH_TIMEOUT_S = 30.0
+VOICES = "voices"
+"""The folder of the caller lines' WAV files, next to the scenario files."""
 
 
 class VoiceMissing(RuntimeError):
@@ -109,3 +113,19 @@ def to_wav(pcm: bytes) -> bytes:
         writer.setframerate(SAMPLE_RATE)
         writer.writeframes(pcm)
     return out.getvalue()
+
+
+def write_voices(scenarios_dir: Path) -> int:
+    """``python -m switchboard.simulation voices``: a WAV file for every caller line of the
+    scenarios in ``scenarios_dir`` that has none; the exit code."""
+    if not espeak_available():
+        print(f"{ESPEAK} is not installed.")
+        return 2
+    voices = Voices(scenarios_dir / VOICES)
+    written = 0
+    for path in scenarios.discover(scenarios_dir):
+        loaded = scenarios.load(path)
+        lines = [*loaded.lines, *(loaded.hold.says if loaded.hold else [])]
+        written += sum(voices.ensure(line) for line in lines)
+    print(f"{written} WAV file(s) written to {voices.directory}.")
+    return 0
