@@ -107,6 +107,7 @@ class AudioRig:
         self._texts_paired = 0
         self._agent = "agent"
         self._turn_added = asyncio.Event()
+        self._models: list[openai.STT | openai.TTS] = []
 
     async def start(self) -> AudioRig:
         await self.server.start()
@@ -115,6 +116,8 @@ class AudioRig:
     async def close(self) -> None:
         self.mic.close()
         await self.speaker.aclose()
+        for model in self._models:
+            await model.aclose()
         await self.server.stop()
 
     def models(self) -> tuple[openai.STT, openai.TTS, AgentVoices]:
@@ -126,6 +129,7 @@ class AudioRig:
         manager = openai.TTS(
             base_url=base, api_key=API_KEY, voice=OPENAI_MANAGER_VOICE, response_format="pcm"
         )
+        self._models = [stt, tts, manager]
         return stt, tts, AgentVoices(manager=manager)
 
     def attach(self, session: AgentSession[Any]) -> None:
