@@ -31,6 +31,7 @@ REPO = Path(__file__).resolve().parents[3]
 AUDIO = REPO / "scenarios" / "audio"
 MODE = AudioMode(voices_dir=AUDIO / voices.VOICES, speed=4.0)
 TRANSFER_LINE = "I'll find a colleague for you now."
+"""What the in-test router tells the caller before a transfer."""
 
 
 def _audio(settings: SimulationSettings, **changes: object) -> SimulationSettings:

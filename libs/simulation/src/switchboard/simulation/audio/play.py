@@ -66,6 +66,8 @@ async def _turn(
     else:
         await settle(session, rig)
     await rig.clock.sleep(turn.delay_s)
+    if call.state.ended or call.caller_gone:
+        return  # nobody is listening any more (transferred, or the caller hung up)
     turns_before = rig.user_turns
     kind = "backchannel" if turn.backchannel else ("on_hold" if call.state.on_hold else "turn")
     said = rig.say(turn.says, kind)
