@@ -6,7 +6,10 @@ the only durations compared are ones the speaker measured in audio time."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +17,7 @@ import msgspec
 import pytest
 from livekit.agents import llm
 
+from switchboard.devstack.natsserver import NatsServer
 from switchboard.simulation import scenario as scenarios
 from switchboard.simulation.audio import voices
 from switchboard.simulation.audio.rig import AudioMode
@@ -191,3 +195,29 @@ async def test_echo_cancellation_warm_up_decides_whether_a_first_breath_request_
     greeting = report.audio.replies[0]
     assert greeting.interrupted is heard
     assert ("manager" in report.agents) is heard
+
+
+async def test_the_command_line_speaks_a_scenario_with_audio(
+    backends: Backends, demo_crm: RunningCrm, nats_server: NatsServer
+) -> None:
+    env = {**os.environ, "SB_NATS_URL": nats_server.url, "SB_TURN_DETECTION": "vad"}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "switchboard.simulation",
+        "run-scenario",
+        str(AUDIO / "e1_backchannel_during_answer.toml"),
+        "--audio",
+        "--json",
+        env=env,
+        cwd=REPO,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 180)
+    assert proc.returncode == 0, err.decode()[-2000:]
+    report = json.loads(out)
+    assert report["audio"]["speed"] == 4.0
+    resumed = [r for r in report["audio"]["replies"] if r.get("resumed")]
+    assert [r["agent"] for r in resumed] == ["triage"]
+    assert [c["kind"] for c in report["audio"]["caller"]] == ["turn", "backchannel", "turn"]
