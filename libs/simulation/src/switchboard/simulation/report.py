@@ -111,7 +111,7 @@ class CallerSpeechView(msgspec.Struct, frozen=True):
     delivered_s: float
     """How much of it reached the session (none while its input was off)."""
     transcribed: bool
-    """Whether the recogniser was ever sent its audio."""
+    """Whether the recogniser returned its words (enough of its audio was uploaded)."""
 
 
 class AudioView(msgspec.Struct, frozen=True):
@@ -543,6 +543,10 @@ def render_tail(report: Report) -> str:
     return "\n".join(out)
 
 
+FRAME_S = 0.02
+"""The caller's microphone sends 20 ms frames: a shortfall below one frame is rounding."""
+
+
 def render_audio(audio: AudioView) -> list[str]:
     """Per agent reply, what was played and what was cut; the caller's speech."""
     out = [f"Agent speech as played (audio seconds, ×{audio.speed:g}; ✂ marks the cut):"]
@@ -562,9 +566,9 @@ def render_audio(audio: AudioView) -> list[str]:
     out += ["", "Caller speech:"]
     for c in audio.caller:
         heard = "transcribed" if c.transcribed else "never a turn"
-        if c.delivered_s < c.end_s - c.start_s:
+        if c.delivered_s < c.end_s - c.start_s - FRAME_S:
             heard += f", {c.delivered_s:.2f}s reached the session"
-        out.append(f"  +{c.start_s:7.2f}-{c.end_s:.2f}s {c.kind:>11} {heard:<34}│ {c.text}")
+        out.append(f"  +{c.start_s:7.2f}-{c.end_s:.2f}s {c.kind:>11} {heard:<44}│ {c.text}")
     out.append(
         f"  {audio.transcriptions} uploads to the recogniser, "
         f"{audio.syntheses} requests to the synthesiser"
