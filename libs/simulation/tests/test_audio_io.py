@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
+import pytest
 from livekit import rtc
 
+from switchboard.simulation import scenario as scenarios
 from switchboard.simulation.audio.clock import AudioClock
 from switchboard.simulation.audio.mic import FRAME_SAMPLES, CallerMic
 from switchboard.simulation.audio.speaker import CallerSpeaker
@@ -105,3 +108,23 @@ async def test_the_microphone_loses_what_is_said_while_the_input_is_off() -> Non
     assert bytes(frame.data.cast("B")) == bytes(FRAME_SAMPLES * 2)  # silence
     assert held.delivered_samples == 0
     assert first.delivered_samples == FRAME_SAMPLES
+
+
+def test_a_turn_with_two_moments_is_refused_with_its_file_name(tmp_path: Path) -> None:
+    bad = tmp_path / "two_moments.toml"
+    bad.write_text(
+        'name = "x"\ncall_id = "x"\n'
+        'turns = [{ says = "Hi.", after_agent_says = "hello", at_event = "call.started" }]\n'
+    )
+    with pytest.raises(scenarios.ScenarioError, match=r"two_moments\.toml.*not both"):
+        scenarios.load(bad)
+    bad.write_text('name = "x"\ncall_id = "x"\nturns = [{ says = "Hi.", delay_s = -1 }]\n')
+    with pytest.raises(scenarios.ScenarioError, match="delay_s"):
+        scenarios.load(bad)
+    good = tmp_path / "timed.toml"
+    good.write_text(
+        'name = "x"\ncall_id = "x"\n'
+        'turns = ["Yes.", { says = "Mm-hmm.", after_agent_says = "", backchannel = true }]\n'
+    )
+    loaded = scenarios.load(good)
+    assert loaded.lines == ["Yes.", "Mm-hmm."]  # text mode plays timed turns as plain ones

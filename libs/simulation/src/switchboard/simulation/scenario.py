@@ -10,6 +10,9 @@ turns = ["Yes, that's fine.", "I have a question about my bill.", ...]
 #   { says = "Get me a manager.", after_agent_says = "refund", delay_s = 0.5 }
 #   { says = "Mm-hmm.", after_agent_says = "your bill", backchannel = true }
 #   { says = "Hello?", at_event = "transfer.dialing", delay_s = 0.3 }      # on hold
+# (``after_agent_says = ""``: as soon as the agent is speaking). In audio mode the
+# ``[hold]`` lines are said into the microphone, and the expectations below marked "audio
+# mode" apply.
 
 [carrier]                          # the simulated sip-bridge's script for this call
 outcomes = ["busy", "answer"]      # what each dial attempt does, in order
@@ -78,10 +81,14 @@ class Turn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True
     the words have played, instead of after the agent has finished."""
     at_event: str | None = None
     """Start when an event of this kind is seen (``transfer.dialing``: on hold)."""
-    delay_s: float = 0.0
+    delay_s: Annotated[float, msgspec.Meta(ge=0)] = 0.0
     """Audio seconds after that moment."""
     backchannel: bool = False
     """A sound that is not a turn ("mm-hmm"): the recogniser hears no words in it."""
+
+    def __post_init__(self) -> None:
+        if self.after_agent_says is not None and self.at_event is not None:
+            raise ValueError("a turn starts after_agent_says or at_event, not both")
 
     @property
     def timed(self) -> bool:
