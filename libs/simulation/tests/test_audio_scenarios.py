@@ -43,10 +43,14 @@ def _audio(settings: SimulationSettings, **changes: object) -> SimulationSetting
     return msgspec.structs.replace(settings, turn_detection="vad", **changes)
 
 
+def _caller_lines() -> list[str]:
+    loaded = [scenarios.load(p) for p in scenarios.discover(AUDIO)]
+    return [line for s in loaded for line in [*s.lines, *(s.hold.says if s.hold else [])]]
+
+
 def _missing_voices() -> list[str]:
     book = voices.Voices(MODE.voices_dir)
-    lines = [line for p in scenarios.discover(AUDIO) for line in scenarios.load(p).lines]
-    return [line for line in lines if not book.path(line).exists()]
+    return [line for line in _caller_lines() if not book.path(line).exists()]
 
 
 @pytest.fixture(autouse=True)
@@ -71,8 +75,10 @@ async def _play(
     return report
 
 
-def test_every_shipped_audio_line_has_its_wav_file() -> None:
+def test_every_shipped_audio_line_has_its_wav_file_and_every_file_a_line() -> None:
     assert _missing_voices() == []
+    files = {p.stem for p in MODE.voices_dir.glob("*.wav")}
+    assert files == {voices.key(line) for line in _caller_lines()}
 
 
 NAMED = {
