@@ -10,7 +10,9 @@ turns = ["Yes, that's fine.", "I have a question about my bill.", ...]
 #   { says = "Get me a manager.", after_agent_says = "refund", delay_s = 0.5 }
 #   { says = "Mm-hmm.", after_agent_says = "your bill", backchannel = true }
 #   { says = "Hello?", at_event = "transfer.dialing", delay_s = 0.3 }      # on hold
-# (``after_agent_says = ""``: as soon as the agent is speaking). In audio mode the
+# (``after_agent_says = ""``: as soon as the agent is speaking). To cut or pause a reply,
+# pick a moment with a few seconds of it left: the caller's speech pauses it after 0.5 s,
+# and on a busy machine the session reacts a little later in audio time. In audio mode the
 # ``[hold]`` lines are said into the microphone, and the expectations below marked "audio
 # mode" apply.
 

@@ -1,11 +1,12 @@
 """The caller's side of an audio-mode call: each turn said into the microphone at its moment.
 
 A plain turn is said once the agents have finished (nothing playing, nothing being thought
-about, for ``QUIET_S`` of audio); a timed turn at its moment: while the agent says a given
-fragment, or on a bus event (on hold). After a turn the caller waits until the session made
-a turn of it, or until the words cannot make one any more (the bound covers endpointing and
-the recogniser's answer). ``[hold]`` lines are said into the microphone too, and the caller
-hangs up on their event. Every wait is bounded.
+about, for ``QUIET_S`` of audio and ``QUIET_WALL_S`` of wall-clock time); a timed turn at
+its moment: while the agent says a given fragment, or on a bus event (on hold). After a
+turn the caller waits until the session made a turn of it, or until the words cannot make
+one any more (the bound covers endpointing and the recogniser's answer). ``[hold]`` lines
+are said into the microphone too, and the caller hangs up on their event. Every wait is
+bounded.
 """
 
 from __future__ import annotations
@@ -24,8 +25,11 @@ from switchboard.voice.call import Call
 
 log = logging.getLogger(__name__)
 
-QUIET_S = 1.0
-"""Audio seconds of nothing happening after which the agents count as finished."""
+QUIET_S = 1.5
+"""Audio seconds of nothing happening after which the agents count as finished..."""
+QUIET_WALL_S = 0.4
+"""...and at least this much wall-clock time: the gap between two replies of one agent is
+the event loop's, not sped up, and grows on a busy machine."""
 SETTLE_TIMEOUT_S = 60.0
 """Wall-clock bound of one wait for the agents to finish (a transfer on hold included)."""
 MOMENT_TIMEOUT_S = 30.0
@@ -104,7 +108,7 @@ async def settle(session: AgentSession[Any], rig: AudioRig) -> None:
     """Wait until nothing plays and no agent is thinking or speaking, for ``QUIET_S``."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + SETTLE_TIMEOUT_S
-    quiet_since: float | None = None
+    quiet_since: tuple[float, float] | None = None
     while loop.time() < deadline:
         busy = (
             not rig.speaker.idle
@@ -112,12 +116,12 @@ async def settle(session: AgentSession[Any], rig: AudioRig) -> None:
             or session.user_state == "speaking"
             or session.current_speech is not None
         )
-        now = rig.clock.now()
+        now = (rig.clock.now(), loop.time())
         if busy:
             quiet_since = None
         elif quiet_since is None:
             quiet_since = now
-        elif now - quiet_since >= QUIET_S:
+        elif now[0] - quiet_since[0] >= QUIET_S and now[1] - quiet_since[1] >= QUIET_WALL_S:
             return
         await asyncio.sleep(POLL_S)  # Polling with a bound: "idle" is a state, not an event.
     log.warning("The agents did not finish in time.")
