@@ -31,7 +31,7 @@ install: $(UV)
 	$(UV) sync --locked --python $(PYTHON)
 
 demo: install
-	$(RUN) python -m switchboard.simulation demo
+	$(RUN) python -m switchboard.simulation demo $(if $(AUDIO),--audio)
 
 test: install lint typecheck pytest
 

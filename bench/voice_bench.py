@@ -231,7 +231,7 @@ def baseline_call(plays: list[scenarios.Scenario]) -> Call:
         session = await start_session(OneToolLLM())
         crowd.enter()
         try:
-            for number, text in enumerate(script.turns):
+            for number, text in enumerate(script.lines):
                 await crowd.think(first=number == 0)
                 started = time.perf_counter()
                 await session.run(user_input=text)

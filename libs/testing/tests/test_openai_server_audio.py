@@ -4,6 +4,8 @@ and the raw openai client."""
 from __future__ import annotations
 
 import io
+import random
+import struct
 import wave
 from collections.abc import AsyncIterator
 from typing import Literal
@@ -25,7 +27,8 @@ from switchboard.testing.openai_server import (
     SpeechRequest,
     Transcript,
 )
-from switchboard.testing.openai_server.audio import SAMPLE_RATE, tone
+from switchboard.testing.openai_server.audio import SAMPLE_RATE, tone, wav
+from switchboard.testing.openai_server.utterances import ScriptedSpeech
 
 NO_RETRY = APIConnectOptions(max_retry=0, retry_interval=0, timeout=5.0)
 
@@ -218,3 +221,69 @@ async def test_speech_cut_mid_stream_is_a_connection_error(server: OpenAIServer)
     finally:
         await tts.aclose()
     assert rtc.combine_audio_frames(frames).duration == pytest.approx(0.3, abs=0.011)
+
+
+# --- scripted speech: the line whose audio was uploaded ---------------------------------
+
+
+def _speech(seconds: float, seed: int) -> bytes:
+    """Loud noise standing in for speech: every 20 ms window of it is unique."""
+    rng = random.Random(seed)
+    count = round(seconds * 16_000)
+    return struct.pack(f"<{count}h", *(rng.randint(-12_000, 12_000) for _ in range(count)))
+
+
+def _wav16k(pcm: bytes) -> bytes:
+    return wav(pcm, sample_rate=16_000)
+
+
+async def test_scripted_speech_answers_with_the_line_in_the_upload_once(
+    server: OpenAIServer,
+) -> None:
+    heard = ScriptedSpeech()
+    server.transcription_policy = heard
+    yes, bill = _speech(1.0, seed=1), _speech(1.5, seed=2)
+    heard.register(yes, "Yes, that's fine.")
+    heard.register(bill, "I have a question about my bill.")
+    stt = openai.STT(base_url=server.base_url, api_key="test", language="en")
+    silence = bytes(16_000)  # 0.5 s
+
+    async def recognise(pcm: bytes) -> str:
+        frame = rtc.AudioFrame(
+            data=pcm, sample_rate=16_000, num_channels=1, samples_per_channel=len(pcm) // 2
+        )
+        event = await stt.recognize(buffer=frame, conn_options=NO_RETRY)
+        return event.alternatives[0].text
+
+    try:
+        # Padded with silence, as a voice activity detector uploads it.
+        assert await recognise(silence + bill + silence) == "I have a question about my bill."
+        assert await recognise(bill) == ""  # a line is returned once
+        # Cut in two: the line comes with the piece that makes most of it heard.
+        half = len(yes) // 2 // 2 * 2
+        assert await recognise(yes[:half]) == ""
+        assert await recognise(yes[half:]) == "Yes, that's fine."
+        assert await recognise(silence) == ""
+    finally:
+        await stt.aclose()
+    assert heard.unmatched == [5]
+    assert [u.transcribed_by for u in heard.utterances] == [4, 1]
+    assert heard.utterances[1].uploaded_by == [1, 2]
+
+
+async def test_scripted_speech_never_returns_a_line_mostly_replaced_by_silence(
+    server: OpenAIServer, client: openai_client.AsyncOpenAI
+) -> None:
+    heard = ScriptedSpeech()
+    server.transcription_policy = heard
+    pcm = _speech(2.0, seed=3)
+    heard.register(pcm, "I want to speak to a manager right now.")
+    # The session replaced the first 60% with silence (said over an uninterruptible line).
+    kept = len(pcm) * 6 // 10 // 2 * 2
+    upload = ("speech.wav", _wav16k(bytes(kept) + pcm[kept:]), "audio/wav")
+    result = await client.audio.transcriptions.create(file=upload, model="whisper-1")
+    assert result.text == ""
+    assert not heard.utterances[0].transcribed
+    assert heard.utterances[0].uploaded_by == [1]
+    with pytest.raises(ValueError, match="no audible part"):
+        heard.register(bytes(32_000), "silence")

@@ -1,7 +1,8 @@
 """Command line of the simulation.
 
-python -m switchboard.simulation run-scenario FILE [--json]   one scripted call, text mode
-python -m switchboard.simulation demo [--scenarios DIR]       what `make demo` runs
+python -m switchboard.simulation run-scenario FILE [--json] [--audio [--speed X]]   one call
+python -m switchboard.simulation demo [--scenarios DIR] [--audio]   what `make demo` runs
+python -m switchboard.simulation voices [--scenarios DIR]    WAV files of the audio scenarios
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ from switchboard.runtime.logs import configure_logging
 from switchboard.runtime.settings import SettingsError, load
 from switchboard.simulation import report as reports
 from switchboard.simulation import scenario as scenarios
-from switchboard.simulation.demo import run_demo
+from switchboard.simulation.audio.rig import DEFAULT_SPEED, AudioMode
+from switchboard.simulation.audio.voices import VOICES, write_voices
+from switchboard.simulation.demo import AUDIO_SCENARIOS, run_demo
 from switchboard.simulation.runner import Live, run_scenario
 from switchboard.simulation.settings import SimulationSettings
 from switchboard.voice import collector, logfilter, providers
@@ -32,9 +35,35 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run-scenario", help="Play one scenario file in text mode.")
     run.add_argument("file", type=Path)
     run.add_argument("--json", action="store_true", help="Print the report as JSON.")
+    _audio_arguments(run, speed=DEFAULT_SPEED)
     demo = sub.add_parser("demo", help="Start NATS and the services; play every scenario.")
     demo.add_argument("--scenarios", type=Path, default=None)
+    _audio_arguments(demo, speed=1.0)
+    voices = sub.add_parser(
+        "voices", help="Write the WAV files of the audio scenarios' caller lines (espeak-ng)."
+    )
+    voices.add_argument("--scenarios", type=Path, default=None)
     return parser
+
+
+def _audio_arguments(parser: argparse.ArgumentParser, *, speed: float) -> None:
+    parser.add_argument(
+        "--audio",
+        action="store_true",
+        help="Speak the call: real VAD, STT and TTS plugins, the caller as speech.",
+    )
+    parser.add_argument(
+        "--speed",
+        type=float,
+        default=speed,
+        help=f"Audio mode: audio seconds per second (default {speed:g}; 1 is real time).",
+    )
+
+
+def _audio_mode(args: argparse.Namespace, scenarios_dir: Path) -> AudioMode | None:
+    if not args.audio:
+        return None
+    return AudioMode(voices_dir=scenarios_dir / VOICES, speed=args.speed)
 
 
 def _quiet_logs(settings: SimulationSettings, log_file: Path | None = None) -> None:
@@ -47,7 +76,9 @@ def _quiet_logs(settings: SimulationSettings, log_file: Path | None = None) -> N
     logging.getLogger("livekit").setLevel(logging.ERROR if log_file is None else logging.WARNING)
 
 
-async def _run_one(settings: SimulationSettings, path: Path, as_json: bool) -> int:
+async def _run_one(
+    settings: SimulationSettings, path: Path, as_json: bool, audio: AudioMode | None
+) -> int:
     try:
         scenario = scenarios.load(path)
         chat_model = providers.language_model(settings, os.environ)
@@ -68,7 +99,9 @@ async def _run_one(settings: SimulationSettings, path: Path, as_json: bool) -> i
         )
     )
     try:
-        report = await run_scenario(scenario, bus, settings, live, chat_model=chat_model)
+        report = await run_scenario(
+            scenario, bus, settings, live, chat_model=chat_model, audio=audio
+        )
     finally:
         await bus.close()
     if as_json:
@@ -85,18 +118,23 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(exc, file=sys.stderr)
         return 2
+    if args.command == "voices":
+        return write_voices(args.scenarios or Path(settings.scenarios_dir) / AUDIO_SCENARIOS)
     if args.command == "demo":
         log_file = Path(settings.var_dir) / "logs" / "voice.log"
         log_file.parent.mkdir(parents=True, exist_ok=True)
         _quiet_logs(settings, log_file)
         collector.prepare_for_calls()
-        return run_demo(settings, args.scenarios or Path(settings.scenarios_dir))
+        default = Path(settings.scenarios_dir)
+        directory = args.scenarios or (default / AUDIO_SCENARIOS if args.audio else default)
+        return run_demo(settings, directory, _audio_mode(args, directory))
     _quiet_logs(settings)
     collector.prepare_for_calls()
     # The scripted call is the voice worker's side of the trace (service name "voice").
     telemetry.setup_tracing(Owner.VOICE.value, settings.trace_exporter)
     try:
-        return asyncio.run(_run_one(settings, args.file, args.json))
+        audio = _audio_mode(args, args.file.parent)
+        return asyncio.run(_run_one(settings, args.file, args.json, audio))
     finally:
         telemetry.shutdown_tracing()
 

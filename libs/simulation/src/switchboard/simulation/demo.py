@@ -1,5 +1,6 @@
 """``make demo``: NATS, the three backend services and the demo CRM as real processes,
-then every scenario in ``scenarios/`` through the real agent graph, printed as it happens,
+then every scenario in ``scenarios/`` through the real agent graph (``--audio``: those in
+``scenarios/audio/``, spoken, in real time), printed as it happens,
 and at the end each call's timeline as the demo CRM recorded it from its durable consumer.
 
 State is kept under ``var/``: the NATS store (``var/nats``), the consent ledger
@@ -30,6 +31,7 @@ from switchboard.devstack.launcher import (
 from switchboard.devstack.natsserver import NatsServer, NatsServerError
 from switchboard.simulation import report as reports
 from switchboard.simulation import scenario as scenarios
+from switchboard.simulation.audio.rig import AudioMode
 from switchboard.simulation.runner import Live, run_scenario
 from switchboard.simulation.settings import SimulationSettings
 from switchboard.voice import providers
@@ -39,6 +41,8 @@ from switchboard.voice.wiring import open_bus
 log = logging.getLogger(__name__)
 
 READY_TIMEOUT_S = 30.0
+AUDIO_SCENARIOS = "audio"
+"""The audio scenarios' folder, under the scenarios folder (``make demo AUDIO=1``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +72,9 @@ def _print(text: str = "") -> None:
     print(text, flush=True)
 
 
-def run_demo(settings: SimulationSettings, scenarios_dir: Path) -> int:
+def run_demo(
+    settings: SimulationSettings, scenarios_dir: Path, audio: AudioMode | None = None
+) -> int:
     """Start NATS, run the services and the scenarios, stop everything; the exit code."""
     try:
         chat_model = providers.language_model(settings, os.environ)
@@ -89,7 +95,9 @@ def run_demo(settings: SimulationSettings, scenarios_dir: Path) -> int:
         return 1
     _print(f"NATS with JetStream at {server.url} (store {layout.nats})")
     try:
-        results = asyncio.run(_with_services(settings, server.url, layout, files, chat_model))
+        results = asyncio.run(
+            _with_services(settings, server.url, layout, files, chat_model, audio)
+        )
     finally:
         server.stop()
     if results is None:
@@ -114,6 +122,7 @@ async def _with_services(
     layout: Layout,
     files: list[Path],
     chat_model: llm.LLM[Any],
+    audio: AudioMode | None,
 ) -> list[tuple[str, bool]] | None:
     env = {"SB_NATS_URL": url, "SB_LOG_LEVEL": "INFO"}
     # Each service gets only the SB_* settings it reads; a service refuses others.
@@ -138,7 +147,9 @@ async def _with_services(
         for proc in procs:
             await proc.ready(url, timeout=READY_TIMEOUT_S)
             _print(f"  {proc.service:>10} ready  (python -m {proc.module}, log {proc.log_path})")
-        return await _play(msgspec.structs.replace(settings, nats_url=url), files, chat_model)
+        return await _play(
+            msgspec.structs.replace(settings, nats_url=url), files, chat_model, audio
+        )
     except LaunchError as exc:
         _print(f"A service did not start: {exc}")
         return None
@@ -150,9 +161,14 @@ async def _with_services(
 
 
 async def _play(
-    settings: VoiceSettings, files: list[Path], chat_model: llm.LLM[Any]
+    settings: VoiceSettings,
+    files: list[Path],
+    chat_model: llm.LLM[Any],
+    audio: AudioMode | None,
 ) -> list[tuple[str, bool]]:
     _print(f"Language model: {chat_model.model} (SB_BRAIN={settings.brain})")
+    if audio is not None:
+        _print(f"Audio mode at ×{audio.speed:g}: caller lines from {audio.voices_dir}")
     bus = await open_bus(settings)
     live = Live(
         on_line=lambda line: _print(reports.format_line(line)),
@@ -171,7 +187,9 @@ async def _play(
             _print("═" * 100)
             _print(f"{path.name}: {scenario.name}")
             _print("═" * 100)
-            report = await run_scenario(scenario, bus, settings, live, chat_model=chat_model)
+            report = await run_scenario(
+                scenario, bus, settings, live, chat_model=chat_model, audio=audio
+            )
             for line in reports.render_tail(report).splitlines():
                 _print(line)
             results.append((path.name, report.ok))

@@ -8,6 +8,7 @@ logged.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -28,6 +29,7 @@ class Utterance(msgspec.Struct, frozen=True, omit_defaults=True):
     """``call`` (the caller's conversation) or ``consult`` (a human being briefed)."""
     attempt: int | None = None
     heard: bool = True
+    note: str = ""
 
 
 class EventView(msgspec.Struct, frozen=True):
@@ -77,6 +79,51 @@ class RecordingView(msgspec.Struct, frozen=True, omit_defaults=True):
     recording_id: str | None = None
 
 
+class ReplyView(msgspec.Struct, frozen=True, omit_defaults=True):
+    """Audio mode: one agent reply as the caller's speaker played it."""
+
+    agent: str
+    said: str
+    """The reply as the history keeps it (only what was played, when it was cut)."""
+    at_s: float
+    """When the session added it to the history (audio seconds)."""
+    interrupted: bool
+    pushed_s: float = 0.0
+    """Seconds of audio synthesised for it."""
+    played_s: float = 0.0
+    """Seconds of it the caller heard."""
+    paused: int = 0
+    resumed: bool = False
+    full: str | None = None
+    """The whole reply as generated, before any of it was played."""
+    talked_over_by: list[str] = msgspec.field(default_factory=list)
+    """Caller lines said while it played."""
+
+
+class CallerSpeechView(msgspec.Struct, frozen=True):
+    """Audio mode: one caller utterance."""
+
+    text: str
+    kind: str
+    """``turn``, ``backchannel`` or ``on_hold``."""
+    start_s: float
+    end_s: float
+    delivered_s: float
+    """How much of it reached the session (none while its input was off)."""
+    transcribed: bool
+    """Whether the recogniser returned its words (enough of its audio was uploaded)."""
+
+
+class AudioView(msgspec.Struct, frozen=True):
+    speed: float
+    replies: list[ReplyView]
+    caller: list[CallerSpeechView]
+    transcriptions: int
+    """Uploads to the recogniser."""
+    syntheses: int
+    """Requests to the speech synthesiser (one per sentence)."""
+
+
 class Check(msgspec.Struct, frozen=True):
     name: str
     ok: bool
@@ -100,6 +147,8 @@ class Report(msgspec.Struct, kw_only=True):
     recording: list[RecordingView]
     checks: list[Check]
     errors: list[str]
+    audio: AudioView | None = None
+    """Audio mode only: the replies as played and cut, and the caller's speech."""
 
 
 def build(
@@ -115,6 +164,7 @@ def build(
     expect: Expect,
     errors: list[str],
     legs: TransferLegs | None = None,
+    audio: AudioView | None = None,
 ) -> Report:
     report = Report(
         scenario=scenario,
@@ -124,7 +174,9 @@ def build(
         ok=False,
         agents=agents,
         transcript=[
-            Utterance(line.speaker, line.text, line.at_s, line.side, line.attempt, line.heard)
+            Utterance(
+                line.speaker, line.text, line.at_s, line.side, line.attempt, line.heard, line.note
+            )
             for line in lines
         ],
         events=[EventView(e.kind, e.type, e.source, e.time, e.at_s, e.data) for e in events],
@@ -141,8 +193,11 @@ def build(
         ],
         checks=[],
         errors=errors,
+        audio=audio,
     )
     report.checks = check(expect, report) + always(report, legs_known=legs is not None)
+    if audio is not None:
+        report.checks += check_audio(expect, audio)
     report.ok = not errors and all(c.ok for c in report.checks)
     return report
 
@@ -277,6 +332,50 @@ def check(expect: Expect, report: Report) -> list[Check]:
     return checks
 
 
+def check_audio(expect: Expect, audio: AudioView) -> list[Check]:
+    """Audio mode: replies cut, played out or resumed, and every cut one cut in the history."""
+    checks: list[Check] = []
+
+    def text(r: ReplyView) -> str:
+        return (r.full or r.said).lower()
+
+    def find(fragments: list[str], ok: Callable[[ReplyView], bool], name: str) -> None:
+        if not fragments:
+            return
+        chosen = [r for r in audio.replies if ok(r)]
+        found = _in_order_fragments([f.lower() for f in fragments], [text(r) for r in chosen])
+        checks.append(
+            Check(name, found, f"wanted {fragments}; such replies: {[r.said for r in chosen]}")
+        )
+
+    find(expect.interrupted, lambda r: r.interrupted, "interrupted")
+    find(
+        expect.played_out,
+        lambda r: not r.interrupted and bool(r.talked_over_by) and r.played_s >= r.pushed_s,
+        "talked over, played out",
+    )
+    find(
+        expect.resumed,
+        lambda r: r.resumed and not r.interrupted and r.played_s >= r.pushed_s,
+        "paused, resumed",
+    )
+    cut = [r for r in audio.replies if r.interrupted]
+    uncut = [
+        r.said
+        for r in cut
+        if r.played_s >= r.pushed_s or (r.full is not None and len(r.said) >= len(r.full))
+    ]
+    if cut:
+        checks.append(
+            Check(
+                "interrupted replies are cut in the history",
+                not uncut,
+                f"kept whole: {uncut}" if uncut else f"{len(cut)} cut where they stopped",
+            )
+        )
+    return checks
+
+
 def always(report: Report, *, legs_known: bool) -> list[Check]:
     """Checks every call with a transfer gets, whatever its scenario expects."""
     checks: list[Check] = []
@@ -339,7 +438,7 @@ def format_line(line: Line | Utterance) -> str:
     if line.side == CONSULT_SIDE:
         # The consult room, indented: the human of each attempt and the briefing agent.
         who = f"⤷ {who} #{line.attempt}" if line.attempt else f"⤷ {who}"
-    text = line.text if line.heard else f"({line.text}) [on hold: not heard]"
+    text = line.text if line.heard else f"({line.text}) [{line.note or 'on hold'}: not heard]"
     return f"  {who:>22} │ {text}"
 
 
@@ -437,9 +536,44 @@ def render_tail(report: Report) -> str:
         + (f" (receipt #{r.consent_sequence})" if r.consent_sequence else "")
         for r in report.recording
     ] or ["  nothing"]
+    if report.audio is not None:
+        out += ["", *render_audio(report.audio)]
     out += ["", f"Agents: {' → '.join(report.agents)}", f"Outcome: {report.outcome}", ""]
     out += summary(report)
     return "\n".join(out)
+
+
+FRAME_S = 0.02
+"""The caller's microphone sends 20 ms frames: a shortfall below one frame is rounding."""
+
+
+def render_audio(audio: AudioView) -> list[str]:
+    """Per agent reply, what was played and what was cut; the caller's speech."""
+    out = [f"Agent speech as played (audio seconds, ×{audio.speed:g}; ✂ marks the cut):"]
+    for r in audio.replies:
+        state = "CUT" if r.interrupted else "whole"
+        if r.paused:
+            state += f", paused {r.paused}×" + (" and resumed" if r.resumed else "")
+        rest = ""
+        if r.interrupted and r.full and r.full.startswith(r.said):
+            rest = " ✂ " + r.full[len(r.said) :].strip()
+        elif r.interrupted:
+            rest = " ✂"
+        out.append(
+            f"  +{r.at_s:7.2f}s {r.agent:>14} {r.played_s:5.2f}/{r.pushed_s:5.2f}s {state:<22}│ "
+            f"{r.said}{rest}"
+        )
+    out += ["", "Caller speech:"]
+    for c in audio.caller:
+        heard = "transcribed" if c.transcribed else "never a turn"
+        if c.delivered_s < c.end_s - c.start_s - FRAME_S:
+            heard += f", {c.delivered_s:.2f}s reached the session"
+        out.append(f"  +{c.start_s:7.2f}-{c.end_s:.2f}s {c.kind:>11} {heard:<44}│ {c.text}")
+    out.append(
+        f"  {audio.transcriptions} uploads to the recogniser, "
+        f"{audio.syntheses} requests to the synthesiser"
+    )
+    return out
 
 
 def summary(report: Report) -> list[str]:

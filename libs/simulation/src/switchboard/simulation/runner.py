@@ -28,6 +28,8 @@ from opentelemetry import trace
 from switchboard.contracts.simulation import ScriptCarrier
 from switchboard.contracts.transfer import TransferLegs
 from switchboard.simulation import report as reports
+from switchboard.simulation.audio import play as audio_play
+from switchboard.simulation.audio.rig import AudioMode, AudioRig, scaled, voice_activity
 from switchboard.simulation.consult import ScriptedConsultRooms
 from switchboard.simulation.observer import CallObserver, ObservedEvent
 from switchboard.simulation.scenario import Hold, Scenario
@@ -37,6 +39,7 @@ from switchboard.voice.backoffice import BackOffice
 from switchboard.voice.brain import RulesBrain
 from switchboard.voice.call import Call
 from switchboard.voice.clients.events import CallEventSink
+from switchboard.voice.ports import Voices
 from switchboard.voice.recording import TimelineRecorder
 from switchboard.voice.settings import VoiceSettings
 from switchboard.voice.state import CallInfo
@@ -83,10 +86,13 @@ async def run_scenario(
     probe: Probe | None = None,
     back_office: BackOffice | None = None,
     chat_model: llm.LLM[Any] | None = None,
+    audio: AudioMode | None = None,
 ) -> reports.Report:
     """Play ``scenario`` as one call. ``back_office`` defaults to the production one (the
     CRM adapter over NATS) and ``chat_model`` to the rules brain; pass
     ``providers.language_model(...)`` to run the call through the LLM the settings name.
+    With ``audio`` the call is spoken (``audio/``): the caller's turns are speech, heard by
+    voice activity detection and a recogniser, and the agents' replies are played.
 
     Calls played at the same time need a model each: every session on an LLM instance
     hears all of that instance's metrics events, so a shared one makes each turn cost more
@@ -106,6 +112,12 @@ async def run_scenario(
     )
     chat_model = chat_model or RulesBrain()
     transcript = Transcript(live.on_line, t0)
+    rig: AudioRig | None = None
+    voices: Voices | None = None
+    if audio is not None:
+        settings = scaled(settings, audio.speed)
+        rig = await AudioRig(audio, settings).start()
+        recogniser, voice, voices = rig.models()
     consult = ScriptedConsultRooms(
         chat_model,
         transcript,
@@ -118,6 +130,7 @@ async def run_scenario(
         info,
         TimelineRecorder(),
         back_office,
+        voices=voices,
         events=probe.events,
         consult=consult,
     )
@@ -132,12 +145,32 @@ async def run_scenario(
         )
         if scripted is None:
             errors.append("the simulated carrier could not be scripted (is the sip-bridge up?)")
-    session = new_session(call, chat_model)
+    if rig is None:
+        session = new_session(call, chat_model)
+    else:
+        session = new_session(
+            call,
+            chat_model,
+            recognizer=recogniser,
+            voice=voice,
+            voice_activity=voice_activity(),
+        )
+        rig.attach(session)
     transcript.attach(session)
     # The call's span is current while it plays, so its requests and events carry the
     # trace to the services (``voice.tracing``).
-    with trace.use_span(call_span(info), end_on_exit=True):
-        await _play(scenario, call, session, transcript, observer, probe, errors)
+    try:
+        with trace.use_span(call_span(info), end_on_exit=True):
+            if rig is None:
+                await _play(scenario, call, session, transcript, observer, probe, errors)
+            else:
+                await _play_audio(scenario, call, session, rig, observer, errors)
+    finally:
+        if rig is not None:
+            await rig.close()
+    if rig is not None:
+        for said, when, note in rig.never_turns(t0):
+            transcript.unheard_at(said, when, note)
     legs = await _legs_after(call, observer.events)
     return reports.build(
         scenario=scenario.name,
@@ -151,6 +184,7 @@ async def run_scenario(
         expect=scenario.expect,
         errors=errors,
         legs=legs,
+        audio=rig.view() if rig is not None else None,
     )
 
 
@@ -177,7 +211,7 @@ async def _play(
         if probe.on_turn is not None:
             probe.on_turn(0, loop.time() - started)
         await _settle(session, transcript)
-        for number, turn in enumerate(scenario.turns, start=1):
+        for number, turn in enumerate(scenario.lines, start=1):
             if call.state.ended or call.caller_gone:
                 break
             if probe.before_turn is not None:
@@ -198,6 +232,41 @@ async def _play(
         await session.aclose()
         if probe.events is None:  # our own call.ended closes the call's events
             await observer.wait_for("call.ended", TRAILING_EVENTS_S)
+        await asyncio.sleep(QUIET_S)
+        await observer.close()
+
+
+async def _play_audio(
+    scenario: Scenario,
+    call: Call,
+    session: AgentSession[Call],
+    rig: AudioRig,
+    observer: CallObserver,
+    errors: list[str],
+) -> None:
+    """The call in audio mode: the session hears the caller's microphone from the start."""
+    on_hold = asyncio.create_task(
+        audio_play.caller_on_hold(scenario.hold or Hold(), call, rig, observer)
+    )
+    try:
+        await begin(call)
+        await session.start(Roster(call).triage(), record=False)
+        await audio_play.play_turns(scenario, call, session, rig, observer)
+    except Exception as exc:
+        log.exception("An audio scenario turn failed.", extra={"call_id": call.call_id})
+        errors.append(f"{type(exc).__name__}: {exc}")
+    finally:
+        on_hold.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await on_hold
+        await call.finish()
+        await session.aclose()
+        if rig.recogniser.unmatched:
+            log.info(
+                "Uploads with no caller line in them.",
+                extra={"count": len(rig.recogniser.unmatched)},
+            )
+        await observer.wait_for("call.ended", TRAILING_EVENTS_S)
         await asyncio.sleep(QUIET_S)
         await observer.close()
 

@@ -6,6 +6,15 @@ caller_number = "+14155550123"
 trunk = "main"
 language = "en"
 turns = ["Yes, that's fine.", "I have a question about my bill.", ...]
+# Audio mode (``--audio``) also takes turns with a moment, as tables:
+#   { says = "Get me a manager.", after_agent_says = "refund", delay_s = 0.5 }
+#   { says = "Mm-hmm.", after_agent_says = "your bill", backchannel = true }
+#   { says = "Hello?", at_event = "transfer.dialing", delay_s = 0.3 }      # on hold
+# (``after_agent_says = ""``: as soon as the agent is speaking). To cut or pause a reply,
+# pick a moment with a few seconds of it left: the caller's speech pauses it after 0.5 s,
+# and on a busy machine the session reacts a little later in audio time. In audio mode the
+# ``[hold]`` lines are said into the microphone, and the expectations below marked "audio
+# mode" apply.
 
 [carrier]                          # the simulated sip-bridge's script for this call
 outcomes = ["busy", "answer"]      # what each dial attempt does, in order
@@ -37,6 +46,9 @@ callback_requested = false
 spoken = ["duty manager"]
 human_spoken = ["Here's the caller"]   # said by the briefing agent to the humans, in order
 caller_unheard = ["Okay, thanks"]      # caller lines said on hold, which nothing acted on
+interrupted = ["Thanks for holding"]   # audio mode: replies the caller cut short
+played_out = ["transfer you"]          # audio mode: talked over, played to the end anyway
+resumed = ["your balance"]             # audio mode: paused by a sound, then carried on
 
 Two checks need no expectation: a ``transfer.briefed`` comes only after its human heard
 the briefing, and after the call the bridge holds no transfer and no open leg of it.
@@ -60,6 +72,29 @@ _ID = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{1,48}$")]
 
 class ScenarioError(ValueError):
     """A scenario file is missing, not TOML, or does not match the format."""
+
+
+class Turn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
+    """A caller turn with a moment (audio mode); text mode plays it as a plain turn."""
+
+    says: str
+    after_agent_says: str | None = None
+    """Start while the agent says this (a fragment of its reply, case-insensitive), once
+    the words have played, instead of after the agent has finished."""
+    at_event: str | None = None
+    """Start when an event of this kind is seen (``transfer.dialing``: on hold)."""
+    delay_s: Annotated[float, msgspec.Meta(ge=0)] = 0.0
+    """Audio seconds after that moment."""
+    backchannel: bool = False
+    """A sound that is not a turn ("mm-hmm"): the recogniser hears no words in it."""
+
+    def __post_init__(self) -> None:
+        if self.after_agent_says is not None and self.at_event is not None:
+            raise ValueError("a turn starts after_agent_says or at_event, not both")
+
+    @property
+    def timed(self) -> bool:
+        return self.after_agent_says is not None or self.at_event is not None
 
 
 class Carrier(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
@@ -104,13 +139,20 @@ class Expect(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=Tr
     human_spoken: list[str] = msgspec.field(default_factory=list)
     """Fragments the briefing agent must have said to the humans, in this order."""
     caller_unheard: list[str] = msgspec.field(default_factory=list)
-    """Fragments of caller lines said on hold that nothing acted on."""
+    """Fragments of caller lines said on hold that nothing acted on (audio mode: every
+    caller line that never became a turn)."""
+    interrupted: list[str] = msgspec.field(default_factory=list)
+    """Audio mode: agent replies (a fragment of each) the caller cut short, in this order."""
+    played_out: list[str] = msgspec.field(default_factory=list)
+    """Audio mode: replies the caller talked over that still played to the end."""
+    resumed: list[str] = msgspec.field(default_factory=list)
+    """Audio mode: replies paused by the caller's sound that carried on to the end."""
 
 
 class Scenario(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
     name: str
     call_id: _ID
-    turns: list[str]
+    turns: list[str | Turn]
     caller_number: str | None = None
     trunk: str | None = None
     language: str = "en"
@@ -119,6 +161,11 @@ class Scenario(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=
     humans: list[Human] = msgspec.field(default_factory=list)
     hold: Hold | None = None
     expect: Expect = msgspec.field(default_factory=Expect)
+
+    @property
+    def lines(self) -> list[str]:
+        """What the caller says in each turn (text mode plays timed turns as plain ones)."""
+        return [t if isinstance(t, str) else t.says for t in self.turns]
 
     def run_call_id(self) -> str:
         """A fresh call id per run: the ledger and the event stream keep every run."""

@@ -38,6 +38,8 @@ class Line:
     """Consult room lines: the dial attempt whose human was on the line."""
     heard: bool = True
     """False for caller words said on hold, which reached no agent."""
+    note: str = ""
+    """Why words were not heard (audio mode), when it is not that the caller was on hold."""
 
 
 class Transcript:
@@ -66,6 +68,12 @@ class Transcript:
     def unheard(self, text: str) -> None:
         """The caller spoke while on hold and nothing heard it."""
         self.add(Line(speaker=CALLER, text=text, at_s=self.now(), heard=False))
+
+    def unheard_at(self, text: str, at_s: float, note: str) -> None:
+        """Audio mode, after the call: words that never became a turn, in time order."""
+        line = Line(speaker=CALLER, text=text, at_s=round(at_s, 3), heard=False, note=note)
+        at = next((i for i, old in enumerate(self.lines) if old.at_s > line.at_s), None)
+        self.lines.insert(len(self.lines) if at is None else at, line)
 
     def _on_item(self, ev: ConversationItemAddedEvent) -> None:
         item = ev.item

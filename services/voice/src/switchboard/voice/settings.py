@@ -80,6 +80,23 @@ class VoiceSettings(ServiceSettings, kw_only=True, frozen=True):
     elevenlabs_voice_id: str = "21m00Tcm4TlvDq8ikWAM"
     elevenlabs_manager_voice_id: str = "pNInz6obpgDQGcFmaJgB"
     """The manager speaks with its own voice so callers hear that someone else took over."""
+    endpointing_min_delay_s: float = 0.5
+    """Silence after the caller's speech before their turn may end (the turn detector can
+    wait longer, up to ``endpointing_max_delay_s``); see ``voice/turns.py``."""
+    endpointing_max_delay_s: float = 3.0
+    """The longest the session waits for more of the caller's turn."""
+    turn_detection: Literal["model", "vad"] = "model"
+    """How the end of the caller's turn is found: ``model`` (LiveKit's end-of-turn model on
+    top of voice activity) or ``vad`` (voice activity and the endpointing delays alone)."""
+    interruption_min_speech_s: float = 0.5
+    """How much of the caller's speech, over the agent, pauses the agent (shorter sounds,
+    a cough, do not)."""
+    false_interruption_timeout_s: float = 2.0
+    """After the caller talked over the agent and said nothing that made a turn ("mm-hmm"),
+    how long the paused agent waits before it carries on where it stopped."""
+    aec_warmup_s: float = 0.0
+    """How long, from the agent's first words, the caller cannot interrupt (echo
+    cancellation warming up); 0 turns it off. See ``voice/turns.py``."""
     egress_filepath: str = "recordings/{call_id}.ogg"
     """Where LiveKit Egress writes a call's audio (storage is configured on the egress side)."""
 

@@ -24,6 +24,7 @@ from switchboard.contracts.call import CallStarted
 from switchboard.contracts.consent import ConsentPolicyQuery
 from switchboard.contracts.subjects import Owner
 from switchboard.runtime.bus import EventPublisher, StreamMissing, connect, require_stream
+from switchboard.voice import turns
 from switchboard.voice.backoffice import BackOffice
 from switchboard.voice.call import Call
 from switchboard.voice.clients.backoffice import NatsBackOffice
@@ -163,7 +164,8 @@ def new_session(
     voice_activity: vad.VAD | None = None,
 ) -> AgentSession[Call]:
     """The call's AgentSession. Without voice activity detection (text mode: no room, no
-    audio) there is no turn detector either; each ``session.run`` is one caller turn.
+    audio) there is no turn detector either; each ``session.run`` is one caller turn. With
+    it, turn-taking follows the settings (``turns.py``).
     Failed tool calls count towards the repeated-failure trigger."""
     if voice_activity is None:
         session = AgentSession[Call](
@@ -175,8 +177,15 @@ def new_session(
             userdata=call,
         )
     else:
+        # Turn-taking and interruptions come from the settings, in one place (``turns.py``).
         session = AgentSession[Call](
-            llm=chat_model, stt=recognizer, tts=voice, vad=voice_activity, userdata=call
+            llm=chat_model,
+            stt=recognizer,
+            tts=voice,
+            vad=voice_activity,
+            turn_handling=turns.turn_handling(call.settings),
+            aec_warmup_duration=turns.aec_warmup(call.settings),
+            userdata=call,
         )
     failures = call.state.failures
 

@@ -12,7 +12,8 @@ key, and decide every answer with a policy::
 Modules: ``answers`` (replies, audio answers, faults), ``requests`` (typed request views),
 ``policy`` (``Script`` and the policy types), ``faults`` (the fault plan), ``log`` (request
 logs with bounded waits), ``validation`` (the real API's refusals), ``wire`` (the JSON and
-SSE shapes), ``audio`` (PCM/WAV), ``server`` (the aiohttp server).
+SSE shapes), ``audio`` (PCM/WAV), ``utterances`` (``ScriptedSpeech``: transcribes the
+scripted caller line found in an upload), ``server`` (the aiohttp server).
 """
 
 from switchboard.testing.openai_server.answers import (
@@ -53,6 +54,7 @@ from switchboard.testing.openai_server.requests import (
     TranscriptionRequest,
 )
 from switchboard.testing.openai_server.server import OpenAIServer
+from switchboard.testing.openai_server.utterances import ScriptedSpeech
 
 __all__ = [
     "Answer",
@@ -76,6 +78,7 @@ __all__ = [
     "RequestLog",
     "Script",
     "ScriptExhausted",
+    "ScriptedSpeech",
     "Speech",
     "SpeechPolicy",
     "SpeechRequest",
