@@ -1,0 +1,53 @@
+"""When which fault happens: one at a time, at random moments, from a seeded generator.
+
+Faults are spaced by an exponential pause of mean ``every_s`` (a Poisson schedule, so
+faults also come close together); each is over (the process restarted and answering)
+before the next pause starts. A killed service stays down up to ``down_s`` before its
+restart, long enough for calls to notice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from dataclasses import dataclass
+
+from bench.chaos.stack import KILLABLE, ChaosStack
+
+log = logging.getLogger(__name__)
+
+NATS = "nats"
+POSTGRES = "pg"
+FAULTS = (*KILLABLE, NATS, POSTGRES)
+
+
+@dataclass
+class ChaosMonkey:
+    stack: ChaosStack
+    rng: random.Random
+    every_s: float
+    down_s: float
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Do faults until ``stop`` is set; the last one finishes before this returns."""
+        if self.every_s <= 0:
+            return
+        while not stop.is_set():
+            pause = self.rng.expovariate(1 / self.every_s)
+            try:
+                await asyncio.wait_for(stop.wait(), pause)
+                return
+            except TimeoutError:
+                pass
+            await self.fault(self.rng.choice(FAULTS))
+
+    async def fault(self, fault: str) -> None:
+        down = self.rng.uniform(0, self.down_s)
+        log.warning("Chaos: %s.", fault)
+        if fault == NATS:
+            await self.stack.restart_nats(down)
+        elif fault == POSTGRES:
+            await self.stack.cut_postgres()
+        else:
+            await self.stack.kill(fault, down)
