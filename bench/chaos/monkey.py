@@ -1,8 +1,9 @@
 """When which fault happens: one at a time, at random moments, from a seeded generator.
 
-Faults are spaced by an exponential pause of mean ``every_s`` (a Poisson schedule, so
-faults also come close together); each is over (the process restarted and answering)
-before the next pause starts. A killed service stays down up to ``down_s`` before its
+Faults come in rounds, each round every kind once in a shuffled order (so a short run
+still has each kind), spaced by an exponential pause of mean ``every_s`` (faults also come
+close together); each is over (the process restarted and answering) before the next
+pause starts. A killed service stays down up to ``down_s`` before its
 restart, long enough for calls to notice.
 """
 
@@ -33,14 +34,15 @@ class ChaosMonkey:
         """Do faults until ``stop`` is set; the last one finishes before this returns."""
         if self.every_s <= 0:
             return
-        while not stop.is_set():
-            pause = self.rng.expovariate(1 / self.every_s)
-            try:
-                await asyncio.wait_for(stop.wait(), pause)
-                return
-            except TimeoutError:
-                pass
-            await self.fault(self.rng.choice(FAULTS))
+        while True:
+            for fault in self.rng.sample(FAULTS, len(FAULTS)):
+                pause = self.rng.expovariate(1 / self.every_s)
+                try:
+                    await asyncio.wait_for(stop.wait(), pause)
+                    return
+                except TimeoutError:
+                    pass
+                await self.fault(fault)
 
     async def fault(self, fault: str) -> None:
         down = self.rng.uniform(0, self.down_s)
