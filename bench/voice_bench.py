@@ -56,7 +56,7 @@ from bench.measure import GcPauses, Samples, cpu_seconds, loop_lag, peak_rss_mb,
 from bench.voice_baseline import OneToolLLM, start_session
 from switchboard.contracts.base import Message
 from switchboard.contracts.subjects import Owner
-from switchboard.devstack.launcher import BACKENDS, ServiceProcess
+from switchboard.devstack.launcher import BACKENDS, ServiceProcess, local_settings
 from switchboard.devstack.natsserver import NatsServer
 from switchboard.runtime.logs import configure_logging
 from switchboard.simulation import scenario as scenarios
@@ -433,7 +433,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         }
     procs = [
         ServiceProcess(
-            module, name, env={**env, **own_env.get(name, {})}, log_path=logs / f"{name}.log"
+            module,
+            name,
+            env={**env, **local_settings(name), **own_env.get(name, {})},
+            log_path=logs / f"{name}.log",
         )
         for module, name in BACKENDS
     ]

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from switchboard.contracts.subjects import Owner, inbox_prefix
-from switchboard.devstack.launcher import BACKENDS, ServiceProcess
+from switchboard.devstack.launcher import BACKENDS, ServiceProcess, local_settings
 from switchboard.devstack.natsserver import NatsServer
 from switchboard.ops import natsconf, permissions
 from switchboard.webhook_relay.signing import new_secret
@@ -122,7 +122,12 @@ def start_stack(
         name: ServiceProcess(
             module,
             name,
-            env={**env, **own_env.get(name, {}), **stack.credentials_env(name)},
+            env={
+                **env,
+                **local_settings(name),
+                **own_env.get(name, {}),
+                **stack.credentials_env(name),
+            },
             log_path=workdir / "logs" / f"{name}.log",
         )
         for module, name in backends

@@ -38,6 +38,8 @@ from switchboard.contracts.consent import (
     ConsentPolicyQuery,
     ConsentReceipt,
     ConsentRecorded,
+    CreateCheckpoint,
+    LedgerCheckpoint,
     RecordConsent,
 )
 from switchboard.contracts.envelope import EVENTS, decode_event
@@ -53,6 +55,7 @@ from switchboard.runtime.bus import (
     RequestFailed,
     ensure_stream,
     request,
+    stream_config,
 )
 from switchboard.runtime.service import add_typed_endpoint
 from switchboard.testing import eventually
@@ -62,6 +65,8 @@ DEPLOYED = ROOT / "deploy" / "k8s" / "nats" / "permissions.conf"
 CALL_ID = "call-perm-1"
 MARKER_CALL_ID = "call-perm-marker"
 VIOLATION = "permissions violation"
+CRM_BILLING = "crm-billing"
+"""A second durable consumer the ``crm`` user owns in these tests."""
 
 
 @dataclass
@@ -119,7 +124,7 @@ class Secured:
 
 @pytest.fixture
 def secured_server(tmp_path: Path) -> Iterator[tuple[NatsServer, dict[str, str]]]:
-    users = permissions.table()
+    users = permissions.table(crm_consumers={"crm": (CRM_BILLING,)})
     passwords = natsconf.generate_passwords(users)
     config = tmp_path / "permissions.conf"
     config.write_text(natsconf.render(users, passwords))
@@ -528,3 +533,122 @@ async def test_the_voice_worker_asks_the_back_office_and_only_crm_answers(
         assert await voice.refusals() == []
     finally:
         await running.stop()
+
+
+async def serve_counting_checkpoints(client: Client) -> list[int]:
+    """The consent user answers ``sb.consent.checkpoint`` (a request with no fields, so any
+    JSON object decodes as one); returns one entry per checkpoint it made."""
+    made: list[int] = []
+    service = await add_service(client.nc, name=subjects.Owner.CONSENT.value, version="0.0.1")
+
+    async def on_checkpoint(_: CreateCheckpoint) -> LedgerCheckpoint:
+        made.append(len(made) + 1)
+        return LedgerCheckpoint(
+            sequence=0, head_hash="0" * 64, created_at=utcnow(), key_id="k1", signature=""
+        )
+
+    spec = subjects.request_spec(subjects.CONSENT_CHECKPOINT)
+    await add_typed_endpoint(service, spec, on_checkpoint)
+    await client.nc.flush()
+    await client.nc.flush()
+    return made
+
+
+async def test_a_crm_cannot_deliver_stored_events_to_a_service_as_requests(
+    secured: Secured,
+) -> None:
+    """Finding 4: with its consumer-create grant the read-only CRM made a push consumer
+    whose deliver subject was a request subject, in the service's queue group, and the
+    server delivered stored events to the service as requests. Now a JetStream delivery is
+    never handled as a request, and the CRM may not name other consumers."""
+    await create_streams(secured)
+    voice = await secured.connect("voice")
+    ledger = await secured.connect("consent")
+    ops = await secured.connect("ops")
+    crm = await secured.connect("crm")
+    made = await serve_counting_checkpoints(ledger)
+    stored_event = await EventPublisher(voice.nc.jetstream(), source="voice@test").publish(
+        CallStarted(call_id=CALL_ID, room="room-1")
+    )
+    assert stored_event
+    js = crm.nc.jetstream(timeout=2)
+    # Its own durable's name (granted) and an ephemeral (granted for ordered consumers).
+    for name in ("crm", None):
+        attack = ConsumerConfig(
+            name=name,
+            durable_name=name,
+            deliver_subject=subjects.CONSENT_CHECKPOINT,
+            deliver_group=subjects.Owner.CONSENT.value,
+            ack_policy=AckPolicy.EXPLICIT,
+        )
+        try:
+            created = await js.add_consumer(streams.EVENTS.name, attack)
+        except NatsTimeoutError:
+            continue  # refused by the server: nothing is delivered
+
+        async def delivered(consumer: str = created.name) -> bool:
+            info = await ops.nc.jetstream().consumer_info(streams.EVENTS.name, consumer)
+            return bool(info.delivered.stream_seq >= 1)
+
+        await eventually(delivered, message="the server to deliver the stored event")
+        # The server wrote the delivery to the ledger's connection before this request,
+        # and the ledger handles its subscription's messages in order.
+        await request(ops.nc, subjects.CONSENT_CHECKPOINT, CreateCheckpoint(), LedgerCheckpoint, 2)
+        assert made == [1], name  # the operator's checkpoint alone
+        made.clear()
+    # Nor may the CRM create or change the consumers of others (the relay's, the ledger's).
+    for name in (streams.webhook_consumer("crm"), streams.CONSENT_LEDGER_CONSUMER):
+        with pytest.raises(NatsTimeoutError):
+            await crm.nc.jetstream(timeout=0.5).add_consumer(
+                streams.EVENTS.name, ConsumerConfig(durable_name=name, deliver_subject="x")
+            )
+    assert len(await crm.refusals()) == 2
+
+
+async def test_a_read_only_crm_may_do_what_reading_needs_and_nothing_more(
+    secured: Secured,
+) -> None:
+    """Finding 4 (and events item 8): a read-only consumer looks up the account and the
+    stream, pulls through its own named durables, follows an ordered consumer (nats-py),
+    and may not write, delete or reconfigure anything."""
+    await create_streams(secured)
+    voice = await secured.connect("voice")
+    crm = await secured.connect("crm")
+    sent = await EventPublisher(voice.nc.jetstream(), source="voice@test").publish(
+        CallStarted(call_id=CALL_ID, room="room-1")
+    )
+    js = crm.nc.jetstream(timeout=2)
+    assert (await js.account_info()).streams >= 1
+    assert await js.find_stream_name_by_subject(subjects.EVENTS_WILDCARD) == streams.EVENTS.name
+    assert (await js.stream_info(streams.EVENTS.name)).state.messages == 1
+    psub = await js.pull_subscribe(
+        subjects.EVENTS_WILDCARD,
+        durable=CRM_BILLING,
+        stream=streams.EVENTS.name,
+        config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT),
+    )
+    (pulled,) = await psub.fetch(1, timeout=5)
+    assert decode_event(pulled.data)[0].id == sent
+    await pulled.ack_sync()
+    ordered = await js.subscribe(subjects.EVENTS_WILDCARD, ordered_consumer=True)
+    assert decode_event((await ordered.next_msg(timeout=5)).data)[0].id == sent
+    await ordered.unsubscribe()
+    assert await js.delete_consumer(streams.EVENTS.name, CRM_BILLING)
+    assert await crm.refusals() == []
+
+    refused_js = crm.nc.jetstream(timeout=0.5)
+    attempts = [
+        refused_js.delete_stream(streams.EVENTS.name),
+        refused_js.purge_stream(streams.EVENTS.name),
+        refused_js.update_stream(stream_config(streams.EVENTS)),
+        refused_js.delete_consumer(streams.EVENTS.name, streams.webhook_consumer("crm")),
+        refused_js.delete_msg(streams.EVENTS.name, 1),
+        refused_js.pull_subscribe(
+            subjects.EVENTS_WILDCARD, durable="crm-unlisted", stream=streams.EVENTS.name
+        ),
+    ]
+    for attempt in attempts:
+        with pytest.raises(NatsTimeoutError):
+            await attempt
+    assert len(await crm.refusals()) == len(attempts)
+    assert await stored(secured, streams.EVENTS.name) == 1

@@ -112,7 +112,6 @@ def test_the_allow_list_example_in_the_sip_bridge_readme_decides_as_it_says() ->
         env["SB_TRANSFER_ALLOW"],
         env["SB_TRANSFER_BLOCK"],
         env["SB_TRANSFER_HOME_PREFIX"],
-        open_when_empty=False,
         trunks=None,
     )
 

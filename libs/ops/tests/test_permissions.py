@@ -20,7 +20,7 @@ from switchboard.contracts.envelope import EVENTS, EventSpec
 from switchboard.contracts.subjects import REQUESTS, inbox_prefix
 from switchboard.devstack.natsserver import find_binary
 from switchboard.ops import cli, natsconf, permissions
-from switchboard.ops.permissions import Role, UserPermissions, subject_matches
+from switchboard.ops.permissions import Role, UserPermissions, subject_matches, table
 
 DEPLOYED = Path(__file__).resolve().parents[3] / "deploy" / "k8s" / "nats" / "permissions.conf"
 USERS = permissions.table()
@@ -114,9 +114,28 @@ def test_a_crm_publishes_nothing_on_sb_and_reads_only_events_and_its_inbox() -> 
         *back_office,
     }
     assert crm.allow_responses
+    lookups = {"$JS.API.INFO", "$JS.API.STREAM.NAMES"}
     for grant in crm.publish:
-        assert grant.subject.startswith(("$JS.API.", "$JS.ACK.SB_EVENTS.crm.")), grant
-        assert ".SB_EVENTS" in grant.subject, grant
+        assert grant.subject.startswith(
+            ("$JS.API.", "$JS.ACK.SB_EVENTS.crm.", "$JS.FC.SB_EVENTS.")
+        ), grant
+        assert ".SB_EVENTS" in grant.subject or grant.subject in lookups, grant
+
+
+def test_a_crm_owns_the_consumers_listed_for_it_and_they_carry_its_name() -> None:
+    """Finding 4: its own named durables (NATS wildcards are whole tokens, so each is
+    listed), and nothing for a name another CRM user or service might use."""
+    (crm,) = [u for u in table(crm_consumers={"crm": ("crm-billing",)}) if u.user == "crm"]
+    assert crm.may_publish("$JS.API.CONSUMER.CREATE.SB_EVENTS.crm-billing.sb.evt.>")
+    assert crm.may_publish("$JS.API.CONSUMER.MSG.NEXT.SB_EVENTS.crm-billing")
+    assert crm.may_publish("$JS.API.CONSUMER.DELETE.SB_EVENTS.crm-billing")
+    assert crm.may_publish("$JS.API.CONSUMER.CREATE.SB_EVENTS")  # ephemeral: ordered
+    assert not crm.may_publish("$JS.API.CONSUMER.CREATE.SB_EVENTS.crm-other")
+    assert not crm.may_publish("$JS.API.CONSUMER.CREATE.SB_EVENTS.webhook-crm")
+    with pytest.raises(ValueError, match="crm-"):
+        table(crm_consumers={"crm": ("webhook-crm",)})
+    with pytest.raises(ValueError, match="not listed"):
+        table(crm_consumers={"someone": ("someone-x",)})
 
 
 def test_a_crm_may_manage_only_its_own_consumer_on_the_events_stream() -> None:

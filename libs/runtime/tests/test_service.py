@@ -10,7 +10,13 @@ import pytest
 from nats.aio.client import Client as NATS
 from nats.micro import add_service
 
-from switchboard.contracts import ConsentMode, ConsentPolicy, ConsentPolicyQuery, ErrorCode
+from switchboard.contracts import (
+    ConsentMode,
+    ConsentPolicy,
+    ConsentPolicyQuery,
+    ErrorCode,
+    ErrorReply,
+)
 from switchboard.contracts.subjects import CONSENT_POLICY, request_spec
 from switchboard.runtime.bus import RequestFailed, request
 from switchboard.runtime.service import RequestError, add_typed_endpoint
@@ -26,7 +32,7 @@ async def _serve(nc: NATS, handler):  # type: ignore[no-untyped-def]
 
 async def _policy(query: ConsentPolicyQuery) -> ConsentPolicy:
     if query.trunk == "boom":
-        raise RuntimeError("database exploded")
+        raise RuntimeError(f"database exploded on {query.caller_number}")
     if query.trunk == "refuse":
         raise RequestError(ErrorCode.REJECTED, "This trunk is not served here.")
     return ConsentPolicy(
@@ -82,6 +88,43 @@ async def test_a_crashing_handler_gives_an_internal_error_and_keeps_serving(nc: 
     assert "exploded" not in failed.value.error.message
     reply = await request(nc, CONSENT_POLICY, ConsentPolicyQuery(call_id="c3"), ConsentPolicy, 2)
     assert reply.call_id == "c3"
+
+
+async def test_any_failure_is_a_typed_reply_without_the_input_and_counts_in_srv_stats(
+    nc: NATS, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Finding 8 (issue 7): exceptions other than msgspec's (invalid UTF-8 in a string,
+    nesting 5,000 deep) escaped the typed endpoint, and nats.micro sent ``repr(exc)``,
+    caller number included, in ``Nats-Service-Error`` and ``$SRV.STATS last_error``; the
+    failures it did catch never counted in ``num_errors``."""
+    await _serve(nc, _policy)
+    number = "+14155550100"
+    failing = [
+        (b'{"call_id": "c", "caller_number": "' + number.encode() + b'\xff\xfe"}', "400"),
+        (b'{"call_id": "c", "x": ' + b"[" * 5000 + b"]" * 5000 + b"}", "400"),
+        (b'{"call_id": "c", "trunk": "boom", "caller_number": "' + number.encode() + b'"}', "500"),
+        (b'{"call_id": "c", "trunk": "' + number.encode() + b'\n"}', "400"),
+        (b'{"call_id": "' + number.encode() + b'"}', "400"),
+    ]
+    for body, status in failing:
+        msg = await nc.request(CONSENT_POLICY, body, timeout=2)
+        assert msg.headers is not None
+        assert msg.headers["Nats-Service-Error-Code"] == status, body[:60]
+        assert number not in msg.headers["Nats-Service-Error"]
+        error = msgspec.json.decode(msg.data, type=ErrorReply)
+        assert error.status == status
+        assert error.subject == CONSENT_POLICY
+        assert number not in error.message
+    ok = await request(nc, CONSENT_POLICY, ConsentPolicyQuery(call_id="c4"), ConsentPolicy, 2)
+    assert ok.call_id == "c4"
+    stats = json.loads((await nc.request("$SRV.STATS.consent", b"", timeout=2)).data)
+    [endpoint] = stats["endpoints"]
+    assert endpoint["num_requests"] == len(failing) + 1
+    assert endpoint["num_errors"] == len(failing)
+    assert endpoint["last_error"] == "400:bad_request"
+    assert number not in json.dumps(stats)
+    assert number not in caplog.text
+    assert "14155550100" not in caplog.text
 
 
 async def test_a_request_error_travels_as_its_typed_code(nc: NATS) -> None:

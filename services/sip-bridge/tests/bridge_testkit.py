@@ -22,6 +22,9 @@ from switchboard.contracts.transfer import (
 )
 from switchboard.runtime.bus import RequestFailed, request
 
+TEST_ALLOW = "+1415555*,sip:*@pbx.example.com"
+"""The allow-list the tests' bridges run with (their desks are in these ranges)."""
+
 Decision = HumanDecision | tuple[HumanDecision, DeclineReason] | None
 """What the next human who answers decides (``None``: stays in the briefing, undecided)."""
 

@@ -47,7 +47,7 @@ from switchboard.testing import eventually
 # The tests share helpers in bridge_testkit.py (a unique module name).
 sys.path.insert(0, str(Path(__file__).parent))
 
-from bridge_testkit import BusHumans, Humans
+from bridge_testkit import TEST_ALLOW, BusHumans, Humans
 
 BRIDGE = Owner.SIP_BRIDGE.value
 T = TypeVar("T")
@@ -163,6 +163,7 @@ async def bridge(nats_server: NatsServer) -> AsyncIterator[BridgeStarter]:
     async def start(**overrides: Any) -> Runtime:
         values: dict[str, Any] = {
             "nats_url": nats_server.url,
+            "transfer_allow": TEST_ALLOW,
             "transfer_cps": 100.0,
             "transfer_burst": 100,
             "sim_ring_s": 0.02,

@@ -24,13 +24,9 @@ class FakeClock:
         return self.now
 
 
-def allow_list(allow: str = "", *, open_when_empty: bool = False) -> DestinationAllowList:
+def allow_list(allow: str) -> DestinationAllowList:
     return DestinationAllowList.from_config(
-        allow,
-        DEFAULT_BLOCKED_PREFIXES,
-        "+1",
-        open_when_empty=open_when_empty,
-        trunks=["ST_main"],
+        allow, DEFAULT_BLOCKED_PREFIXES, "+1", trunks=["ST_main"]
     )
 
 
@@ -113,20 +109,14 @@ def test_a_destination_naming_an_unconfigured_trunk_is_refused() -> None:
     assert "trunk" in verdict.rule
 
 
-def test_an_empty_allow_list_refuses_everything_unless_opened_for_simulation() -> None:
-    assert not allow_list("").check(dest("+14155550100")).allowed
-    opened = allow_list("", open_when_empty=True)
-    assert opened.check(dest("+14155550100")).allowed
-    assert opened.check(dest("sip:desk@anywhere.example")).allowed
-    # Opening the list never opens the blocked ranges.
-    assert not opened.check(dest("+19005550100")).allowed
-    assert not opened.check(dest("+442071838750")).allowed
+def test_an_empty_allow_list_stops_the_service_and_a_bare_one_refuses_everything() -> None:
+    with pytest.raises(SettingsError, match="SB_TRANSFER_ALLOW"):
+        allow_list(" , ")
+    assert not DestinationAllowList().check(dest("+14155550100")).allowed
 
 
 def test_without_a_home_prefix_only_the_block_list_stops_foreign_numbers() -> None:
-    worldwide = DestinationAllowList.from_config(
-        "+44*", DEFAULT_BLOCKED_PREFIXES, "", open_when_empty=False, trunks=None
-    )
+    worldwide = DestinationAllowList.from_config("+44*", DEFAULT_BLOCKED_PREFIXES, "", trunks=None)
     assert worldwide.check(dest("+442071838750")).allowed
     assert not worldwide.check(dest("+449065550100")).allowed
 
@@ -145,7 +135,7 @@ def test_malformed_configuration_stops_the_service_with_a_named_setting(
     allow: str, block: str, home: str
 ) -> None:
     with pytest.raises(SettingsError, match="SB_TRANSFER_"):
-        DestinationAllowList.from_config(allow, block, home, open_when_empty=False, trunks=None)
+        DestinationAllowList.from_config(allow, block, home, trunks=None)
 
 
 def test_the_token_bucket_allows_a_burst_then_the_sustained_rate() -> None:
@@ -274,3 +264,36 @@ async def test_pacing_waits_for_the_next_token() -> None:
     assert slots.bucket.try_take()
     await p.pace()  # Returns after ~20 ms instead of failing the failover attempt.
     assert not slots.bucket.try_take()
+
+
+FOREIGN = (
+    "sip:desk@evil.example.net",
+    "sips:x@203.0.113.7",
+    "sip:billing@pbx.example.com.evil.example.net",
+    "+14155550100",
+)
+"""Destinations outside ``sip:*@pbx.example.com`` (and no number prefix)."""
+
+
+@pytest.mark.parametrize("allow", ["", "sip:*@pbx.example.com"])
+def test_every_driver_refuses_the_same_destinations(allow: str) -> None:
+    """Finding 12: the simulated carrier's allow-list admitted foreign SIP domains
+    (``sip:desk@evil.example.net``, ``sips:x@203.0.113.7``) that the LiveKit driver refuses.
+    The list is the configured one whatever the driver; an empty one is a settings error."""
+    from switchboard.sip_bridge.assembly import build_admission
+    from switchboard.sip_bridge.settings import DriverChoice, SipBridgeSettings
+
+    settings = SipBridgeSettings(transfer_allow=allow, livekit_sip_trunk_id="ST_main")
+    verdicts: dict[DriverChoice, list[bool] | str] = {}
+    for choice in (DriverChoice.SIMULATED, DriverChoice.LIVEKIT):
+        try:
+            admission = build_admission(settings, choice)
+        except SettingsError as exc:
+            verdicts[choice] = str(exc)
+            continue
+        verdicts[choice] = [admission.allow_list.check(dest(a)).allowed for a in FOREIGN]
+    assert verdicts[DriverChoice.SIMULATED] == verdicts[DriverChoice.LIVEKIT]
+    if allow:
+        assert verdicts[DriverChoice.SIMULATED] == [False] * len(FOREIGN)
+    else:
+        assert "SB_TRANSFER_ALLOW" in str(verdicts[DriverChoice.SIMULATED])

@@ -8,7 +8,7 @@ import logging
 from typing import Any
 
 import pytest
-from bridge_testkit import Decision, Humans
+from bridge_testkit import TEST_ALLOW, Decision, Humans
 
 from switchboard.contracts import (
     CancelTransfer,
@@ -55,6 +55,7 @@ def make_bridge(sink: Any, *decisions: Decision, **overrides: Any) -> Bridge:
     (then accept)."""
     values: dict[str, Any] = {
         "transfer_cps": 100.0,
+        "transfer_allow": TEST_ALLOW,
         "transfer_burst": 100,
         "sim_ring_s": 0.01,
     }

@@ -11,7 +11,7 @@ from typing import Any
 import msgspec
 import nats
 import pytest
-from bridge_testkit import BusHumans
+from bridge_testkit import TEST_ALLOW, BusHumans
 from nats.aio.client import Client as NATS
 
 from switchboard.contracts import (
@@ -456,6 +456,7 @@ async def test_the_entry_point_serves_and_fails_in_flight_transfers_on_sigterm(
         env={
             "SB_NATS_URL": nats_server.url,
             "SB_CARRIER_DRIVER": "simulated",
+            "SB_TRANSFER_ALLOW": TEST_ALLOW,
             "SB_TRANSFER_DRAIN_S": "0.2",
         },
         log_path=tmp_path / "sip-bridge.log",

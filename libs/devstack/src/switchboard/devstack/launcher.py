@@ -37,6 +37,19 @@ BACKENDS: tuple[Backend, ...] = (
 """The backend services, in the order they are started (the demo CRM stands in for the
 customer's back office, so the voice agents' ``sb.crm.*`` requests are answered)."""
 
+LOCAL_TRANSFER_ALLOW = "+1555010*,sip:*@pbx.example.com"
+"""The sip-bridge's allow-list on one machine: the desks of the escalation router's
+default rules (fictional +1 555 01xx numbers and the reserved ``example.com`` domain). The
+bridge screens with its configured list whatever the carrier driver, so local runs name
+theirs too."""
+
+
+def local_settings(service: str) -> dict[str, str]:
+    """The ``SB_*`` settings a backend needs on one machine beyond the shared ones."""
+    if service == Owner.SIP_BRIDGE.value:
+        return {"SB_TRANSFER_ALLOW": LOCAL_TRANSFER_ALLOW}
+    return {}
+
 
 class LaunchError(RuntimeError):
     """A service exited or did not become ready in time."""

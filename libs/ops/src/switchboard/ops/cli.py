@@ -44,6 +44,13 @@ def parser() -> argparse.ArgumentParser:
         metavar="USER",
         help=f"a CRM user (repeatable; default {', '.join(DEFAULT_CRM_USERS)})",
     )
+    perms.add_argument(
+        "--crm-consumer",
+        action="append",
+        metavar="USER=NAME",
+        help="another durable consumer a CRM user owns, named USER-<something> "
+        "(repeatable; each CRM user always owns the consumer named after it)",
+    )
     perms.add_argument("--bucket", default=QUEUE_STATE_BUCKET, help="the queue-state KV bucket")
     perms.add_argument(
         "--webhook",
@@ -79,11 +86,18 @@ def main(argv: list[str] | None = None) -> int:
 def _permissions(cli: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if args.credentials is not None and args.passwords != "generate":
         cli.error("--credentials needs --passwords generate")
+    consumers: dict[str, list[str]] = {}
+    for entry in args.crm_consumer or ():
+        user, sep, name = entry.partition("=")
+        if not sep:
+            cli.error(f"--crm-consumer takes USER=NAME, not {entry!r}")
+        consumers.setdefault(user, []).append(name)
     try:
         users = table(
             tuple(args.crm or DEFAULT_CRM_USERS),
             args.bucket,
             tuple(args.webhook or DEFAULT_WEBHOOK_ENDPOINTS),
+            consumers,
         )
     except ValueError as exc:
         cli.error(str(exc))

@@ -17,6 +17,7 @@ services with it, whose NATS user is their service name.
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
@@ -38,6 +39,7 @@ DEFAULT_CRM_USERS: Final = (Owner.CRM.value,)
 BACK_OFFICE_USER: Final = Owner.CRM.value
 """The CRM user that answers the back-office requests (``sb.crm.*``); other CRM users
 (``--crm NAME``) only read events."""
+_CONSUMER_NAME: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
 DEFAULT_WEBHOOK_ENDPOINTS: Final = ("crm",)
 """The webhook relay's endpoints in the shipped configuration (``deploy/k8s``)."""
 
@@ -308,26 +310,55 @@ def sip_bridge() -> UserPermissions:
     )
 
 
-def crm(user: str = BACK_OFFICE_USER) -> UserPermissions:
-    """A CRM integration: reads events through the durable consumer named ``user``.
+def crm(user: str = BACK_OFFICE_USER, consumers: Sequence[str] = ()) -> UserPermissions:
+    """A CRM integration: reads events, never writes, deletes or delivers elsewhere.
+
+    It creates, pulls from and deletes its own durable consumers: the one named ``user``
+    and each of ``consumers`` (names starting ``<user>-``: NATS wildcards are whole
+    subject tokens, so ``crm-*`` cannot be granted and each name is listed). It may create
+    ephemeral consumers (nats-py's ordered consumer, which pushes to the creator's inbox),
+    look up streams and read the account's JetStream info.
+
+    No subject grant can bind a push consumer's deliver subject (it is in the request
+    body), so a CRM could point one at a request subject; the services' endpoints never
+    handle a JetStream delivery as a request (``runtime.service.jetstream_delivery``).
 
     The user named ``crm`` is also the back office: it answers ``sb.crm.*`` (through
     ``allow_responses``, so it still publishes nothing on ``sb.>``). Other CRM users only
     read, so an analytics feed cannot answer a refund request.
     """
     events = streams.EVENTS.name
+    for name in consumers:
+        if not name.startswith(f"{user}-") or not _CONSUMER_NAME.fullmatch(name):
+            raise ValueError(f"CRM user {user!r}'s consumers must be named {user}-<name>: {name!r}")
     back_office = user == BACK_OFFICE_USER
     answers = (*_answers(Owner.CRM), *_service_discovery(user)) if back_office else ()
+    read = "read-only JetStream lookups (clients make them on connect and on subscribe)"
+    own = tuple(
+        g
+        for name in (user, *consumers)
+        for g in (
+            *_consumer_owner(events, name, "read every event durably"),
+            Grant(f"{JS_API}.CONSUMER.DELETE.{events}.{name}", f"remove its consumer {name}"),
+        )
+    )
     return UserPermissions(
         user=user,
         role=Role.CRM,
-        summary=f"CRM integration: reads events (live, or through its durable consumer "
-        f"{user!r} on {events}); publishes nothing on sb.>"
+        summary=f"CRM integration: reads events (live, through its durable consumers on "
+        f"{events}, or ordered consumers); publishes nothing on sb.>"
         + ("; answers the back-office requests sb.crm.*." if back_office else "."),
         publish=(
+            Grant(f"{JS_API}.INFO", read + ": the account's JetStream info"),
+            Grant(f"{JS_API}.STREAM.NAMES", read + ": which stream holds a subject"),
             Grant(f"{JS_API}.STREAM.INFO.{events}", f"read {events}'s state"),
-            *_consumer_owner(events, user, "read every event durably"),
-            Grant(f"{JS_API}.CONSUMER.DELETE.{events}.{user}", "remove its own consumer"),
+            *own,
+            Grant(
+                f"{JS_API}.CONSUMER.CREATE.{events}",
+                "ephemeral consumers: nats-py's ordered consumer (flow control, no acks) "
+                "delivering to its own inbox",
+            ),
+            Grant(f"$JS.FC.{events}.>", "answer an ordered consumer's flow control"),
         ),
         subscribe=(
             Grant(subjects.EVENTS_WILDCARD, "live events (core NATS, no replay)"),
@@ -426,6 +457,7 @@ def table(
     crm_users: Sequence[str] = DEFAULT_CRM_USERS,
     bucket: str = QUEUE_STATE_BUCKET,
     webhook_endpoints: Sequence[str] = DEFAULT_WEBHOOK_ENDPOINTS,
+    crm_consumers: Mapping[str, Sequence[str]] | None = None,
 ) -> tuple[UserPermissions, ...]:
     """Every user, services first. One CRM user per integration, each with its consumer;
     the webhook relay with one consumer per endpoint."""
@@ -434,11 +466,14 @@ def table(
         consent(),
         escalation(bucket),
         sip_bridge(),
-        *(crm(name) for name in crm_users),
+        *(crm(name, (crm_consumers or {}).get(name, ())) for name in crm_users),
         webhook_relay(webhook_endpoints),
         workforce(bucket),
         ops(),
     )
+    unknown = set(crm_consumers or {}) - set(crm_users)
+    if unknown:
+        raise ValueError(f"Consumers for CRM users that are not listed: {sorted(unknown)}.")
     names = [u.user for u in users]
     if len(set(names)) != len(names):
         raise ValueError(f"NATS user names must be unique: {names}.")

@@ -101,3 +101,15 @@ def configure_logging(service: str, level: str = "INFO", stream: Any = None) -> 
     root.setLevel(level.upper())
     # nats-py logs reconnect chatter at INFO; keep ours readable.
     logging.getLogger("nats").setLevel(logging.WARNING)
+
+
+def exception_facts(exc: BaseException) -> dict[str, str]:
+    """``extra`` for logging an unexpected exception without its text: the type and where
+    it was raised (file, line, code), never the message, which may quote the input that
+    caused it (a caller's number in a ``UnicodeDecodeError``, a value in a ``KeyError``)."""
+    import traceback
+
+    return {
+        "error_type": type(exc).__name__,
+        "traceback": "".join(traceback.format_tb(exc.__traceback__)),
+    }

@@ -1,11 +1,13 @@
 """Typed request handlers on ``nats.micro`` and the runner every service process uses.
 
 A handler is ``async def on_x(request: Req) -> Reply``: it never sees bytes. Decoding
-errors become a ``bad_request`` reply naming the field, a ``RequestError`` becomes its
-typed reply, and anything else becomes an ``internal`` reply while the service keeps
-running. ``run_service`` connects, starts the micro service (queue group = service name,
-``$SRV`` discovery), waits for SIGTERM/SIGINT, stops taking requests, runs the service's
-cleanup and drains the connection.
+errors (whatever the decoder raises) become a ``bad_request`` reply naming the field, a
+``RequestError`` becomes its typed reply, and anything else becomes an ``internal`` reply
+while the service keeps running; no error text holds a value from the request, and every
+error reply counts in ``$SRV.STATS``. ``run_service`` connects, starts the micro service
+(queue group = service name, ``$SRV`` discovery), waits for SIGTERM/SIGINT (or
+``Runtime.fail``), stops taking requests, runs the service's cleanup and drains the
+connection.
 """
 
 from __future__ import annotations
@@ -24,13 +26,13 @@ from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 from nats.micro import add_service
 from nats.micro.request import Request
-from nats.micro.service import Service
+from nats.micro.service import Endpoint, Service
 
 from switchboard.contracts.errors import ErrorCode, ErrorReply
 from switchboard.contracts.subjects import RequestSubject
 from switchboard.runtime import telemetry
 from switchboard.runtime.bus import connect
-from switchboard.runtime.logs import configure_logging
+from switchboard.runtime.logs import configure_logging, exception_facts
 from switchboard.runtime.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -41,6 +43,7 @@ Handler = Callable[[Req], Awaitable[Any]]
 
 _encoder = msgspec.json.Encoder()
 _FIELD_RE = re.compile(r"at `(\$[^`]*)`")
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
 MAX_ERROR_LEN = 500
 
 
@@ -54,17 +57,36 @@ class RequestError(Exception):
         self.field = field
 
 
-def bad_request(exc: msgspec.DecodeError, subject: str) -> ErrorReply:
-    """An error reply explaining why a request body did not decode."""
-    text = str(exc)
-    match = _FIELD_RE.search(text)
+class ServiceFailed(RuntimeError):
+    """A service stopped because a part of it that must keep running failed
+    (``Runtime.fail``); the process should exit non-zero so it is restarted."""
+
+
+def sanitize(text: str) -> str:
+    """``text`` (an error message) without the values it quotes: msgspec quotes offending
+    values (``Invalid enum value 'x'``), and those may be personal data. Paths and types
+    (in backticks) stay."""
+    return _QUOTED.sub("'…'", text)[:MAX_ERROR_LEN]
+
+
+def bad_request(exc: Exception, subject: str) -> ErrorReply:
+    """An error reply explaining why a request body did not decode (no value it held)."""
     if isinstance(exc, msgspec.ValidationError):
+        text = str(exc)
         message = f"Invalid request: {text}"
-    else:
+    elif isinstance(exc, msgspec.DecodeError):
+        text = str(exc)
         message = f"Request body is not valid JSON: {text}"
+    elif isinstance(exc, UnicodeDecodeError):
+        text, message = "", "Request body is not valid JSON: a string is not valid UTF-8."
+    elif isinstance(exc, RecursionError):
+        text, message = "", "Request body is not valid JSON: nested too deeply."
+    else:
+        text, message = "", f"Request body could not be decoded ({type(exc).__name__})."
+    match = _FIELD_RE.search(text)
     return ErrorReply(
         code=ErrorCode.BAD_REQUEST,
-        message=message[:MAX_ERROR_LEN],
+        message=sanitize(message),
         field=match.group(1) if match else None,
         subject=subject,
     )
@@ -76,64 +98,106 @@ async def respond_error(request: Request, error: ErrorReply) -> None:
 
 @dataclass
 class TypedEndpoint(Generic[Req]):
-    """Adapts a typed handler to a ``nats.micro`` handler for one request subject."""
+    """Adapts a typed handler to a ``nats.micro`` handler for one request subject.
+
+    Every request goes through ``_outcome``, which turns any exception into a typed
+    ``ErrorReply`` whose text holds no input; nothing reaches ``nats.micro``, which would
+    send ``repr(exc)`` in ``Nats-Service-Error`` and ``$SRV.STATS``. Error replies are
+    counted in the endpoint's ``num_errors`` here, with ``last_error`` = status and code.
+    """
 
     spec: RequestSubject
     handler: Handler[Req]
     queue_group: str
     decoder: msgspec.json.Decoder[Any] = field(init=False)
+    endpoint: Endpoint | None = field(default=None, init=False)
+    """The ``nats.micro`` endpoint serving this (its statistics), once added."""
 
     def __post_init__(self) -> None:
         self.decoder = msgspec.json.Decoder(self.spec.request)
 
     async def __call__(self, request: Request) -> None:
         subject = self.spec.subject
+        delivery = jetstream_delivery(request)
+        if delivery is not None:
+            # A push consumer whose deliver subject is a request subject turns stored
+            # messages into requests (any NATS user allowed to create a consumer can make
+            # one). A request comes from a client and carries its inbox; a JetStream
+            # delivery carries an ack subject instead. Not answering leaves it unacked.
+            log.warning(
+                "Ignored a JetStream delivery on a request subject.",
+                extra={"subject": subject, "stream": delivery[0], "consumer": delivery[1]},
+            )
+            return
         with telemetry.consumer_span(subject, request.headers, group=self.queue_group) as span:
-            try:
-                message = self.decoder.decode(request.data)
-            except msgspec.DecodeError as exc:
-                error = bad_request(exc, subject)
-                span.set_attribute("switchboard.error.code", str(error.code))
-                log.info(
-                    "Rejected a malformed request.",
-                    extra={"subject": subject, "field": error.field},
-                )
-                await respond_error(request, error)
-                return
-            try:
-                reply = await self.handler(message)
-            except RequestError as exc:
-                span.set_attribute("switchboard.error.code", str(exc.code))
-                await respond_error(
-                    request,
-                    ErrorReply(
-                        code=exc.code, message=exc.message, field=exc.field, subject=subject
-                    ),
-                )
-                return
-            except Exception:
-                log.exception("A request handler failed.", extra={"subject": subject})
-                span.set_attribute("switchboard.error.code", str(ErrorCode.INTERNAL))
-                await respond_error(
-                    request,
-                    ErrorReply(
-                        code=ErrorCode.INTERNAL,
-                        message="The service failed to handle the request; it was logged.",
-                        subject=subject,
-                    ),
-                )
-                return
-            await request.respond(_encoder.encode(reply))
+            outcome = await self._outcome(request.data)
+            if isinstance(outcome, ErrorReply):
+                span.set_attribute("switchboard.error.code", str(outcome.code))
+                self._count_error(outcome)
+                await respond_error(request, outcome)
+            else:
+                await request.respond(outcome)
+
+    async def _outcome(self, data: bytes) -> bytes | ErrorReply:
+        """The encoded reply, or the typed error to send instead."""
+        subject = self.spec.subject
+        try:
+            message = self.decoder.decode(data)
+        except Exception as exc:
+            # Not only msgspec's errors: invalid UTF-8 in a string raises
+            # UnicodeDecodeError, deep nesting RecursionError. Either way the body's fault.
+            error = bad_request(exc, subject)
+            log.info(
+                "Rejected a malformed request.", extra={"subject": subject, "field": error.field}
+            )
+            return error
+        try:
+            return _encoder.encode(await self.handler(message))
+        except RequestError as exc:
+            return ErrorReply(code=exc.code, message=exc.message, field=exc.field, subject=subject)
+        except Exception as exc:
+            log.error(
+                "A request handler failed.", extra={"subject": subject, **exception_facts(exc)}
+            )
+            return ErrorReply(
+                code=ErrorCode.INTERNAL,
+                message="The service failed to handle the request; it was logged.",
+                subject=subject,
+            )
+
+    def _count_error(self, error: ErrorReply) -> None:
+        # nats.micro counts only exceptions its handler raises, and reports their repr;
+        # ours never raises, so the count and a text safe to show are kept here.
+        if self.endpoint is not None:
+            self.endpoint._num_errors += 1
+            # Typed None in nats.micro, reported as a string in $SRV.STATS.
+            self.endpoint._last_error = f"{error.status}:{error.code}"  # type: ignore[assignment]
+
+
+JS_ACK_PREFIX = "$JS.ACK."
+
+
+def jetstream_delivery(request: Request) -> tuple[str, str] | None:
+    """(stream, consumer) when the message was delivered by a JetStream push consumer
+    (its reply subject is ``$JS.ACK.<stream>.<consumer>.…``), else ``None``."""
+    # nats.micro's Request exposes no reply subject; the message it wraps has it.
+    reply: str = getattr(getattr(request, "_msg", None), "reply", "") or ""
+    if not reply.startswith(JS_ACK_PREFIX):
+        return None
+    tokens = reply.split(".")
+    if len(tokens) >= 12:  # the v2 form: $JS.ACK.<domain>.<account hash>.<stream>.<consumer>…
+        return tokens[4], tokens[5]
+    return (tokens[2], tokens[3]) if len(tokens) > 3 else ("", "")
 
 
 async def add_typed_endpoint(service: Service, spec: RequestSubject, handler: Handler[Any]) -> None:
     """Serve ``spec.subject`` with ``handler`` in the service's queue group."""
     queue_group = spec.owner.value
     group = service.add_group(name=spec.group, queue_group=queue_group)
-    await group.add_endpoint(
-        name=spec.endpoint,
-        handler=TypedEndpoint(spec, handler, queue_group),
-    )
+    typed = TypedEndpoint(spec, handler, queue_group)
+    await group.add_endpoint(name=spec.endpoint, handler=typed)
+    # nats.micro's add_endpoint returns nothing; the endpoint it just appended is ours.
+    typed.endpoint = next(e for e in reversed(service._endpoints) if e._handler is typed)
 
 
 @dataclass
@@ -146,9 +210,28 @@ class Runtime:
     settings: ServiceSettings
     name: str
 
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set to stop the service (SIGTERM, SIGINT, the caller's ``stop``, ``fail``)."""
+    metadata: dict[str, str] = field(default_factory=dict)
+    """The service's ``$SRV.INFO`` metadata (its ``state``)."""
+    failure: str | None = None
+    """Why the service failed (``fail``), or None."""
+
     @property
     def instance(self) -> str:
         return self.settings.instance or f"{self.name}@{socket.gethostname()}"
+
+    def fail(self, reason: str) -> None:
+        """Stop the service because a part of it that must keep running has died (a
+        consume loop): answering requests as if all were well would hide it. ``$SRV.INFO``
+        says ``failed``, the service stops as on SIGTERM and ``run_service`` then raises
+        ``ServiceFailed``, so the process exits non-zero and is restarted. ``reason`` is
+        logged: it must not hold message content."""
+        if self.failure is None:
+            self.failure = reason
+            self.metadata["state"] = "failed"
+            log.error("The service failed and stops.", extra={"reason": reason})
+        self.stopping.set()
 
 
 Cleanup = Callable[[], Awaitable[None]]
@@ -182,19 +265,29 @@ async def run_service(
         queue_group=name,
         metadata=metadata,
     )
-    runtime = Runtime(nc=nc, js=nc.jetstream(), service=service, settings=settings, name=name)
+    runtime = Runtime(
+        nc=nc,
+        js=nc.jetstream(),
+        service=service,
+        settings=settings,
+        name=name,
+        stopping=stopping,
+        metadata=metadata,
+    )
     cleanup = await setup(runtime)
     # nats-py can write flush()'s PING ahead of SUBs still in its pending buffer, so one
     # flush does not prove the endpoints are registered; the second PONG does.
     await nc.flush()
     await nc.flush()
-    metadata["state"] = "ready"
+    if runtime.failure is None:
+        metadata["state"] = "ready"
     log.info(
         "Service ready.",
         extra={"endpoints": [e.subject for e in service.info().endpoints], "id": service.id},
     )
     await stopping.wait()
-    metadata["state"] = "stopping"
+    if runtime.failure is None:
+        metadata["state"] = "stopping"
     log.info("Stopping: no new requests; finishing work in flight.")
     await service.stop()
     if cleanup is not None:
@@ -202,4 +295,6 @@ async def run_service(
     await nc.drain()
     # The last spans (this shutdown's included) would be lost with the process otherwise.
     await asyncio.to_thread(telemetry.shutdown_tracing)
+    if runtime.failure is not None:
+        raise ServiceFailed(runtime.failure)
     log.info("Stopped.")

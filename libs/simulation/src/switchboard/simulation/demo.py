@@ -20,7 +20,7 @@ from typing import Any
 import msgspec
 from livekit.agents import llm
 
-from switchboard.devstack.launcher import BACKENDS, LaunchError, ServiceProcess
+from switchboard.devstack.launcher import BACKENDS, LaunchError, ServiceProcess, local_settings
 from switchboard.devstack.natsserver import NatsServer, NatsServerError
 from switchboard.simulation import report as reports
 from switchboard.simulation import scenario as scenarios
@@ -117,7 +117,10 @@ async def _with_services(
     }
     procs = [
         ServiceProcess(
-            module, name, env={**env, **own_env.get(name, {})}, log_path=layout.logs / f"{name}.log"
+            module,
+            name,
+            env={**env, **local_settings(name), **own_env.get(name, {})},
+            log_path=layout.logs / f"{name}.log",
         )
         for module, name in BACKENDS
     ]

@@ -121,7 +121,7 @@ def make_setup(settings: ConsentSettings, policy: PolicySource) -> Setup:
             rt.nc, streams.CONSENT_COMMANDS.name, streams.CONSENT_LEDGER_CONSUMER, batch
         )
         # A JetStream context of its own: the receipt publisher's async acks are its alone.
-        ingest = Ingest(rt.nc.jetstream(), feed, ledger, db, rt.instance, batch)
+        ingest = Ingest(rt.nc.jetstream(), feed, ledger, db, rt.instance, batch, on_failure=rt.fail)
         await ingest.start()
         policy.start(settings.policy_poll_s)
         tasks: list[asyncio.Task[None]] = []

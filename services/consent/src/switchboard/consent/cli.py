@@ -147,12 +147,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def serve(settings: ConsentSettings) -> int:
-    """Run the service until SIGTERM; a bad policy or key file stops it at start."""
+    """Run the service until SIGTERM; a bad policy or key file stops it at start, a dead
+    ingest loop later (exit 2)."""
     from switchboard.consent.app import make_setup, policy_source
     from switchboard.contracts.subjects import Owner
-    from switchboard.runtime.service import run_service
+    from switchboard.runtime.service import ServiceFailed, run_service
 
     policy = policy_source(settings)
     setup = make_setup(settings, policy)
-    asyncio.run(run_service(Owner.CONSENT.value, __version__, settings, setup))
+    try:
+        asyncio.run(run_service(Owner.CONSENT.value, __version__, settings, setup))
+    except ServiceFailed as exc:
+        # Logged when it happened; a non-zero exit gets the process restarted.
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
     return 0

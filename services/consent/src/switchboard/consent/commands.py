@@ -30,6 +30,15 @@ def _sanitize(text: str) -> str:
     return _QUOTED.sub("'…'", text)[:MAX_REASON]
 
 
+def _undecodable(exc: Exception) -> str:
+    # The exception's own text can quote the body (UnicodeDecodeError holds it): name it.
+    if isinstance(exc, UnicodeDecodeError):
+        return "a string is not valid UTF-8."
+    if isinstance(exc, RecursionError):
+        return "nested too deeply."
+    return f"the decoder failed ({type(exc).__name__})."
+
+
 def _has_nul(command: RecordConsent) -> bool:
     # PostgreSQL text cannot hold NUL; refuse it everywhere so both backends agree.
     for value in msgspec.structs.astuple(command):
@@ -46,6 +55,11 @@ def decode_command(body: bytes, subject: str) -> RecordConsent | Invalid:
         return Invalid(f"Invalid RecordConsent: {_sanitize(str(exc))}")
     except msgspec.DecodeError as exc:
         return Invalid(f"Undecodable command: {_sanitize(str(exc))}")
+    except Exception as exc:
+        # Not only msgspec's own errors: invalid UTF-8 inside a string raises
+        # UnicodeDecodeError, deep nesting RecursionError. Whatever a body makes the
+        # decoder raise, it is that body's fault: a dead letter, never a dead ingest loop.
+        return Invalid(f"Undecodable command: {_undecodable(exc)}")
     if subject != consent_record_subject(command.call_id):
         return Invalid("The command's call_id does not match the subject it was published on.")
     if _has_nul(command):

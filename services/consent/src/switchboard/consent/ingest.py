@@ -14,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from nats.aio.msg import Msg
@@ -84,6 +86,7 @@ class Ingest:
         source: str,
         batch: int,
         publish_timeout_s: float = 5.0,
+        on_failure: Callable[[str], None] | None = None,
     ) -> None:
         # The publisher retries a receipt while its command waits (``publish_timeout_s``);
         # past that the receipt is given up (its ``stored`` future cancelled) and the
@@ -94,6 +97,7 @@ class Ingest:
         self._db = db
         self._batch = max(1, batch)
         self._publish_timeout_s = publish_timeout_s
+        self._on_failure = on_failure
         self._task: asyncio.Task[None] | None = None
         self._tail: asyncio.Task[None] | None = None
         self.appended = 0
@@ -102,6 +106,24 @@ class Ingest:
     async def start(self) -> None:
         await self._feed.start()
         self._task = asyncio.create_task(self._run(), name="consent-ingest")
+        self._task.add_done_callback(self._ended)
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        """The loop returns only when the feed ends (``stop``). Anything else is a bug that
+        would leave every call unrecorded while requests are still answered: log it (the
+        type and where, not the text, which may quote a command) and report it."""
+        if task.cancelled() or task.exception() is None:
+            return
+        exc = task.exception()
+        assert exc is not None
+        where = "".join(traceback.format_tb(exc.__traceback__))
+        log.error(
+            "Consent ingest stopped on an unexpected error; no command is recorded until "
+            "the service restarts.",
+            extra={"error_type": type(exc).__name__, "traceback": where},
+        )
+        if self._on_failure is not None:
+            self._on_failure(f"consent ingest stopped ({type(exc).__name__})")
 
     async def stop(self) -> None:
         """Stop taking messages; finish the batches in hand; hand the rest back."""

@@ -12,7 +12,9 @@ must not be able to make it dial a premium or foreign number (toll fraud). Rules
   the home country prefix (international) are refused, also when they hide in the user
   part of a SIP URI;
 - then the address must match a number prefix (``+1415555*``) or a SIP host
-  (``sip:*@pbx.example.com``), unless the list is open (simulated carrier, no entries);
+  (``sip:*@pbx.example.com``). The list is the same whatever the carrier driver: a
+  simulated carrier screens exactly as the real one would, and an empty list is a settings
+  error rather than an open door;
 - a destination naming a trunk must name a configured one.
 
 Verdicts carry a rule description that never contains the address, so they can be logged.
@@ -88,7 +90,6 @@ class DestinationAllowList:
         sip_hosts: Iterable[str] = (),
         blocked_prefixes: Iterable[str] = (),
         home_prefix: str = "",
-        open_when_empty: bool = False,
         trunks: Iterable[str] | None = None,
     ) -> None:
         self._exact = frozenset(exact)
@@ -96,7 +97,6 @@ class DestinationAllowList:
         self._sip_hosts = frozenset(h.lower() for h in sip_hosts)
         self._blocked = tuple(blocked_prefixes)
         self._home = home_prefix
-        self._open = open_when_empty and not (self._exact or self._prefixes or self._sip_hosts)
         self._trunks = None if trunks is None else frozenset(trunks)
 
     @classmethod
@@ -106,10 +106,15 @@ class DestinationAllowList:
         block: str,
         home_prefix: str,
         *,
-        open_when_empty: bool,
         trunks: Iterable[str] | None,
     ) -> DestinationAllowList:
-        """Parse the comma-separated settings; a malformed entry stops the service."""
+        """Parse the comma-separated settings; a malformed entry or an empty list stops
+        the service."""
+        if not _entries(allow):
+            raise SettingsError(
+                "SB_TRANSFER_ALLOW is empty: list the destinations the bridge may dial "
+                "(the same list for every carrier driver)."
+            )
         exact: list[str] = []
         prefixes: list[str] = []
         hosts: list[str] = []
@@ -147,7 +152,6 @@ class DestinationAllowList:
             sip_hosts=hosts,
             blocked_prefixes=blocked,
             home_prefix=home,
-            open_when_empty=open_when_empty,
             trunks=trunks,
         )
 
@@ -167,8 +171,6 @@ class DestinationAllowList:
             refusal = self._number_refusal(parsed.number)
             if refusal:
                 return Verdict(False, refusal)
-        if self._open:
-            return Verdict(True, "open allow-list (simulated carrier)")
         if parsed.host is None and any(parsed.canonical.startswith(p) for p in self._prefixes):
             return Verdict(True, "allowed number prefix")
         if parsed.host is not None and parsed.host in self._sip_hosts:

@@ -43,9 +43,6 @@ def build_admission(settings: SipBridgeSettings, choice: DriverChoice) -> Admiss
         settings.transfer_allow,
         settings.transfer_block,
         settings.transfer_home_prefix,
-        # Without a carrier nothing costs money, so local runs need no allow-list; the
-        # block rules still apply so tests see the real screening.
-        open_when_empty=choice is DriverChoice.SIMULATED,
         # A simulated carrier has no trunks to protect unless some are configured.
         trunks=trunks if trunks or choice is DriverChoice.LIVEKIT else None,
     )

@@ -49,8 +49,8 @@ class SipBridgeSettings(ServiceSettings, kw_only=True, frozen=True):
     transfer_allow: str = ""
     """Allowed destinations, comma-separated: exact addresses (``+14155550100``,
     ``sip:desk@pbx.example.com``), number prefixes ending in ``*`` (``+1415555*``) and
-    SIP hosts (``sip:*@pbx.example.com``). Empty: required with LiveKit; the simulated
-    carrier then allows any address that no block rule catches."""
+    SIP hosts (``sip:*@pbx.example.com``). Required, and the same for every carrier driver:
+    the simulated carrier screens exactly as the real one."""
     transfer_block: str = DEFAULT_BLOCKED_PREFIXES
     """Blocked number prefixes (premium, high-fraud ranges). Only exact allow entries
     override them."""
