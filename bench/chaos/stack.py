@@ -19,7 +19,7 @@ from pathlib import Path
 import psycopg
 
 from switchboard.contracts.subjects import Owner
-from switchboard.devstack.launcher import BACKENDS, ServiceProcess
+from switchboard.devstack.launcher import BACKENDS, ServiceProcess, local_settings
 from switchboard.devstack.natsserver import NatsServer
 from switchboard.testing.postgres import fresh_schema
 
@@ -135,7 +135,7 @@ def chaos_stack(workdir: Path, server_dsn: str, log_level: str) -> Iterator[Chao
             service: ServiceProcess(
                 module,
                 service,
-                env={**common, **own.get(service, {})},
+                env={**common, **local_settings(service), **own.get(service, {})},
                 log_path=workdir / "logs" / f"{service}.log",
             )
             for module, service in BACKENDS
