@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+from livekit.agents.utils import misc
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext, api
 
@@ -33,6 +34,7 @@ from switchboard.simulation.report import Report
 from switchboard.simulation.runner import Live, run_scenario
 from switchboard.simulation.scenario import Scenario
 from switchboard.simulation.transcript import CALL_SIDE, Line
+from switchboard.voice.agents.callback import CallbackOfferTask
 from switchboard.voice.brain import RulesBrain
 from switchboard.voice.settings import VoiceSettings
 from switchboard.voice.wiring import Bus
@@ -53,6 +55,8 @@ UNSCRIPTED = "the simulated carrier could not be scripted"
 answers every dial (its default), which changes the scenario's path, not the call's duty."""
 
 _TERMINAL_TRANSFER = ("transfer.connected", "transfer.cancelled")
+CALLBACK_OFFER = misc.camel_to_snake_case(CallbackOfferTask.__name__)
+"""The callback offer's agent id in a transcript (livekit-agents names agents so)."""
 
 
 class AckedCommands(JetStreamContext):
@@ -93,7 +97,8 @@ class CallFacts:
     call_id: str
     scenario: str
     ending: str
-    """``served``, ``transferred``, ``callback``, ``caller_hung_up``, ``failed`` or ``hung``."""
+    """``served``, ``transferred``, ``callback`` (offered, whether or not the scripted
+    caller took it), ``caller_hung_up``, ``failed`` or ``hung``."""
     outcome: str
     duration_s: float
     silence_s: float
@@ -202,7 +207,7 @@ def facts_of(scenario: Scenario, report: Report, duration_s: float) -> CallFacts
     return CallFacts(
         call_id=report.call_id,
         scenario=scenario.call_id,
-        ending=ending(scenario, report.outcome, "call.callback_requested" in kinds, problems),
+        ending=ending(scenario, report.outcome, CALLBACK_OFFER in report.agents, problems),
         outcome=report.outcome,
         duration_s=duration_s,
         silence_s=silence,
