@@ -84,6 +84,7 @@ async def play(args: argparse.Namespace, stack: ChaosStack, rng: random.Random) 
         monkey = ChaosMonkey(stack, random.Random(args.seed + 1), args.fault_every, args.down)
         stop = asyncio.Event()
         faults = asyncio.create_task(monkey.run(stop))
+        supervisor = asyncio.create_task(stack.supervise(stop))
         done: list[CallFacts] = []
         started = time.monotonic()
 
@@ -109,6 +110,8 @@ async def play(args: argparse.Namespace, stack: ChaosStack, rng: random.Random) 
         duration = time.monotonic() - started
         stop.set()
         await faults
+        await supervisor
+        await stack.restart_exited()  # one that failed at the very end is counted too
         await bus.events.settle()
         consent = await audit_consent(stack, commands, calls)
         transfers = await audit_transfers(bus.nc, calls)
@@ -132,6 +135,7 @@ def figures(
     chain_ok = consent.chain is not None and consent.chain.ok
     checks = {
         "every call ended": not bad and len(calls) == args.calls,
+        "no service exited by itself": not stack.exits,
         "no call silent too long": not silent,
         "every acked consent command in the ledger": not consent.missing,
         "no duplicate ledger record": consent.duplicates == 0 and consent.strangers == 0,
@@ -151,6 +155,8 @@ def figures(
         "scenario_expectations_met": sum(1 for c in calls if c.expectations_met),
         "carrier_unscripted": sum(1 for c in calls if not c.carrier_scripted),
         "kills": {name: stack.kills[name] for name in KILLABLE},
+        "exits": {name: stack.exits[name] for name in stack.services},
+        "exit_codes": stack.exit_codes,
         "nats_restarts": stack.nats_restarts,
         "pg_cuts": stack.pg_cuts,
         "pg_backends_terminated": stack.pg_backends_terminated,
@@ -200,7 +206,9 @@ def main(argv: list[str] | None = None) -> int:
     with chaos_stack(workdir, args.postgres, args.log_level) as stack:
         result = asyncio.run(play(args, stack, rng))
     result["logs"] = str(workdir)
-    print(json.dumps(result), flush=True)
+    line = json.dumps(result)
+    (workdir / "result.json").write_text(line + "\n")
+    print(line, flush=True)
     return 0 if result["ok"] else 1
 
 

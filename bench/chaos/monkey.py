@@ -47,6 +47,10 @@ class ChaosMonkey:
     async def fault(self, fault: str) -> None:
         down = self.rng.uniform(0, self.down_s)
         log.warning("Chaos: %s.", fault)
+        async with self.stack.lock:
+            await self._do(fault, down)
+
+    async def _do(self, fault: str, down: float) -> None:
         if fault == NATS:
             await self.stack.restart_nats(down)
         elif fault == POSTGRES:

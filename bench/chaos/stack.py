@@ -24,6 +24,7 @@ from switchboard.devstack.natsserver import NatsServer
 from switchboard.testing.postgres import fresh_schema
 
 READY_TIMEOUT_S = 60.0
+SUPERVISE_S = 0.5
 BRIDGE_CAPS = "100000"
 """Dial rate, burst and concurrency of the bridge: the run measures crashes, not the
 carrier's admission limits."""
@@ -45,9 +46,15 @@ class ChaosStack:
     ledger_dsn: str
     application_name: str
     kills: Counter[str] = field(default_factory=Counter)
+    exits: Counter[str] = field(default_factory=Counter)
+    """Services that exited on their own (not killed by the run), restarted as a
+    Kubernetes Deployment would restart them."""
+    exit_codes: dict[str, list[int]] = field(default_factory=dict)
     nats_restarts: int = 0
     pg_cuts: int = 0
     pg_backends_terminated: int = 0
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    """Held by whoever is stopping or starting processes (a fault, the supervisor)."""
 
     @property
     def url(self) -> str:
@@ -70,11 +77,30 @@ class ChaosStack:
     async def kill(self, name: str, down_s: float) -> None:
         """``SIGKILL`` one service, leave it down ``down_s``, start it and wait until it answers."""
         proc = self.services[name]
+        await self.restart_exited()
         await asyncio.to_thread(proc.kill)
         self.kills[name] += 1
         await asyncio.sleep(down_s)
         proc.start()
         await proc.ready(self.url, READY_TIMEOUT_S)
+
+    async def restart_exited(self) -> None:
+        """Start again every service that exited by itself since the last look."""
+        for name, proc in self.services.items():
+            code = proc.process.poll() if proc.process is not None else None
+            if code is not None:
+                self.exits[name] += 1
+                self.exit_codes.setdefault(name, []).append(code)
+                proc.start()
+                await proc.ready(self.url, READY_TIMEOUT_S)
+
+    async def supervise(self, stop: asyncio.Event, every_s: float = SUPERVISE_S) -> None:
+        """Restart services that exit on their own, until ``stop``; faults restart theirs."""
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), every_s)
+            async with self.lock:
+                await self.restart_exited()
 
     async def restart_nats(self, down_s: float) -> None:
         """Stop the nats-server and start it again on the same port and store."""
