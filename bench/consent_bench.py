@@ -42,6 +42,7 @@ from switchboard.consent.ledger.open import open_store
 from switchboard.consent.ledger.sealing import LedgerSecret, Personal, seal
 from switchboard.consent.ledger.sql import KEY_TABLE, RECORD_TABLE, SqlStore
 from switchboard.contracts import streams
+from switchboard.contracts.base import new_id, utcnow
 from switchboard.contracts.consent import ConsentDecision, ConsentMode, RecordConsent
 from switchboard.contracts.envelope import decode_event
 from switchboard.contracts.subjects import Owner, consent_record_subject
@@ -60,6 +61,8 @@ def _command(i: int) -> RecordConsent:
         jurisdiction="US-CA",
         mode=ConsentMode.ASK,
         notice_version="ask-2025-01:en",
+        command_id=new_id(),
+        decided_at=utcnow(),
         caller_number=f"+1415{i % 10_000_000:07d}",
         transcript_excerpt="Yes, you can record this call.",
     )

@@ -29,7 +29,7 @@ from nats.micro import add_service
 from switchboard.consent.ingest import ensure_consumer
 from switchboard.consent.pull import PullFeed
 from switchboard.contracts import streams, subjects
-from switchboard.contracts.base import utcnow
+from switchboard.contracts.base import new_id, utcnow
 from switchboard.contracts.call import CallStarted
 from switchboard.contracts.consent import (
     ConsentDecision,
@@ -217,6 +217,8 @@ def consent_command() -> RecordConsent:
         jurisdiction="US-CA",
         mode=ConsentMode.ASK,
         notice_version="n1",
+        command_id=new_id(),
+        decided_at=utcnow(),
     )
 
 

@@ -16,6 +16,7 @@ from switchboard.consent.ledger.ledger import Ledger
 from switchboard.consent.ledger.open import open_store
 from switchboard.consent.ledger.sealing import LedgerSecret
 from switchboard.consent.ledger.signing import CheckpointSigner
+from switchboard.contracts.base import new_id, utcnow
 from switchboard.contracts.consent import ConsentDecision, ConsentMode, RecordConsent
 
 _counter = itertools.count(1)
@@ -57,6 +58,8 @@ def make_command(**overrides: Any) -> RecordConsent:
         "jurisdiction": "US-CA",
         "mode": ConsentMode.ASK,
         "notice_version": "ask-2025-01:en",
+        "command_id": new_id(),
+        "decided_at": utcnow(),
         "caller_number": f"+1415555{n % 10000:04d}",
         "transcript_excerpt": "Yes, that's fine.",
     }

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import msgspec
@@ -16,11 +17,18 @@ from nats.aio.client import Client as NATS
 from switchboard.consent import __version__
 from switchboard.consent import ingest as ingest_module
 from switchboard.consent.app import make_setup, policy_source
-from switchboard.consent.ledger.ledger import verify_store
+from switchboard.consent.dbthread import DbThread
+from switchboard.consent.ingest import Ingest, ensure_consumer
+from switchboard.consent.ledger.ledger import Ledger, Outcome, verify_store
 from switchboard.consent.ledger.open import open_store
+from switchboard.consent.ledger.sealing import LedgerSecret
+from switchboard.consent.ledger.signing import CheckpointSigner
+from switchboard.consent.pull import PullFeed
+from switchboard.contracts import streams
 from switchboard.contracts.consent import RecordConsent
 from switchboard.contracts.subjects import Owner, consent_record_subject
 from switchboard.devstack.natsserver import NatsServer
+from switchboard.runtime.bus import ensure_stream
 from switchboard.runtime.service import ServiceFailed, run_service
 from switchboard.testing import eventually
 
@@ -119,3 +127,113 @@ async def test_an_ingest_loop_that_dies_is_logged_and_stops_the_service(
         return False
 
     await eventually(gone, message="the failed service to leave the bus")
+
+
+@pytest.mark.parametrize("missing", ["command_id", "decided_at"])
+async def test_a_command_without_its_id_or_decision_time_is_dead_lettered(
+    nats_server: NatsServer, nc: NATS, tmp_path: Path, command: Command, missing: str
+) -> None:
+    """Finding 5 (issue 7): ``command_id`` and ``decided_at`` had default factories, so a
+    command published without them got a fresh id and time on every delivery: each
+    redelivery became another record (or a "reused id" dead letter). They are required:
+    such a command is dead-lettered naming the field, every time, and nothing is appended."""
+    settings = settings_for(nats_server.url, tmp_path)
+    body = json.loads(msgspec.json.encode(command(call_id="no-id")))
+    del body[missing]
+    async with running(settings, nc):
+        js = nc.jetstream()
+        waiter = await subscribe_events(nc)
+        for attempt in range(2):  # a producer's retry, under another Nats-Msg-Id
+            await js.publish(
+                consent_record_subject("no-id"),
+                json.dumps(body).encode(),
+                headers={"Nats-Msg-Id": f"no-id-{attempt}"},
+            )
+        good = command(call_id="after-no-id")
+        await publish(js, good)
+        [(_, recorded)] = await waiter.wait_for(1)
+        assert recorded.command_id == good.command_id
+        await drained(js)
+    store = open_store(settings.ledger_db, create=False)
+    try:
+        letters = store.dead_letters(limit=100)
+        assert [letter.reason for letter in letters] == [
+            f"Invalid RecordConsent: Object missing required field `{missing}`"
+        ] * 2
+        assert store.head()[0] == 1
+    finally:
+        store.close()
+
+
+async def test_a_time_that_overflows_in_utc_is_dead_lettered_not_retried_forever(
+    nats_server: NatsServer, nc: NATS, tmp_path: Path, command: Command
+) -> None:
+    """Finding 7 (issue 7): ``0001-01-01T00:00:00+05:00`` is a valid timestamp whose UTC
+    form is before year 1: ``OverflowError`` in the append, the batch nak'd forever and
+    never dead-lettered, and with it every command batched alongside."""
+    settings = settings_for(nats_server.url, tmp_path)
+    body = json.loads(msgspec.json.encode(command(call_id="overflow")))
+    body["decided_at"] = "0001-01-01T00:00:00+05:00"
+    async with running(settings, nc):
+        js = nc.jetstream()
+        waiter = await subscribe_events(nc)
+        await js.publish(
+            consent_record_subject("overflow"),
+            json.dumps(body).encode(),
+            headers={"Nats-Msg-Id": "overflow"},
+        )
+        good = command(call_id="after-overflow")
+        await publish(js, good)
+        [(_, recorded)] = await waiter.wait_for(1)
+        assert recorded.command_id == good.command_id
+        await drained(js)
+    store = open_store(settings.ledger_db, create=False)
+    try:
+        [letter] = store.dead_letters(limit=100)
+        assert "decided_at" in letter.reason
+        assert store.head()[0] == 1
+    finally:
+        store.close()
+
+
+class _OneBadCommandLedger(Ledger):
+    """Fails any append that holds the command of call ``breaks-append`` (as the overflow
+    did): stands for whatever else decoding may let through."""
+
+    def append(self, commands: Sequence[RecordConsent]) -> list[Outcome]:
+        if any(c.call_id == "breaks-append" for c in commands):
+            raise ValueError("not a database error")
+        return super().append(commands)
+
+
+async def test_a_command_the_append_cannot_take_is_dead_lettered_and_its_batch_recorded(
+    nc: NATS, tmp_path: Path, command: Command, signer: CheckpointSigner
+) -> None:
+    """Finding 7 (issue 7), in depth: an append that fails other than in the database is
+    retried one command at a time; the one that fails is dead-lettered, the others in its
+    batch are recorded, nothing is nak'd forever."""
+    js = nc.jetstream()
+    await ensure_stream(js, streams.CONSENT_COMMANDS)
+    await ensure_stream(js, streams.EVENTS)
+    await ensure_consumer(js, ack_wait_s=30, max_ack_pending=64)
+    store = open_store(str(tmp_path / "ledger.db"))
+    ledger = _OneBadCommandLedger(store, LedgerSecret(os.urandom(32)), signer)
+    db = DbThread()
+    feed = PullFeed(nc, streams.CONSENT_COMMANDS.name, streams.CONSENT_LEDGER_CONSUMER, 16)
+    ingest = Ingest(js, feed, ledger, db, "test", 16)
+    # Published before ingest starts, so they arrive as one batch.
+    commands = [command(call_id="before"), command(call_id="breaks-append")]
+    commands.append(command(call_id="after"))
+    for cmd in commands:
+        await publish(js, cmd)
+    await ingest.start()
+    try:
+        await drained(js)
+        assert ingest.dead_lettered == 1
+        assert [r.record.call_id for r in store.iter_records()] == ["before", "after"]
+        [letter] = store.dead_letters()
+        assert letter.reason == "The ledger could not append this command (ValueError)."
+    finally:
+        await ingest.stop()
+        await db.run(store.close)
+        db.close()

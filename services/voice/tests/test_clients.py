@@ -10,6 +10,7 @@ from nats.aio.client import Client as NATS
 from nats.micro import add_service
 
 from switchboard.contracts import streams
+from switchboard.contracts.base import new_id, utcnow
 from switchboard.contracts.consent import (
     ConsentDecision,
     ConsentMode,
@@ -69,6 +70,8 @@ def _command(call_id: str = "c-1") -> RecordConsent:
         jurisdiction="US-CA",
         mode=ConsentMode.ASK,
         notice_version="v1",
+        command_id=new_id(),
+        decided_at=utcnow(),
     )
 
 

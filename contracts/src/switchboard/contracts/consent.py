@@ -16,8 +16,6 @@ from switchboard.contracts.base import (
     PersonalText,
     PhoneNumber,
     ShortText,
-    new_id,
-    utcnow,
 )
 
 
@@ -74,6 +72,10 @@ class RecordConsent(Message):
 
     Published to the consent command stream with ``command_id`` as ``Nats-Msg-Id``; the
     ledger applies each ``command_id`` exactly once.
+
+    ``command_id`` and ``decided_at`` are required: the producer sets them once per
+    decision and republishes the same values. Defaults made on decode would differ on
+    every delivery, turning a redelivery into a second record.
     """
 
     call_id: CallId
@@ -81,12 +83,14 @@ class RecordConsent(Message):
     jurisdiction: ShortText
     mode: ConsentMode
     notice_version: Identifier
-    command_id: Identifier = msgspec.field(default_factory=new_id)
+    command_id: Identifier
+    """Chosen once per decision by the producer (``new_id()``); the idempotency key."""
+    decided_at: dt.datetime
+    """When the caller answered, chosen once by the producer (``utcnow()``)."""
     caller_number: PhoneNumber | None = None
     transcript_excerpt: PersonalText | None = None
     """The caller's words that were taken as the answer."""
     language: LanguageTag = "en"
-    decided_at: dt.datetime = msgspec.field(default_factory=utcnow)
     source: Identifier = "voice"
 
 

@@ -5,6 +5,7 @@ Reasons are stored and logged, so values from the body are never echoed into the
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from dataclasses import dataclass
 
@@ -60,6 +61,12 @@ def decode_command(body: bytes, subject: str) -> RecordConsent | Invalid:
         # UnicodeDecodeError, deep nesting RecursionError. Whatever a body makes the
         # decoder raise, it is that body's fault: a dead letter, never a dead ingest loop.
         return Invalid(f"Undecodable command: {_undecodable(exc)}")
+    try:
+        # Valid RFC 3339 can still be out of range in UTC (0001-01-01T00:00:00+05:00):
+        # found here, it is a dead letter; found in the append, it failed the batch.
+        command.decided_at.astimezone(dt.UTC)
+    except (OverflowError, ValueError):
+        return Invalid("decided_at is out of range once converted to UTC.")
     if subject != consent_record_subject(command.call_id):
         return Invalid("The command's call_id does not match the subject it was published on.")
     if _has_nul(command):

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -26,11 +25,13 @@ from nats.js.errors import BadRequestError
 from switchboard.consent.commands import Invalid, decode_command
 from switchboard.consent.dbthread import DbThread
 from switchboard.consent.ledger.ledger import Appended, Ledger, Outcome, Refused
+from switchboard.consent.ledger.store import StoreError
 from switchboard.consent.pull import PullFeed
 from switchboard.consent.receipts import events_for
 from switchboard.contracts import streams
 from switchboard.contracts.consent import RecordConsent
 from switchboard.runtime.bus import TRACEPARENT_HEADER, EventPublisher
+from switchboard.runtime.logs import exception_facts
 
 log = logging.getLogger(__name__)
 
@@ -116,11 +117,10 @@ class Ingest:
             return
         exc = task.exception()
         assert exc is not None
-        where = "".join(traceback.format_tb(exc.__traceback__))
         log.error(
             "Consent ingest stopped on an unexpected error; no command is recorded until "
             "the service restarts.",
-            extra={"error_type": type(exc).__name__, "traceback": where},
+            extra=exception_facts(exc),
         )
         if self._on_failure is not None:
             self._on_failure(f"consent ingest stopped ({type(exc).__name__})")
@@ -169,11 +169,35 @@ class Ingest:
             return []
         try:
             outcomes = await self._db.run(self._ledger.append, [v.command for v in valid])
-        except Exception:
+        except StoreError:
             log.exception("Appending a batch failed; it will be retried.")
             await _nak_all([v.msg for v in valid])
             return []
+        except Exception:
+            # Not the database: something in one command that decoding let through. Retried
+            # as a batch it would fail forever, with every command batched alongside.
+            return await self._append_one_by_one(valid)
         return list(zip(valid, outcomes, strict=True))
+
+    async def _append_one_by_one(self, valid: list[_Valid]) -> list[tuple[_Valid, Outcome]]:
+        """Each command in its own transaction; one that fails other than in the database
+        can never be applied, and is dead-lettered (named by the error's type only)."""
+        done: list[tuple[_Valid, Outcome]] = []
+        for item in valid:
+            try:
+                [outcome] = await self._db.run(self._ledger.append, [item.command])
+            except StoreError:
+                log.exception("Appending a command failed; it will be retried.")
+                await _nak_all([item.msg])
+                continue
+            except Exception as exc:
+                log.error("Appending a command failed.", extra=exception_facts(exc))
+                await self._dead_letter(
+                    item.msg, f"The ledger could not append this command ({type(exc).__name__})."
+                )
+                continue
+            done.append((item, outcome))
+        return done
 
     async def _send_receipts(self, appended: list[tuple[_Valid, Outcome]]) -> list[_Sent]:
         sent: list[_Sent] = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from switchboard.contracts.base import new_id, utcnow
 from switchboard.contracts.consent import ConsentDecision, RecordConsent
 from switchboard.voice.call import Call
 
@@ -20,6 +21,8 @@ async def record(call: Call, decision: ConsentDecision, excerpt: str | None) -> 
         jurisdiction=policy.jurisdiction,
         mode=policy.mode,
         notice_version=policy.notice_version,
+        command_id=new_id(),
+        decided_at=utcnow(),
         caller_number=state.info.caller_number,
         transcript_excerpt=excerpt or None,
         language=state.info.language,
