@@ -25,7 +25,7 @@ RUN_TIMEOUT_S = 480
 
 
 def chaos(tmp_path: Path, postgres: str, *args: str) -> tuple[int, dict[str, Any], str]:
-    out = subprocess.run(
+    proc = subprocess.Popen(
         [
             sys.executable,
             "-m",
@@ -38,14 +38,18 @@ def chaos(tmp_path: Path, postgres: str, *args: str) -> tuple[int, dict[str, Any
         ],
         cwd=REPO,
         env=inherited_environment(),
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=RUN_TIMEOUT_S,
-        check=False,
     )
-    lines = out.stdout.strip().splitlines()
-    assert lines, out.stderr[-3000:]
-    return out.returncode, json.loads(lines[-1]), out.stderr[-3000:]
+    try:
+        stdout, stderr = proc.communicate(timeout=RUN_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        proc.terminate()  # SIGTERM: the run stops its services and drops its schema
+        stdout, stderr = proc.communicate()
+    lines = stdout.strip().splitlines()
+    assert lines, stderr[-3000:]
+    return proc.returncode, json.loads(lines[-1]), stderr[-3000:]
 
 
 @pytest.mark.postgres

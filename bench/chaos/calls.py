@@ -56,6 +56,7 @@ UNSCRIPTED = "the simulated carrier could not be scripted"
 answers every dial (its default), which changes the scenario's path, not the call's duty."""
 
 _TERMINAL_TRANSFER = ("transfer.connected", "transfer.cancelled")
+CANCEL_WAIT_S = 5.0
 CALLBACK_OFFER = misc.camel_to_snake_case(CallbackOfferTask.__name__)
 """The callback offer's agent id in a transcript (livekit-agents names agents so)."""
 
@@ -145,32 +146,33 @@ class CallDriver:
         loop = asyncio.get_running_loop()
         started = loop.time()
         seen = Seen()
-        try:
-            report = await asyncio.wait_for(
-                run_scenario(
-                    scenario, self.bus, self.settings, seen.live(), chat_model=RulesBrain()
-                ),
-                CALL_BOUND_S,
-            )
-        except Exception as exc:  # a crashed or hung call is a bad call, not a crashed run
-            hung = isinstance(exc, TimeoutError)
-            call_id = seen.call_id() or scenario.call_id
-            self._dump(call_id, seen.to_json(type(exc).__name__))
-            return CallFacts(
-                call_id,
-                scenario.call_id,
-                HUNG if hung else FAILED,
-                "",
-                loop.time() - started,
-                0.0,
-                0.0,
-                False,
-                problems=(type(exc).__name__,),
-            )
+        task = asyncio.create_task(
+            run_scenario(scenario, self.bus, self.settings, seen.live(), chat_model=RulesBrain())
+        )
+        await asyncio.wait({task}, timeout=CALL_BOUND_S)
+        if not task.done():
+            # Where it waits, before cancelling it; a call that does not end when cancelled
+            # is left behind (counted as hung either way).
+            stuck = awaited(task)
+            task.cancel()
+            await asyncio.wait({task}, timeout=CANCEL_WAIT_S)
+            return self._bad(scenario, seen, HUNG, loop.time() - started, stuck)
+        if (exc := task.exception()) is not None:  # a crashed call is a bad call, not a bad run
+            return self._bad(scenario, seen, FAILED, loop.time() - started, [repr(exc)])
+        report = task.result()
         facts = facts_of(scenario, report, loop.time() - started)
         if facts.ending in (FAILED, HUNG) or facts.silence_s > self.max_silence_s:
             self._dump(facts.call_id, reports.to_json(report))
         return facts
+
+    def _bad(
+        self, scenario: Scenario, seen: Seen, ending: str, duration_s: float, where: list[str]
+    ) -> CallFacts:
+        call_id = seen.call_id() or scenario.call_id
+        self._dump(call_id, seen.to_json(ending, where))
+        return CallFacts(
+            call_id, scenario.call_id, ending, "", duration_s, 0.0, 0.0, False, problems=(ending,)
+        )
 
     def _dump(self, call_id: str, body: bytes) -> None:
         if self.dump is not None:
@@ -191,14 +193,29 @@ class Seen:
     def call_id(self) -> str:
         return next((str(e.data.get("call_id")) for e in self.events), "")
 
-    def to_json(self, error: str) -> bytes:
+    def to_json(self, error: str, where: list[str]) -> bytes:
         return msgspec.json.encode(
             {
                 "error": error,
+                "where": where,
                 "lines": [(line.at_s, line.side, line.speaker, line.text) for line in self.lines],
                 "events": [(e.at_s, e.kind, e.data) for e in self.events],
             }
         )
+
+
+def awaited(task: asyncio.Task[Any]) -> list[str]:
+    """The chain of awaits a pending task is suspended in, outermost first."""
+    out: list[str] = []
+    coro: Any = task.get_coro()
+    while coro is not None:
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+        if frame is None:  # a future or a task: what it is says enough
+            out.append(f"awaiting {coro!r}"[:300])
+            break
+        out.append(f"{frame.f_code.co_filename}:{frame.f_lineno} {frame.f_code.co_name}")
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+    return out
 
 
 def facts_of(scenario: Scenario, report: Report, duration_s: float) -> CallFacts:
