@@ -98,17 +98,22 @@ class ConsentClient:
             if event is not None and event.command_id == command.command_id and not receipt.done():
                 receipt.set_result(event)
 
-        sub = await self._nc.subscribe(consent_events_subject(command.call_id), cb=on_event)
+        sub = None
         try:
-            await self._nc.flush()
-            await self._js.publish(
-                consent_record_subject(command.call_id),
-                _encoder.encode(command),
-                # The call's trace context rides along, as on every request and event.
-                headers=telemetry.inject({MSG_ID_HEADER: command.command_id}),
-                timeout=self._receipt_timeout,
-            )
-            return await asyncio.wait_for(receipt, self._receipt_timeout)
+            # One deadline for all of it, so the caller waits at most this long after their
+            # answer whatever the bus does: a server that stopped answering holds a flush
+            # for nats-py's 10 s, and the publish and the receipt would each take their own.
+            async with asyncio.timeout(self._receipt_timeout):
+                sub = await self._nc.subscribe(consent_events_subject(command.call_id), cb=on_event)
+                await self._nc.flush()
+                await self._js.publish(
+                    consent_record_subject(command.call_id),
+                    _encoder.encode(command),
+                    # The call's trace context rides along, as on every request and event.
+                    headers=telemetry.inject({MSG_ID_HEADER: command.command_id}),
+                    timeout=self._receipt_timeout,
+                )
+                return await receipt
         except Exception as exc:
             # No stream, no ack or no receipt in time: the call goes on without recording.
             log.warning(
@@ -121,7 +126,8 @@ class ConsentClient:
             )
             return None
         finally:
-            await sub.unsubscribe()
+            if sub is not None:
+                await sub.unsubscribe()
 
 
 def _decode(body: bytes) -> ConsentEvent | None:
