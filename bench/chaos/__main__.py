@@ -32,6 +32,7 @@ from bench.chaos.calls import (
 )
 from bench.chaos.monkey import ChaosMonkey
 from bench.chaos.stack import KILLABLE, ChaosStack, chaos_stack
+from bench.measure import GcPauses, Samples, loop_lag, peak_rss_mb
 from bench.voice_bench import quiet_logs
 from switchboard.simulation import scenario as scenarios
 from switchboard.testing.postgres import DEFAULT_DSN
@@ -88,6 +89,8 @@ async def play(args: argparse.Namespace, stack: ChaosStack, rng: random.Random) 
         supervisor = asyncio.create_task(stack.supervise(stop))
         done: list[CallFacts] = []
         started = time.monotonic()
+        lag: list[float] = []
+        lag_watch = asyncio.create_task(loop_lag(stop, lag))
 
         def on_done(facts: CallFacts) -> None:
             done.append(facts)
@@ -107,16 +110,25 @@ async def play(args: argparse.Namespace, stack: ChaosStack, rng: random.Random) 
             dump=stack.workdir / "calls",
             max_silence_s=args.max_silence,
         )
-        calls = await driver.run(args.calls)
+        with GcPauses() as pauses:
+            calls = await driver.run(args.calls)
         duration = time.monotonic() - started
         stop.set()
         await faults
         await supervisor
+        await lag_watch
         await stack.restart_exited()  # one that failed at the very end is counted too
         await bus.events.settle()
         consent = await audit_consent(stack, commands, calls)
         transfers = await audit_transfers(bus.nc, calls)
-        return figures(args, stack, calls, consent, transfers, duration)
+        return figures(args, stack, calls, consent, transfers, duration) | {
+            # This process is the worker and the callers: when its loop stalls, silences
+            # measured here include the stall.
+            "loop_lag_p99_ms": round(Samples(lag).percentile(99) * 1000, 1),
+            "loop_lag_max_ms": round(max(lag, default=0.0) * 1000, 1),
+            "gc_pause_max_ms": pauses.figures()["gc_pause_max_ms"],
+            "peak_rss_mb": round(peak_rss_mb(), 1),
+        }
     finally:
         await bus.close()
 
