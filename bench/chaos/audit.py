@@ -142,7 +142,7 @@ async def transfer_events(nc: NATS) -> dict[str, list[tuple[str, bool]]]:
         while True:
             try:
                 msgs = await sub.fetch(FETCH_BATCH, timeout=2.0)
-            except NatsTimeoutError:
+            except (NatsTimeoutError, TimeoutError):  # nats-py raises either: nothing left
                 break
             for msg in msgs:
                 await msg.ack()
