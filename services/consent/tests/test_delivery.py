@@ -23,13 +23,14 @@ from switchboard.consent.ledger.sealing import LedgerSecret
 from switchboard.consent.ledger.signing import CheckpointSigner, load_public_key
 from switchboard.consent.pull import PullFeed
 from switchboard.contracts import streams
-from switchboard.contracts.consent import ConsentRecorded, RecordConsent
+from switchboard.contracts.consent import RECEIPT_TIMEOUT_S, ConsentRecorded, RecordConsent
 from switchboard.devstack.launcher import ServiceProcess
 from switchboard.devstack.natsserver import NatsServer
 from switchboard.runtime.bus import ensure_stream
 from switchboard.testing import eventually
 
 Command = Callable[..., RecordConsent]
+CONSUMER = streams.CONSENT_LEDGER_CONSUMER
 
 
 class SlowFirstLedger(Ledger):
@@ -105,7 +106,7 @@ async def _publish_all(
 async def test_kill_9_in_the_middle_of_ingest_loses_and_duplicates_nothing(
     nats_server: NatsServer, nc: NATS, tmp_path: Path, command: Command
 ) -> None:
-    settings = settings_for(nats_server.url, tmp_path, log_level="INFO", ingest_ack_wait_s=2.0)
+    settings = settings_for(nats_server.url, tmp_path, log_level="INFO")
     log_path = tmp_path / "consent.log"
 
     def launch() -> ServiceProcess:
@@ -172,3 +173,67 @@ async def test_kill_9_in_the_middle_of_ingest_loses_and_duplicates_nothing(
     assert "Service ready." in log
     assert "415555" not in log
     assert "that's fine" not in log
+
+
+@pytest.mark.slow
+async def test_after_a_kill_9_new_commands_get_receipts_within_the_voice_workers_wait(
+    nats_server: NatsServer, nc: NATS, tmp_path: Path, command: Command
+) -> None:
+    """Finding 6 (issue 7): the killed process's in-flight commands (up to 1,024) held
+    ``max_ack_pending`` until ``ack_wait`` (30 s) ran out, ten times the voice worker's
+    3 s receipt wait: every call in that window went unrecorded. Sized from the receipt
+    wait, a new process gives a new command its receipt within that wait."""
+    settings = settings_for(nats_server.url, tmp_path, log_level="INFO")
+    log_path = tmp_path / "consent.log"
+    js = nc.jetstream()
+    await ensure_stream(js, streams.CONSENT_COMMANDS)
+    # A backlog, so the first process takes as many commands as it may hold at once.
+    backlog = [command(call_id=f"backlog-{i}") for i in range(1500)]
+    acked: list[str] = []
+    failed: list[str] = []
+    await _publish_all(nc, backlog, acked, failed)
+    assert not failed
+
+    def launch() -> ServiceProcess:
+        return ServiceProcess(
+            "switchboard.consent", "consent", env=env_for(settings), log_path=log_path
+        ).start()
+
+    receipts = 0
+    some = asyncio.Event()
+
+    async def on_event(msg: Any) -> None:
+        nonlocal receipts
+        receipts += 1
+        if receipts >= 100:
+            some.set()
+
+    await nc.subscribe("sb.evt.consent.recorded.*", cb=on_event)
+    first = launch()
+    second: ServiceProcess | None = None
+    try:
+        await asyncio.wait_for(some.wait(), 30)
+        first.kill()
+        held = await js.consumer_info(streams.CONSENT_COMMANDS.name, CONSUMER)
+        assert held.num_ack_pending > 0  # the dead process had commands in hand
+
+        second = launch()
+        await second.ready(nats_server.url)
+        fresh = command(call_id="after-the-crash")
+        receipt: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+
+        async def on_fresh(msg: Any) -> None:
+            if not receipt.done():
+                receipt.set_result(asyncio.get_running_loop().time())
+
+        await nc.subscribe(f"sb.evt.consent.recorded.{fresh.call_id}", cb=on_fresh)
+        sent = asyncio.get_running_loop().time()
+        await publish(js, fresh)
+        arrived = await asyncio.wait_for(receipt, RECEIPT_TIMEOUT_S)
+        assert arrived - sent < RECEIPT_TIMEOUT_S
+        await drained(js, timeout=30)
+        assert second.stop() == 0
+    finally:
+        first.kill()
+        if second is not None:
+            second.kill()

@@ -142,7 +142,6 @@ def test_awkward_text_is_stored_and_read_back_exactly(ledger: Ledger, command: C
         command_id=f"id-{AWKWARD}"[:128],
         jurisdiction=AWKWARD,
         notice_version=AWKWARD[:128],
-        source=AWKWARD[:128],
         transcript_excerpt=AWKWARD,
     )
     [first] = ledger.append([cmd])

@@ -4,6 +4,7 @@ ingest loop dies anyway: the service says so and stops, it never answers as if f
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import os
 from collections.abc import Callable, Sequence
@@ -25,6 +26,7 @@ from switchboard.consent.ledger.sealing import LedgerSecret
 from switchboard.consent.ledger.signing import CheckpointSigner
 from switchboard.consent.pull import PullFeed
 from switchboard.contracts import streams
+from switchboard.contracts.base import utcnow
 from switchboard.contracts.consent import RecordConsent
 from switchboard.contracts.subjects import Owner, consent_record_subject
 from switchboard.devstack.natsserver import NatsServer
@@ -92,7 +94,7 @@ async def test_an_ingest_loop_that_dies_is_logged_and_stops_the_service(
     answering requests as if it were fine. It logs the failure and stops with
     ``ServiceFailed`` (the process exits non-zero and is restarted)."""
 
-    def broken(body: bytes, subject: str) -> object:
+    def broken(body: bytes, subject: str, now: object) -> object:
         raise RuntimeError("a bug in ingest")
 
     monkeypatch.setattr(ingest_module, "decode_command", broken)
@@ -237,3 +239,58 @@ async def test_a_command_the_append_cannot_take_is_dead_lettered_and_its_batch_r
         await ingest.stop()
         await db.run(store.close)
         db.close()
+
+
+def _hostile_but_valid(command: Command) -> list[dict[str, object]]:
+    good = json.loads(msgspec.json.encode(command(call_id="hostile-valid")))
+    far = (utcnow() + dt.timedelta(days=2)).isoformat()
+    old = (utcnow() - dt.timedelta(days=400)).isoformat()
+    return [
+        {**good, "jurisdiction": "US-CA\x1b[2J\x1b[31m"},  # ANSI escapes
+        {**good, "jurisdiction": "US-CA\n"},
+        {**good, "jurisdiction": "Narnia"},
+        {**good, "notice_version": "ask-2025-01:en\u202e"},  # right-to-left override
+        {**good, "notice_version": "ask 2025"},
+        {**good, "source": "auditor"},
+        {**good, "decided_at": "9999-12-31T23:59:59Z"},
+        {**good, "decided_at": far},
+        {**good, "decided_at": old},
+        {**good, "decided_at": "2026-01-01T00:00:00"},  # no time zone
+    ]
+
+
+async def test_hostile_but_valid_values_are_dead_lettered_and_keep_out_of_the_chain(
+    nats_server: NatsServer, nc: NATS, tmp_path: Path, command: Command
+) -> None:
+    """Finding 11 (issue 7): ANSI escapes and a right-to-left override in
+    ``jurisdiction`` and ``notice_version``, ``source: "auditor"`` and ``decided_at`` in
+    year 9999 were appended to the chain. The contract constrains these fields and ingest
+    checks ``decided_at`` against the ledger's clock; the rest is dead-lettered."""
+    settings = settings_for(nats_server.url, tmp_path)
+    bodies = _hostile_but_valid(command)
+    async with running(settings, nc):
+        js = nc.jetstream()
+        waiter = await subscribe_events(nc)
+        for i, body in enumerate(bodies):
+            await js.publish(
+                consent_record_subject("hostile-valid"),
+                json.dumps(body).encode(),
+                headers={"Nats-Msg-Id": f"hostile-valid-{i}"},
+            )
+        good = command(call_id="after-hostile-valid")
+        await publish(js, good)
+        [(_, recorded)] = await waiter.wait_for(1)
+        assert recorded.command_id == good.command_id
+        await drained(js)
+    store = open_store(settings.ledger_db, create=False)
+    try:
+        letters = store.dead_letters(limit=100)
+        assert len(letters) == len(bodies), [letter.reason for letter in letters]
+        reasons = " ".join(letter.reason for letter in letters)
+        for field in ("$.jurisdiction", "$.notice_version", "$.source", "decided_at"):
+            assert field in reasons, (field, reasons)
+        assert "\x1b" not in reasons
+        assert "\u202e" not in reasons
+        assert [r.record.call_id for r in store.iter_records()] == ["after-hostile-valid"]
+    finally:
+        store.close()

@@ -146,7 +146,7 @@ def _hostile_bodies(command: Command) -> list[tuple[str, bytes]]:
         (subject, variant(transcript_excerpt="x" * 100_000)),
         (subject, variant(notice_version="v" * 10_000)),
         (subject, variant(caller_number="+1" * 100)),
-        (subject, variant(notice_version="a\x00b")),
+        (subject, variant(transcript_excerpt="a\x00b")),
         (subject, json.dumps(missing).encode()),
         (consent_record_subject("someone-else"), variant()),
         (subject, b'{"call_id": "hostile", "decision": "granted"' + b" " * 500_000 + b"}"),

@@ -39,7 +39,47 @@ class ConsentDecision(enum.StrEnum):
     """Consent withdrawn after it was given (mid-call)."""
 
 
+RECEIPT_TIMEOUT_S = 3.0
+"""How long the voice worker waits for a decision's receipt before the call goes on
+without recording (its ``SB_CONSENT_RECEIPT_TIMEOUT_S``); the ledger sizes how soon a
+crashed replica's commands are redelivered from the same figure."""
+
+
+class ConsentSource(enum.StrEnum):
+    """Who took the decision down; the ledger records nothing from anyone else."""
+
+    VOICE = "voice"
+    """The voice worker, from the caller's own words."""
+
+
 Sha256Hex = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}(?!\n)$")]
+
+# The patterns below are portable (no lookaround: RE2 and ECMAScript read them as Python
+# does). Python's ``$`` also matches before one trailing newline, which the JSON Schema's
+# dialect does not; the ledger refuses control characters in these fields on its own.
+JURISDICTION_PATTERN = r"^(unknown|[A-Z]{2}(-[A-Z0-9]{1,3})?)$"
+NOTICE_VERSION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]*$"
+
+Jurisdiction = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=JURISDICTION_PATTERN,
+        max_length=7,
+        description="ISO 3166-1 alpha-2 country, with an ISO 3166-2 subdivision when known "
+        "(``US-CA``), or ``unknown``.",
+    ),
+]
+NoticeVersion = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=NOTICE_VERSION_PATTERN,
+        max_length=160,
+        description="The notice and language played (``ask-2025-01:de``): letters, digits "
+        "and ``.``, ``_``, ``:``, ``-``.",
+    ),
+]
+AwareTime = Annotated[dt.datetime, msgspec.Meta(tz=True)]
+"""A time with its offset: a naive time would be read in whatever zone the reader is in."""
 
 
 class ConsentPolicyQuery(Message):
@@ -56,11 +96,11 @@ class ConsentPolicy(Message):
     """The consent policy for one call: what to say and whether to ask."""
 
     call_id: CallId
-    jurisdiction: ShortText
+    jurisdiction: Jurisdiction
     """ISO 3166 country, with the US state when known (``US-CA``); ``unknown`` otherwise."""
     mode: ConsentMode
     notice_text: ShortText
-    notice_version: Identifier
+    notice_version: NoticeVersion
     ai_disclosure: ShortText
     language: LanguageTag = "en"
     fallback: bool = False
@@ -80,18 +120,19 @@ class RecordConsent(Message):
 
     call_id: CallId
     decision: ConsentDecision
-    jurisdiction: ShortText
+    jurisdiction: Jurisdiction
     mode: ConsentMode
-    notice_version: Identifier
+    notice_version: NoticeVersion
     command_id: Identifier
     """Chosen once per decision by the producer (``new_id()``); the idempotency key."""
-    decided_at: dt.datetime
-    """When the caller answered, chosen once by the producer (``utcnow()``)."""
+    decided_at: AwareTime
+    """When the caller answered, chosen once by the producer (``utcnow()``). The ledger
+    dead-letters a time far from its own clock (see the consent service's README)."""
     caller_number: PhoneNumber | None = None
     transcript_excerpt: PersonalText | None = None
     """The caller's words that were taken as the answer."""
     language: LanguageTag = "en"
-    source: Identifier = "voice"
+    source: ConsentSource = ConsentSource.VOICE
 
 
 class ConsentReceipt(Message):
@@ -108,9 +149,9 @@ class ConsentRecorded(Message):
     call_id: CallId
     command_id: Identifier
     decision: ConsentDecision
-    jurisdiction: ShortText
+    jurisdiction: Jurisdiction
     mode: ConsentMode
-    notice_version: Identifier
+    notice_version: NoticeVersion
     receipt: ConsentReceipt
 
 
@@ -122,10 +163,16 @@ class ConsentRevoked(Message):
     receipt: ConsentReceipt
 
 
+MAX_SEQUENCE = 2**63 - 1
+"""The largest ledger sequence (a signed 64-bit integer in both databases)."""
+
+LedgerSequence = Annotated[int, msgspec.Meta(ge=1, le=MAX_SEQUENCE)]
+
+
 class VerifyLedger(Message):
     """Ask the ledger to verify its chain and checkpoints (``sb.consent.verify``)."""
 
-    from_sequence: int = 1
+    from_sequence: LedgerSequence = 1
 
 
 class LedgerVerification(Message):

@@ -110,13 +110,36 @@ class TypedEndpoint(Generic[Req]):
     handler: Handler[Req]
     queue_group: str
     decoder: msgspec.json.Decoder[Any] = field(init=False)
+    max_concurrent: int | None = None
+    """None: requests are handled one after another (nats-py calls a subscription's
+    handler in order). A number: each request is handled in a task of its own, at most
+    this many at once; one more is answered ``unavailable`` at once, never queued."""
     endpoint: Endpoint | None = field(default=None, init=False)
     """The ``nats.micro`` endpoint serving this (its statistics), once added."""
+    _running: set[asyncio.Task[None]] = field(default_factory=set, init=False)
 
     def __post_init__(self) -> None:
         self.decoder = msgspec.json.Decoder(self.spec.request)
 
     async def __call__(self, request: Request) -> None:
+        if self.max_concurrent is None:
+            await self._handle(request)
+            return
+        if len(self._running) >= self.max_concurrent:
+            busy = ErrorReply(
+                code=ErrorCode.UNAVAILABLE,
+                message="The service is busy with as many of these requests as it runs at "
+                "once; try again shortly.",
+                subject=self.spec.subject,
+            )
+            self._count_error(busy)
+            await respond_error(request, busy)
+            return
+        task = asyncio.create_task(self._handle(request))
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+
+    async def _handle(self, request: Request) -> None:
         subject = self.spec.subject
         delivery = jetstream_delivery(request)
         if delivery is not None:
@@ -190,11 +213,17 @@ def jetstream_delivery(request: Request) -> tuple[str, str] | None:
     return (tokens[2], tokens[3]) if len(tokens) > 3 else ("", "")
 
 
-async def add_typed_endpoint(service: Service, spec: RequestSubject, handler: Handler[Any]) -> None:
-    """Serve ``spec.subject`` with ``handler`` in the service's queue group."""
+async def add_typed_endpoint(
+    service: Service,
+    spec: RequestSubject,
+    handler: Handler[Any],
+    max_concurrent: int | None = None,
+) -> None:
+    """Serve ``spec.subject`` with ``handler`` in the service's queue group; with
+    ``max_concurrent``, that many requests at once and ``unavailable`` beyond."""
     queue_group = spec.owner.value
     group = service.add_group(name=spec.group, queue_group=queue_group)
-    typed = TypedEndpoint(spec, handler, queue_group)
+    typed = TypedEndpoint(spec, handler, queue_group, max_concurrent)
     await group.add_endpoint(name=spec.endpoint, handler=typed)
     # nats.micro's add_endpoint returns nothing; the endpoint it just appended is ours.
     typed.endpoint = next(e for e in reversed(service._endpoints) if e._handler is typed)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -17,6 +18,7 @@ from switchboard.consent.ledger.ledger import Ledger, verify_store
 from switchboard.consent.ledger.open import describe, open_store
 from switchboard.consent.ledger.sealing import LedgerSecret
 from switchboard.consent.ledger.signing import CheckpointSigner
+from switchboard.consent.ledger.store import StoreUnavailable
 from switchboard.consent.policy_source import PolicySource
 from switchboard.consent.pull import PullFeed
 from switchboard.consent.settings import (
@@ -25,9 +27,11 @@ from switchboard.consent.settings import (
     ledger_dsn,
     secret_file,
 )
+from switchboard.consent.timing import ingest_timing
 from switchboard.contracts import streams, subjects
 from switchboard.contracts.consent import LedgerVerification
 from switchboard.runtime.bus import ensure_stream
+from switchboard.runtime.logs import exception_facts
 from switchboard.runtime.service import Cleanup, Runtime, Setup, add_typed_endpoint
 from switchboard.runtime.settings import env_name
 
@@ -86,12 +90,14 @@ async def _checkpoint_periodically(ledger: Ledger, db: DbThread, every_s: float)
     signed = last.sequence if last is not None else -1
     while True:
         await asyncio.sleep(every_s)
-        head, _ = await db.run(ledger.store.head)
-        if head != signed:
-            try:
+        try:
+            head, _ = await db.run(ledger.store.head)
+            if head != signed:
                 signed = await _checkpoint_now(ledger, db)
-            except Exception:
-                log.exception("Could not write a periodic checkpoint.")
+        except StoreUnavailable:
+            pass  # the store logs the outage; the next period tries again
+        except Exception as exc:
+            log.error("Could not write a periodic checkpoint.", extra=exception_facts(exc))
 
 
 def make_setup(settings: ConsentSettings, policy: PolicySource) -> Setup:
@@ -102,26 +108,45 @@ def make_setup(settings: ConsentSettings, policy: PolicySource) -> Setup:
         ledger = await db.run(open_ledger, settings)
         log.info("Ledger open.", extra={"ledger_db": describe(settings.ledger_db)})
         handlers = Handlers(
-            policy, ledger, db, _verifier(ledger_dsn(settings), ledger.trusted_keys())
+            policy,
+            ledger,
+            db,
+            _verifier(ledger_dsn(settings), ledger.trusted_keys()),
+            checkpoint_min_interval=dt.timedelta(seconds=settings.checkpoint_min_interval_s),
         )
         routes: dict[str, Callable[[Any], Awaitable[Any]]] = {
             subjects.CONSENT_POLICY: handlers.on_policy,
             subjects.CONSENT_LOOKUP: handlers.on_lookup,
-            subjects.CONSENT_VERIFY: handlers.on_verify,
             subjects.CONSENT_ERASE: handlers.on_erase,
             subjects.CONSENT_CHECKPOINT: handlers.on_checkpoint,
         }
         for subject, handler in routes.items():
             await add_typed_endpoint(rt.service, subjects.request_spec(subject), handler)
+        # A verification walks the whole ledger: a few at a time, the rest told to retry.
+        await add_typed_endpoint(
+            rt.service,
+            subjects.request_spec(subjects.CONSENT_VERIFY),
+            handlers.on_verify,
+            max_concurrent=max(1, settings.verify_concurrency),
+        )
         await ensure_stream(rt.js, streams.CONSENT_COMMANDS, settings.stream_replicas)
         await ensure_stream(rt.js, streams.EVENTS, settings.stream_replicas)
-        batch = max(1, settings.ingest_batch)
-        await ensure_consumer(rt.js, settings.ingest_ack_wait_s, max_ack_pending=4 * batch)
+        timing = ingest_timing(settings.consent_receipt_timeout_s, settings.ingest_batch)
+        await ensure_consumer(rt.js, timing.ack_wait_s, max_ack_pending=timing.max_ack_pending)
         feed = PullFeed(
-            rt.nc, streams.CONSENT_COMMANDS.name, streams.CONSENT_LEDGER_CONSUMER, batch
+            rt.nc, streams.CONSENT_COMMANDS.name, streams.CONSENT_LEDGER_CONSUMER, timing.batch
         )
         # A JetStream context of its own: the receipt publisher's async acks are its alone.
-        ingest = Ingest(rt.nc.jetstream(), feed, ledger, db, rt.instance, batch, on_failure=rt.fail)
+        ingest = Ingest(
+            rt.nc.jetstream(),
+            feed,
+            ledger,
+            db,
+            rt.instance,
+            timing.batch,
+            publish_timeout_s=timing.publish_timeout_s,
+            on_failure=rt.fail,
+        )
         await ingest.start()
         policy.start(settings.policy_poll_s)
         tasks: list[asyncio.Task[None]] = []

@@ -7,14 +7,24 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import unicodedata
 from dataclasses import dataclass
 
 import msgspec
 
+from switchboard.contracts.base import personal_fields
 from switchboard.contracts.consent import RecordConsent
 from switchboard.contracts.subjects import consent_record_subject
 
 _decoder = msgspec.json.Decoder(RecordConsent)
+_PERSONAL = personal_fields(RecordConsent)
+
+MAX_CLOCK_AHEAD = dt.timedelta(minutes=5)
+"""How far ahead of the ledger's clock a decision may be: producers' clock skew."""
+MAX_COMMAND_AGE = dt.timedelta(days=30)
+"""How old a decision may be when it reaches the ledger. Commands wait in the stream
+while the ledger or its database is down; a month is far past any outage the ledger
+would sit out, and an older command is kept as a dead letter, not lost."""
 _QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
 MAX_REASON = 500
 
@@ -48,8 +58,31 @@ def _has_nul(command: RecordConsent) -> bool:
     return False
 
 
-def decode_command(body: bytes, subject: str) -> RecordConsent | Invalid:
-    """Decode and check one command body received on ``subject``."""
+def _unprintable_field(command: RecordConsent) -> str | None:
+    """The first field outside the personal data that holds a control or format character
+    (ANSI escapes, a newline, a right-to-left override): auditors read these fields on
+    terminals and in reports. The contract's patterns keep most out; Python's ``$``
+    accepts a trailing newline, which this catches."""
+    for field in msgspec.structs.fields(command):
+        if field.name in _PERSONAL:
+            continue
+        value = getattr(command, field.name)
+        if isinstance(value, str) and any(unicodedata.category(c) in ("Cc", "Cf") for c in value):
+            return field.name
+    return None
+
+
+def _implausible_time(decided_at: dt.datetime, now: dt.datetime) -> str | None:
+    if decided_at > now + MAX_CLOCK_AHEAD:
+        return "decided_at is later than the ledger's clock allows (5 minutes ahead at most)."
+    if decided_at < now - MAX_COMMAND_AGE:
+        return "decided_at is earlier than the ledger accepts (30 days back at most)."
+    return None
+
+
+def decode_command(body: bytes, subject: str, now: dt.datetime) -> RecordConsent | Invalid:
+    """Decode and check one command body received on ``subject`` when the ledger's clock
+    says ``now``."""
     try:
         command = _decoder.decode(body)
     except msgspec.ValidationError as exc:
@@ -64,9 +97,17 @@ def decode_command(body: bytes, subject: str) -> RecordConsent | Invalid:
     try:
         # Valid RFC 3339 can still be out of range in UTC (0001-01-01T00:00:00+05:00):
         # found here, it is a dead letter; found in the append, it failed the batch.
-        command.decided_at.astimezone(dt.UTC)
+        decided_at = command.decided_at.astimezone(dt.UTC)
     except (OverflowError, ValueError):
         return Invalid("decided_at is out of range once converted to UTC.")
+    implausible = _implausible_time(decided_at, now)
+    if implausible is not None:
+        return Invalid(implausible)
+    unprintable = _unprintable_field(command)
+    if unprintable is not None:
+        return Invalid(
+            f"Invalid RecordConsent: a control or format character - at `$.{unprintable}`"
+        )
     if subject != consent_record_subject(command.call_id):
         return Invalid("The command's call_id does not match the subject it was published on.")
     if _has_nul(command):

@@ -7,12 +7,16 @@ database thread and maps domain errors to typed error replies.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from switchboard.consent.dbthread import DbThread
-from switchboard.consent.ledger.ledger import Ledger, QueryError
+from switchboard.consent.ledger.ledger import CheckpointRefused, Ledger, QueryError
+from switchboard.consent.ledger.store import StoreUnavailable
 from switchboard.consent.policy_source import PolicySource
 from switchboard.contracts.consent import (
     CallerErased,
@@ -31,6 +35,27 @@ from switchboard.runtime.service import RequestError
 
 log = logging.getLogger(__name__)
 
+Q = TypeVar("Q")
+R = TypeVar("R")
+
+
+UNAVAILABLE = "The ledger database is unreachable; try again shortly."
+
+
+def _database_errors(
+    handler: Callable[[Handlers, Q], Awaitable[R]],
+) -> Callable[[Handlers, Q], Awaitable[R]]:
+    """An unreachable database is ``unavailable`` (retry later), not ``internal``."""
+
+    @functools.wraps(handler)
+    async def wrapped(self: Handlers, query: Q) -> R:
+        try:
+            return await handler(self, query)
+        except StoreUnavailable:
+            raise RequestError(ErrorCode.UNAVAILABLE, UNAVAILABLE) from None
+
+    return wrapped
+
 
 @dataclass
 class Handlers:
@@ -41,10 +66,12 @@ class Handlers:
     db: DbThread
     verifier: Callable[[int], LedgerVerification]
     """Verifies on its own connection, so a long walk does not hold up appends."""
+    checkpoint_min_interval: dt.timedelta = dt.timedelta(seconds=60)
 
     async def on_policy(self, query: ConsentPolicyQuery) -> ConsentPolicy:
         return self.policy.current.decide(query)
 
+    @_database_errors
     async def on_lookup(self, query: LookupConsent) -> ConsentRecords:
         try:
             records = await self.db.run(self.ledger.lookup, query)
@@ -52,11 +79,9 @@ class Handlers:
             raise RequestError(ErrorCode.BAD_REQUEST, str(exc)) from None
         return ConsentRecords(records=records)
 
+    @_database_errors
     async def on_verify(self, query: VerifyLedger) -> LedgerVerification:
-        if query.from_sequence < 1:
-            raise RequestError(
-                ErrorCode.BAD_REQUEST, "from_sequence must be 1 or more.", "$.from_sequence"
-            )
+        # from_sequence is bounded by the contract; how many run at once, by the endpoint.
         result = await asyncio.to_thread(self.verifier, query.from_sequence)
         if not result.ok:
             log.error(
@@ -65,14 +90,20 @@ class Handlers:
             )
         return result
 
+    @_database_errors
     async def on_erase(self, query: EraseCaller) -> CallerErased:
         affected = await self.db.run(self.ledger.erase, query.caller_number)
         log.info("Erased a caller's personal data.", extra={"records_affected": affected})
         return CallerErased(records_affected=affected)
 
+    @_database_errors
     async def on_checkpoint(self, _: CreateCheckpoint) -> LedgerCheckpoint:
         try:
-            checkpoint = await self.db.run(self.ledger.checkpoint)
+            checkpoint = await self.db.run(
+                self.ledger.checkpoint_on_request, self.checkpoint_min_interval
+            )
+        except CheckpointRefused as exc:
+            raise RequestError(ErrorCode.REJECTED, str(exc)) from None
         except QueryError as exc:
             raise RequestError(ErrorCode.UNAVAILABLE, str(exc)) from None
         log_checkpoint(checkpoint)

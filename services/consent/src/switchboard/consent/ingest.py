@@ -24,8 +24,9 @@ from nats.js.errors import BadRequestError
 
 from switchboard.consent.commands import Invalid, decode_command
 from switchboard.consent.dbthread import DbThread
+from switchboard.consent.ledger.backoff import Backoff
 from switchboard.consent.ledger.ledger import Appended, Ledger, Outcome, Refused
-from switchboard.consent.ledger.store import StoreError
+from switchboard.consent.ledger.store import StoreError, StoreUnavailable
 from switchboard.consent.pull import PullFeed
 from switchboard.consent.receipts import events_for
 from switchboard.contracts import streams
@@ -39,7 +40,8 @@ RETRY_DELAY_S = 1.0
 
 
 async def ensure_consumer(js: JetStreamContext, ack_wait_s: float, max_ack_pending: int) -> None:
-    """Create the ledger's durable pull consumer (idempotent)."""
+    """Create the ledger's durable pull consumer, or bring an existing one's
+    ``ack_wait`` and ``max_ack_pending`` to these values (the server edits them in place)."""
     config = ConsumerConfig(
         durable_name=streams.CONSENT_LEDGER_CONSUMER,
         ack_policy=AckPolicy.EXPLICIT,
@@ -99,6 +101,9 @@ class Ingest:
         self._batch = max(1, batch)
         self._publish_timeout_s = publish_timeout_s
         self._on_failure = on_failure
+        self._backoff = Backoff()
+        self._unavailable: list[Msg] = []
+        """The batch the database could not take (it is down), to hand back."""
         self._task: asyncio.Task[None] | None = None
         self._tail: asyncio.Task[None] | None = None
         self.appended = 0
@@ -153,14 +158,18 @@ class Ingest:
                     break
                 batch.append(nxt)
             appended = await self._append(batch)
+            if self._unavailable:
+                await self._wait_out_the_outage()
+                continue
             if appended:
                 sent = await self._send_receipts(appended)
                 self._tail = asyncio.create_task(self._confirm(sent, self._tail))
 
     async def _append(self, batch: list[Msg]) -> list[tuple[_Valid, Outcome]]:
         valid: list[_Valid] = []
+        now = self._ledger.clock()
         for msg in batch:
-            decoded = decode_command(msg.data, msg.subject)
+            decoded = decode_command(msg.data, msg.subject, now)
             if isinstance(decoded, Invalid):
                 await self._dead_letter(msg, decoded.reason)
             else:
@@ -169,14 +178,19 @@ class Ingest:
             return []
         try:
             outcomes = await self._db.run(self._ledger.append, [v.command for v in valid])
-        except StoreError:
-            log.exception("Appending a batch failed; it will be retried.")
+        except StoreUnavailable:
+            # The store logs the outage once; here the batch waits it out.
+            self._unavailable = [v.msg for v in valid]
+            return []
+        except StoreError as exc:
+            log.error("Appending a batch failed; it will be retried.", extra=exception_facts(exc))
             await _nak_all([v.msg for v in valid])
             return []
         except Exception:
             # Not the database: something in one command that decoding let through. Retried
             # as a batch it would fail forever, with every command batched alongside.
             return await self._append_one_by_one(valid)
+        self._backoff.reset()
         return list(zip(valid, outcomes, strict=True))
 
     async def _append_one_by_one(self, valid: list[_Valid]) -> list[tuple[_Valid, Outcome]]:
@@ -186,8 +200,9 @@ class Ingest:
         for item in valid:
             try:
                 [outcome] = await self._db.run(self._ledger.append, [item.command])
-            except StoreError:
-                log.exception("Appending a command failed; it will be retried.")
+            except StoreError as exc:
+                if not isinstance(exc, StoreUnavailable):
+                    log.error("Appending a command failed.", extra=exception_facts(exc))
                 await _nak_all([item.msg])
                 continue
             except Exception as exc:
@@ -198,6 +213,23 @@ class Ingest:
                 continue
             done.append((item, outcome))
         return done
+
+    async def _wait_out_the_outage(self) -> None:
+        """The database is unreachable: hand the batch and everything queued behind it
+        back to JetStream, to come again after the delay, and pause before trying again
+        (0.1 s doubling to 5 s) rather than spinning through redeliveries."""
+        delay = self._backoff.next()
+        held = self._unavailable
+        self._unavailable = []
+        queue = self._feed.queue
+        while not queue.empty():
+            msg = queue.get_nowait()
+            if msg is None:
+                queue.put_nowait(None)  # the feed ended: seen on the next turn
+                break
+            held.append(msg)
+        await _nak_all(held, delay)
+        await asyncio.sleep(delay)
 
     async def _send_receipts(self, appended: list[tuple[_Valid, Outcome]]) -> list[_Sent]:
         sent: list[_Sent] = []
@@ -255,8 +287,12 @@ class Ingest:
                 meta[0],
                 (msg.headers or {}).get("Nats-Msg-Id"),
             )
-        except Exception:
-            log.exception("Could not store a dead letter; the command will be redelivered.")
+        except Exception as exc:
+            if not isinstance(exc, StoreUnavailable):  # an outage is logged by the store
+                log.error(
+                    "Could not store a dead letter; the command will be redelivered.",
+                    extra=exception_facts(exc),
+                )
             await _nak_all([msg])
             return
         self.dead_lettered += 1
@@ -275,7 +311,7 @@ def _metadata(msg: Msg) -> tuple[int | None, int | None]:
     return meta.sequence.stream, meta.num_delivered
 
 
-async def _nak_all(msgs: list[Msg]) -> None:
+async def _nak_all(msgs: list[Msg], delay: float = RETRY_DELAY_S) -> None:
     for msg in msgs:
         with contextlib.suppress(Exception):
-            await msg.nak(delay=RETRY_DELAY_S)
+            await msg.nak(delay=delay)

@@ -15,12 +15,19 @@ import msgspec
 
 from switchboard.consent.jurisdiction import UNKNOWN, jurisdiction_of
 from switchboard.contracts.base import Identifier, LanguageTag, ShortText
-from switchboard.contracts.consent import ConsentMode, ConsentPolicy, ConsentPolicyQuery
+from switchboard.contracts.consent import (
+    ConsentMode,
+    ConsentPolicy,
+    ConsentPolicyQuery,
+    Jurisdiction,
+)
 
 _JURISDICTION = r"^(unknown|[A-Z]{2}(-([A-Z0-9]{1,3}|\*))?)$"
-_PINNED = r"^(unknown|[A-Z]{2}(-[A-Z0-9]{1,3})?)$"
 JurisdictionKey = Annotated[str, msgspec.Meta(pattern=_JURISDICTION)]
-PinnedJurisdiction = Annotated[str, msgspec.Meta(pattern=_PINNED)]
+PinnedJurisdiction = Jurisdiction
+# A notice's version goes out as "<version>:<language>", which the contract's
+# NoticeVersion pattern must accept, or the ledger would refuse its own notices.
+NoticeName = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=64)]
 
 
 class PolicyError(ValueError):
@@ -31,7 +38,7 @@ class NoticeSpec(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_field
     """One notice in every language it is offered in. Policy sections refuse unknown keys,
     so a typo is an error rather than a silent default."""
 
-    version: Identifier
+    version: NoticeName
     text: dict[LanguageTag, ShortText]
 
 

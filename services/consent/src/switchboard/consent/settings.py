@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from switchboard.contracts.consent import RECEIPT_TIMEOUT_S
 from switchboard.runtime.settings import ServiceSettings, SettingsError, env_name
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
@@ -43,10 +44,18 @@ class ConsentSettings(ServiceSettings, kw_only=True, frozen=True):
     """Create missing key files (local runs); production mounts them and sets this false."""
     checkpoint_interval_s: float = 300.0
     """A signed checkpoint is written this often when the head has moved (0 disables)."""
+    checkpoint_min_interval_s: float = 60.0
+    """``sb.consent.checkpoint`` signs a new checkpoint at most this often; asked again
+    with nothing appended since, it answers the last one."""
+    verify_concurrency: int = 1
+    """How many ``sb.consent.verify`` requests run at once (each walks the whole ledger);
+    more are answered ``unavailable`` at once rather than queued."""
     ingest_batch: int = 256
     """Largest number of commands appended in one database transaction."""
-    ingest_ack_wait_s: float = 30.0
-    """JetStream redelivers a command not acknowledged within this time."""
+    consent_receipt_timeout_s: float = RECEIPT_TIMEOUT_S
+    """How long the voice worker waits for a receipt (the same variable it reads): the
+    ledger's redelivery after a crash (``ack_wait``) and the number of commands it holds
+    at once are derived from it (``switchboard.consent.timing``)."""
 
 
 def key_file(configured: str, ledger_db: str, name: str) -> Path:

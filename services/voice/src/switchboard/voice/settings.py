@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+from switchboard.contracts.consent import RECEIPT_TIMEOUT_S
 from switchboard.runtime.settings import ServiceSettings
 from switchboard.voice.authority import Limits, parse_limits, to_minor
 
@@ -18,7 +19,7 @@ class VoiceSettings(ServiceSettings, kw_only=True, frozen=True):
 
     consent_policy_timeout_s: float = 1.0
     """How long to wait for the ledger's policy before using the strictest one."""
-    consent_receipt_timeout_s: float = 3.0
+    consent_receipt_timeout_s: float = RECEIPT_TIMEOUT_S
     """How long to wait for a ConsentRecorded receipt; without one, recording stays off."""
     router_timeout_s: float = 1.5
     """How long to wait for the router before using the local fallback decision."""

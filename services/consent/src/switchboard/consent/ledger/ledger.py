@@ -55,6 +55,10 @@ class QueryError(ValueError):
     """A query the ledger cannot answer as asked (the message says why)."""
 
 
+class CheckpointRefused(QueryError):
+    """A checkpoint asked for too soon after the last one."""
+
+
 class Appended(msgspec.Struct, frozen=True):
     """A command is in the ledger: just now, or already (``duplicate``)."""
 
@@ -94,7 +98,7 @@ def _chained_fields(command: RecordConsent) -> tuple[str, ...]:
         command.mode.value,
         command.notice_version,
         command.language,
-        command.source,
+        command.source.value,
         format_time(command.decided_at),
     )
 
@@ -230,7 +234,7 @@ class Ledger:
             mode=command.mode.value,
             notice_version=command.notice_version,
             language=command.language,
-            source=command.source,
+            source=command.source.value,
             decided_at=format_time(command.decided_at),
             recorded_at=now,
             subject=subject,
@@ -335,6 +339,22 @@ class Ledger:
         checkpoint = self.signer.sign(seq, head.hex(), self.clock())
         self.store.insert_checkpoint(checkpoint)
         return checkpoint
+
+    def checkpoint_on_request(self, min_interval: dt.timedelta) -> LedgerCheckpoint:
+        """A checkpoint of the head for whoever asks, bounded: the last one again when
+        nothing was appended since, else a new one unless the last is younger than
+        ``min_interval`` (``CheckpointRefused``). Each checkpoint is a row every verify
+        reads, so asking in a loop must not add rows."""
+        last = self.last_checkpoint()
+        seq, head = self.store.head()
+        if last is not None and (last.sequence, last.head_hash) == (seq, head.hex()):
+            return last
+        if last is not None and self.clock() - last.created_at < min_interval:
+            raise CheckpointRefused(
+                "A checkpoint was signed less than "
+                f"{min_interval.total_seconds():g} s ago; ask again later."
+            )
+        return self.checkpoint()
 
     def last_checkpoint(self) -> LedgerCheckpoint | None:
         found = self.store.checkpoints()

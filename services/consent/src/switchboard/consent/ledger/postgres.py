@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import logging
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,6 +23,7 @@ import msgspec
 import psycopg
 from psycopg.pq import Escaping, ExecStatus, TransactionStatus
 
+from switchboard.consent.ledger.backoff import Backoff
 from switchboard.consent.ledger.chain import format_time
 from switchboard.consent.ledger.sql import (
     KEY_COLUMNS,
@@ -30,8 +33,18 @@ from switchboard.consent.ledger.sql import (
     Row,
     SqlStore,
 )
-from switchboard.consent.ledger.store import EMPTY_HEAD, AppendBasis, StoreError, WriteTx
+from switchboard.consent.ledger.store import (
+    EMPTY_HEAD,
+    AppendBasis,
+    StoreError,
+    StoreUnavailable,
+    WriteTx,
+)
 
+log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT_S = 5
+"""A connection attempt gives up after this (it runs on the database thread)."""
 APPEND_ONLY_TABLES = ("consent_records", "checkpoints", "signing_keys")
 SCHEMA_LOCK = 0x5B_C0_75_E7  # advisory lock id: one process creates the schema at a time
 
@@ -156,34 +169,104 @@ def _bulk_insert(table: str, columns: tuple[Column, ...]) -> _Statement:
 
 
 class PostgresStore(SqlStore):
-    """A ledger in a PostgreSQL database (the schema of the DSN's ``search_path``)."""
+    """A ledger in a PostgreSQL database (the schema of the DSN's ``search_path``).
+
+    One connection (its session holds the prepared statements and the append's lock).
+    When it is lost (the server restarted, an operator terminated it, the network
+    dropped), the call in progress raises ``StoreUnavailable`` and later calls reconnect,
+    no more often than an exponential backoff allows (0.1 s doubling to 5 s, jittered);
+    until then they raise ``StoreUnavailable`` at once. The outage is logged when it
+    starts and when it ends, not per attempt.
+
+    Neither tenacity nor psycopg_pool is used: a retry decorator would hold the caller
+    (the database thread, and with it lookups that should answer ``unavailable`` now)
+    while it retries, and a pool of one connection would add a thread to do what the
+    backoff here does, with statements still to be prepared per session.
+    """
 
     backend = "postgresql"
 
     def __init__(self, dsn: str, create: bool = True) -> None:
-        try:
-            # psycopg's own automatic preparing is off: it answers a ROLLBACK, DROP or
-            # ALTER with DEALLOCATE ALL, which would also drop the statements of _call.
-            self._conn = psycopg.connect(
-                dsn, autocommit=True, connect_timeout=10, prepare_threshold=None
-            )
-        except psycopg.Error as exc:
-            raise StoreError(f"Cannot connect to the ledger database: {exc}") from exc
-        self._conn.execute("SET TIME ZONE 'UTC'")
-        self._binder = psycopg.ClientCursor(self._conn)
-        self._escaping = Escaping(self._conn.pgconn)
-        self._cursor = self._conn.cursor()  # reused: _run is on every append's path
+        self._dsn = dsn
+        self._conn: psycopg.Connection[Any] | None = None
+        self._backoff = Backoff()
+        self._retry_at = 0.0
+        self._down_since: float | None = None
         self._prepared: set[str] = set()
         self._pending: list[str] | None = None
         """Statements of the open write transaction not sent yet (None: no transaction)."""
+        self._connect()  # at start the caller decides: the service does not start
         if create:
             self._create_schema()
 
+    def _connect(self) -> psycopg.Connection[Any]:
+        try:
+            # psycopg's own automatic preparing is off: it answers a ROLLBACK, DROP or
+            # ALTER with DEALLOCATE ALL, which would also drop the statements of _call.
+            conn = psycopg.connect(
+                self._dsn,
+                autocommit=True,
+                connect_timeout=CONNECT_TIMEOUT_S,
+                prepare_threshold=None,
+            )
+            conn.execute("SET TIME ZONE 'UTC'")
+        except psycopg.Error as exc:
+            raise StoreUnavailable(f"Cannot connect to the ledger database: {exc}") from exc
+        self._conn = conn
+        self._binder = psycopg.ClientCursor(conn)
+        self._escaping = Escaping(conn.pgconn)
+        self._cursor = conn.cursor()  # reused: _run is on every append's path
+        self._prepared = set()  # prepared statements belong to the session that is gone
+        return conn
+
+    def _live(self) -> psycopg.Connection[Any]:
+        """The connection, reconnecting when the backoff allows; else ``StoreUnavailable``."""
+        if self._conn is not None:
+            return self._conn
+        if time.monotonic() < self._retry_at:
+            raise StoreUnavailable("The ledger database is unreachable; reconnecting.")
+        try:
+            conn = self._connect()
+        except StoreUnavailable:
+            self._retry_at = time.monotonic() + self._backoff.next()
+            raise
+        self._backoff.reset()
+        if self._down_since is not None:
+            log.info(
+                "The ledger database is reachable again.",
+                extra={"outage_s": round(time.monotonic() - self._down_since, 1)},
+            )
+            self._down_since = None
+        return conn
+
+    def _failed(self, exc: psycopg.Error) -> StoreError:
+        """What to raise for ``exc``: ``StoreUnavailable`` when the connection is gone
+        (dropped, so the next call reconnects), else ``StoreError``."""
+        conn = self._conn
+        if conn is not None and not conn.broken and not conn.closed:
+            return StoreError(str(exc))
+        if self._down_since is None:
+            self._down_since = time.monotonic()
+            log.warning(
+                "The ledger database is unreachable; reconnecting with backoff.",
+                extra={"error_type": type(exc).__name__},
+            )
+        self._conn = None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.close()
+        self._retry_at = time.monotonic() + self._backoff.next()
+        return StoreUnavailable(f"The ledger database connection was lost: {exc}")
+
     def _create_schema(self) -> None:
         script = SCHEMA + "".join(_TRIGGERS.format(table=t) for t in APPEND_ONLY_TABLES)
-        with self._conn.transaction():
-            self._conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
-            self._conn.execute(script.encode())
+        conn = self._live()
+        try:
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
+                conn.execute(script.encode())
+        except psycopg.Error as exc:
+            raise self._failed(exc) from exc
 
     @contextmanager
     def write(self) -> Iterator[WriteTx]:
@@ -202,9 +285,10 @@ class PostgresStore(SqlStore):
         finally:
             self._pending = None
             # Not committed (an error, or an exception in the block): end the transaction.
-            if self._conn.info.transaction_status != TransactionStatus.IDLE:
+            conn = self._conn
+            if conn is not None and conn.info.transaction_status != TransactionStatus.IDLE:
                 with contextlib.suppress(psycopg.Error):
-                    self._conn.rollback()
+                    conn.rollback()
 
     def read_for_append(self, command_ids: Sequence[str], refs: Sequence[str]) -> AppendBasis:
         head, existing, keys = self._run(
@@ -241,10 +325,11 @@ class PostgresStore(SqlStore):
         these small queries."""
         if statement.name not in self._prepared:
             types = f"({', '.join(statement.types)})" if statement.types else ""
+            conn = self._live()
             try:
-                self._conn.execute(f"PREPARE {statement.name}{types} AS {statement.sql}".encode())
+                conn.execute(f"PREPARE {statement.name}{types} AS {statement.sql}".encode())
             except psycopg.Error as exc:
-                raise StoreError(str(exc)) from exc
+                raise self._failed(exc) from exc
             self._prepared.add(statement.name)
         if not params:
             return f"EXECUTE {statement.name}"
@@ -258,6 +343,7 @@ class PostgresStore(SqlStore):
         batch = [*(self._pending or ()), *statements]
         if self._pending is not None:
             self._pending = []
+        self._live()
         try:
             cur = self._cursor
             cur.execute(";\n".join(batch).encode(), prepare=False)
@@ -274,33 +360,39 @@ class PostgresStore(SqlStore):
             self._prepared.clear()
             raise StoreError(str(exc)) from exc
         except psycopg.Error as exc:
-            raise StoreError(str(exc)) from exc
+            raise self._failed(exc) from exc
         return results[len(results) - len(statements) :]
 
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         if self._pending is not None:
             return self._run([self._bind(sql, params)])[0]
+        conn = self._live()
         try:
-            rows: list[Row] = list(self._conn.execute(_pg(sql), tuple(params)).fetchall())
+            rows: list[Row] = list(conn.execute(_pg(sql), tuple(params)).fetchall())
             return rows
         except psycopg.Error as exc:
-            raise StoreError(str(exc)) from exc
+            raise self._failed(exc) from exc
 
     def _execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         if self._pending is not None:
             self._pending.append(self._bind(sql, params))
             return
+        conn = self._live()
         try:
-            self._conn.execute(_pg(sql), tuple(params))
+            conn.execute(_pg(sql), tuple(params))
         except psycopg.Error as exc:
-            raise StoreError(str(exc)) from exc
+            raise self._failed(exc) from exc
 
     def _stream(self, sql: str, params: Sequence[Any]) -> Iterator[Row]:
         # A server-side cursor inside one transaction: one snapshot, bounded memory.
-        with self._conn.transaction(), self._conn.cursor(name="ledger_walk") as cur:
-            cur.itersize = 2000
-            cur.execute(_pg(sql), tuple(params))
-            yield from cur
+        conn = self._live()
+        try:
+            with conn.transaction(), conn.cursor(name="ledger_walk") as cur:
+                cur.itersize = 2000
+                cur.execute(_pg(sql), tuple(params))
+                yield from cur
+        except psycopg.Error as exc:
+            raise self._failed(exc) from exc
 
     def _time_in(self, text: str) -> Any:
         # The canonical text as is: PostgreSQL reads it as a timestamptz (parameters of
@@ -313,4 +405,5 @@ class PostgresStore(SqlStore):
         return str(value)
 
     def close(self) -> None:
-        self._conn.close()
+        if self._conn is not None:
+            self._conn.close()

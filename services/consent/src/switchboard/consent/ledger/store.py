@@ -23,6 +23,11 @@ class StoreError(RuntimeError):
     """The database refused an operation or is unusable."""
 
 
+class StoreUnavailable(StoreError):
+    """The database cannot be reached now (connection lost or refused); the store
+    reconnects by itself, so the same call may succeed later."""
+
+
 class SubjectKey(msgspec.Struct, frozen=True):
     """One person's key: keyed hash of the number -> pseudonym and wrapped AES key."""
 
