@@ -46,7 +46,7 @@ from switchboard.contracts.base import new_id, utcnow
 from switchboard.contracts.consent import ConsentDecision, ConsentMode, RecordConsent
 from switchboard.contracts.envelope import decode_event
 from switchboard.contracts.subjects import Owner, consent_record_subject
-from switchboard.devstack.launcher import ServiceProcess
+from switchboard.devstack.launcher import ServiceProcess, provision
 from switchboard.devstack.natsserver import NatsServer
 from switchboard.testing.postgres import fresh_schema, reachable
 
@@ -416,6 +416,7 @@ async def run(args: argparse.Namespace) -> Figures:
     out: Figures = {"rate_target_per_s": args.rate, "cpus": os.cpu_count()}
     with tempfile.TemporaryDirectory(prefix="sb-bench-") as tmp, NatsServer() as server:
         root = Path(tmp)
+        provision(server.url)
         nc = await nats.connect(server.url)
         try:
             out["jetstream"] = await raw_jetstream_rates(nc, args.raw_messages)

@@ -46,7 +46,7 @@ from switchboard.contracts.escalation import (
     HandoffDecision,
 )
 from switchboard.contracts.subjects import ESCALATION_DECIDE, Owner
-from switchboard.devstack.launcher import ServiceProcess
+from switchboard.devstack.launcher import ServiceProcess, provision
 from switchboard.devstack.natsserver import NatsServer
 
 ECHO_SUBJECT = "bench.echo"
@@ -284,6 +284,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     )
     echo: subprocess.Popen[bytes] | None = None
     try:
+        provision(server.url)
         router.start()
         echo = start_echo(server.url, logs / "echo.log")
         asyncio.run(router.ready(server.url))

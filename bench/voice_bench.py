@@ -56,7 +56,7 @@ from bench.measure import GcPauses, Samples, cpu_seconds, loop_lag, peak_rss_mb,
 from bench.voice_baseline import OneToolLLM, start_session
 from switchboard.contracts.base import Message
 from switchboard.contracts.subjects import Owner
-from switchboard.devstack.launcher import BACKENDS, ServiceProcess, local_settings
+from switchboard.devstack.launcher import BACKENDS, ServiceProcess, local_settings, provision
 from switchboard.devstack.natsserver import NatsServer
 from switchboard.runtime.logs import configure_logging
 from switchboard.simulation import scenario as scenarios
@@ -414,6 +414,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     logs = Path(tempfile.mkdtemp(prefix="sb-voice-bench-"))
     quiet_logs(args.log_level, logs / "voice.log")
     server = NatsServer().start()
+    provision(server.url)
     env = {"SB_NATS_URL": server.url, "SB_LOG_LEVEL": args.log_level}
     # Each service gets only the settings it reads: unknown SB_* variables stop a service.
     own_env: dict[str, dict[str, str]] = {

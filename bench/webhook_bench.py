@@ -42,9 +42,9 @@ from nats.js.errors import NotFoundError
 
 from switchboard.contracts import streams, subjects
 from switchboard.contracts.call import AgentHandedOff
-from switchboard.devstack.launcher import ServiceProcess
+from switchboard.devstack.launcher import ServiceProcess, provision
 from switchboard.devstack.natsserver import NatsServer
-from switchboard.runtime.bus import EventPublisher, ensure_stream
+from switchboard.runtime.bus import EventPublisher
 from switchboard.webhook_relay.signing import new_secret
 
 CONCURRENCY = 16
@@ -188,7 +188,7 @@ async def measure(target: str, args: argparse.Namespace) -> dict[str, float]:
         workdir = Path(tmp)
         nc = await nats.connect(server.url)
         js = nc.jetstream()
-        await ensure_stream(js, streams.EVENTS)
+        await asyncio.to_thread(provision, server.url)
         proc = _start(target, server, url, workdir)
         try:
             await _ready(target, proc, server, js)

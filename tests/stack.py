@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from switchboard.contracts.subjects import Owner, inbox_prefix
-from switchboard.devstack.launcher import BACKENDS, ServiceProcess, local_settings
+from switchboard.devstack.launcher import BACKENDS, ServiceProcess, local_settings, provision
 from switchboard.devstack.natsserver import NatsServer
 from switchboard.ops import natsconf, permissions
 from switchboard.webhook_relay.signing import new_secret
@@ -133,6 +133,7 @@ def start_stack(
         for module, name in backends
     }
     try:
+        provision(nats.url, stack.credentials_env(permissions.Role.PROVISIONER.value))
         for proc in stack.services.values():
             proc.start()
 

@@ -29,7 +29,7 @@ def test_every_deployment_has_resources_and_drops_privileges(overlay: str) -> No
         "sip-bridge",
         "voice-worker",
     }
-    for d in deployments:
+    for d in manifests.workloads(docs).values():
         pod = d["spec"]["template"]["spec"]
         assert pod["securityContext"]["runAsNonRoot"] is True
         for c in pod["containers"]:
@@ -55,7 +55,7 @@ def test_make_images_builds_every_image_the_manifests_run() -> None:
 
     built = {app.image for app in images.APPS}
     for overlay in ("local", "production"):
-        for deployment in manifests.of_kind(render(overlay), "Deployment"):
+        for deployment in manifests.workloads(render(overlay)).values():
             for container in manifests.pod_spec(deployment)["containers"]:
                 name, _, tag = container["image"].partition(":")
                 assert name in built, f"{name} is not built by make images"
@@ -91,3 +91,25 @@ def test_voice_workers_scale_on_the_load_livekit_dispatches_on() -> None:
     assert ports["metrics"] == VoiceSettings().metrics_port
     env = {e["name"]: e.get("value") for e in container.get("env", [])}
     assert env["SB_BRAIN"] == "openai"
+
+
+@pytest.mark.parametrize("overlay", ["local", "production"])
+def test_a_job_provisions_the_streams_as_the_provisioner_user(overlay: str) -> None:
+    """Finding 3: services only check their streams exist; a Job with its own NATS user
+    (from its own Secret) creates them, with the replicas the overlay asks for."""
+    from switchboard.ops import permissions
+    from switchboard.runtime import provision
+    from tools.deploycheck import examples
+
+    docs = render(overlay)
+    job = manifests.by_name(docs, "Job")["provision-streams"]
+    pod = manifests.pod_spec(job)
+    (container,) = pod["containers"]
+    assert manifests.module_of(container) == provision.__name__
+    assert pod["restartPolicy"] == "OnFailure"
+    secret_names = {s["secretRef"]["name"] for s in container["envFrom"] if "secretRef" in s}
+    (secret,) = [s for s in examples.load() if s["metadata"]["name"] in secret_names]
+    assert secret["stringData"]["SB_NATS_USER"] == permissions.Role.PROVISIONER.value
+    common = manifests.by_name(docs, "ConfigMap")["switchboard-common"]["data"]
+    assert {"configMapRef": {"name": "switchboard-common"}} in container["envFrom"]
+    assert common["SB_STREAM_REPLICAS"] == ("3" if overlay == "production" else "1")

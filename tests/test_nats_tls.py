@@ -19,7 +19,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from switchboard.devstack.launcher import ServiceProcess
+from switchboard.devstack.launcher import ServiceProcess, provision
 from switchboard.devstack.natsserver import NatsServer, free_port
 from switchboard.runtime.bus import connect
 from switchboard.runtime.settings import ServiceSettings, SettingsError
@@ -68,7 +68,17 @@ def tls_nats(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsNats]:
     config.write_text(natsconf.render(server_files))
     server = NatsServer(port=port, store_dir=workdir / "js", config_file=config).start()
     try:
-        yield TlsNats(server=server, ca=ca, client=client, workdir=workdir)
+        running = TlsNats(server=server, ca=ca, client=client, workdir=workdir)
+        # The provisioning step over mutual TLS, as the Kubernetes Job runs it.
+        provision(
+            running.url,
+            {
+                "SB_NATS_TLS_CA_FILE": str(client.ca),
+                "SB_NATS_TLS_CERT_FILE": str(client.cert),
+                "SB_NATS_TLS_KEY_FILE": str(client.key),
+            },
+        )
+        yield running
     finally:
         server.stop()
 

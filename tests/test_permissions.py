@@ -53,10 +53,11 @@ from switchboard.runtime.bus import (
     MSG_ID_HEADER,
     EventPublisher,
     RequestFailed,
-    ensure_stream,
     request,
+    require_stream,
     stream_config,
 )
+from switchboard.runtime.provision import provision
 from switchboard.runtime.service import add_typed_endpoint
 from switchboard.testing import eventually
 
@@ -149,9 +150,10 @@ async def secured(
 
 
 async def create_streams(secured: Secured) -> None:
-    consent = await secured.connect("consent")
-    for spec in streams.ALL_STREAMS:
-        await ensure_stream(consent.nc.jetstream(), spec)
+    """The provisioning step, as its own user (the only one that may create streams)."""
+    provisioner = await secured.connect(permissions.Role.PROVISIONER.value)
+    assert await provision(provisioner.nc.jetstream()) == [s.name for s in streams.ALL_STREAMS]
+    assert await provisioner.refusals() == []
 
 
 async def stored(secured: Secured, stream: str) -> int:
@@ -294,8 +296,9 @@ async def test_the_ledger_answers_pulls_acknowledges_and_publishes_receipts(
     voice = await secured.connect("voice")
     ops = await secured.connect("ops")
     js = ledger.nc.jetstream()
+    await create_streams(secured)
     for spec in (streams.CONSENT_COMMANDS, streams.EVENTS):
-        await ensure_stream(js, spec)
+        await require_stream(js, spec)
     await ensure_consumer(js, ack_wait_s=5, max_ack_pending=8)
     await serve_consent_policy(ledger)
 
@@ -355,7 +358,8 @@ async def test_the_router_reads_the_queue_state_the_workforce_feed_writes(
     read = key_reader(bucket)
     assert await read("billing") == b'{"waiting": 3, "available": 1}'
     assert await read("support") is None
-    await ensure_stream(router.nc.jetstream(), streams.EVENTS)
+    await create_streams(secured)
+    await require_stream(router.nc.jetstream(), streams.EVENTS)
     decision = fallback_decision()
     await EventPublisher(router.nc.jetstream(), source="escalation@test").publish(decision)
     for client in (router, feed):
@@ -654,3 +658,38 @@ async def test_a_read_only_crm_may_do_what_reading_needs_and_nothing_more(
             await attempt
     assert len(await crm.refusals()) == len(attempts)
     assert await stored(secured, streams.EVENTS.name) == 1
+
+
+SERVICE_USERS = ("voice", "consent", "escalation", "sip-bridge", "webhook-relay", "crm")
+
+
+@pytest.mark.parametrize("user", SERVICE_USERS)
+async def test_no_service_may_create_or_reconfigure_a_stream(secured: Secured, user: str) -> None:
+    """Finding 3: as ``voice``, ``update_stream(SB_EVENTS, max_msgs=1)`` deleted all but one
+    stored event, and changing the command stream's subjects broke every RecordConsent.
+    Streams are made by the provisioning step; services may only read their state."""
+    await create_streams(secured)
+    voice = await secured.connect("voice")
+    publisher = EventPublisher(voice.nc.jetstream(), source="voice@test")
+    for n in range(3):
+        await publisher.publish(CallStarted(call_id=f"{CALL_ID}-{n}", room="room-1"))
+    client = await secured.connect(user)
+    js = client.nc.jetstream(timeout=0.5)
+    shrunk = stream_config(streams.EVENTS)
+    shrunk.max_msgs = 1
+    moved = stream_config(streams.CONSENT_COMMANDS)
+    moved.subjects = ["sb.elsewhere.>"]
+    attempts = [
+        js.update_stream(shrunk),
+        js.update_stream(moved),
+        js.add_stream(stream_config(streams.WEBHOOK_DEAD_LETTERS)),
+    ]
+    for attempt in attempts:
+        with pytest.raises(NatsTimeoutError):
+            await attempt
+    assert len(await client.refusals()) == len(attempts)
+    ops = await secured.connect("ops")
+    info = await ops.nc.jetstream().stream_info(streams.EVENTS.name)
+    assert info.state.messages == 3
+    commands = await ops.nc.jetstream().stream_info(streams.CONSENT_COMMANDS.name)
+    assert commands.config.subjects == list(streams.CONSENT_COMMANDS.subjects)

@@ -44,6 +44,7 @@ SETTINGS: dict[str, type[ServiceSettings]] = {
     "switchboard.escalation": EscalationSettings,
     "switchboard.sip_bridge": SipBridgeSettings,
     "switchboard.voice": VoiceSettings,
+    "switchboard.runtime.provision": ServiceSettings,
 }
 """The settings of the process ``python -m <module>`` runs."""
 
@@ -60,14 +61,14 @@ EXTERNAL: dict[str, dict[str, ModuleType]] = {
 
 
 def deployment_envs(overlay: str) -> dict[str, tuple[str, dict[str, str]]]:
-    """Deployment → (module it runs, its environment with generated example values)."""
+    """Deployment or Job → (module it runs, its environment with generated example values)."""
     docs = manifests.render(ROOT / "deploy/k8s/overlays" / overlay, require("kubectl", WHY))
     config_maps = {
         name: d.get("data", {}) for name, d in manifests.by_name(docs, "ConfigMap").items()
     }
     sources = Sources(config_maps, examples.materialise(examples.load(), examples.Generated()))
     out = {}
-    for name, deployment in manifests.by_name(docs, "Deployment").items():
+    for name, deployment in manifests.workloads(docs).items():
         (container,) = manifests.pod_spec(deployment)["containers"]
         out[name] = (manifests.module_of(container), container_env(container, sources))
     return out
@@ -85,7 +86,13 @@ def read_by(module: str, name: str) -> bool:
 @pytest.mark.parametrize("overlay", ["local", "production"])
 def test_every_manifest_variable_is_read_by_its_service(overlay: str) -> None:
     envs = deployment_envs(overlay)
-    assert set(envs) == {"consent-ledger", "escalation-router", "sip-bridge", "voice-worker"}
+    assert set(envs) == {
+        "consent-ledger",
+        "escalation-router",
+        "sip-bridge",
+        "voice-worker",
+        "provision-streams",
+    }
     for deployment, (module, env) in envs.items():
         settings = SETTINGS[module]
         for name in env:

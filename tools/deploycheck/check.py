@@ -36,6 +36,8 @@ SERVICES = {
 }
 """Module a container runs → the ``nats.micro`` service it registers."""
 VOICE_MODULE = "switchboard.voice"
+PROVISION_MODULE = "switchboard.runtime.provision"
+"""The provisioning Job's module: it runs to completion before any service starts."""
 SIMULATION_IMAGE = "switchboard/simulation:latest"
 TRACE_SERVICES = {"voice", "consent", "escalation", "sip-bridge"}
 READY_TIMEOUT_S = 120.0
@@ -232,6 +234,7 @@ class Check:
         self.started: list[ContainerRun] = []
 
     def plan(self) -> tuple[dict[str, ContainerRun], Sources, list[manifests.Doc]]:
+        """Every Job and Deployment as a ``podman run``, Jobs first."""
         docs = manifests.render(self.overlay, self.kubectl)
         config_maps = {
             n: d.get("data", {}) for n, d in manifests.by_name(docs, "ConfigMap").items()
@@ -240,7 +243,7 @@ class Check:
         sources = Sources(config_maps, secrets)
         runs = {
             name: plan(d, sources, self.workdir / "volumes" / name)
-            for name, d in manifests.by_name(docs, "Deployment").items()
+            for name, d in manifests.workloads(docs).items()
         }
         return runs, sources, docs
 
@@ -309,6 +312,17 @@ class Check:
         for run in runs.values():
             write_volumes(run)
             began = time.monotonic()
+            if run.argv[2] == PROVISION_MODULE:
+                # A Job: run once to the end, as the services' streams depend on it.
+                done = await containers.run_to_end(run, extra, READY_TIMEOUT_S)
+                if done.code != 0:
+                    raise CheckFailed(
+                        f"{run.deployment} failed ({done.code}):\n{done.stderr[-3000:]}"
+                    )
+                self.report.say(
+                    f"  {run.deployment:18} done  in {time.monotonic() - began:5.1f} s: exit 0"
+                )
+                continue
             await containers.start(run, extra)
             self.started.append(run)
             module = run.argv[2]

@@ -46,6 +46,15 @@ def by_name(docs: Iterable[Doc], kind: str) -> dict[str, Doc]:
     return {d["metadata"]["name"]: d for d in of_kind(docs, kind)}
 
 
+WORKLOAD_KINDS = ("Job", "Deployment")
+"""What runs a container: the provisioning Job first (services need its streams)."""
+
+
+def workloads(docs: Iterable[Doc]) -> dict[str, Doc]:
+    """Every Job and Deployment by name, Jobs first."""
+    return {name: d for kind in WORKLOAD_KINDS for name, d in by_name(docs, kind).items()}
+
+
 def pod_spec(deployment: Doc) -> Doc:
     spec: Doc = deployment["spec"]["template"]["spec"]
     return spec

@@ -23,7 +23,13 @@ from tools.deploycheck.manifests import Doc, pod_spec
 CHECK_SUFFIX = "-check"
 """Container (and host) names are ``<deployment>-check``, like a pod name."""
 
-POD_KEYS = {"containers", "securityContext", "terminationGracePeriodSeconds", "volumes"}
+POD_KEYS = {
+    "containers",
+    "securityContext",
+    "terminationGracePeriodSeconds",
+    "volumes",
+    "restartPolicy",  # a Job's; the check runs a Job once and requires exit code 0
+}
 POD_SECURITY_KEYS = {"runAsNonRoot", "runAsUser", "runAsGroup", "fsGroup", "seccompProfile"}
 CONTAINER_KEYS = {
     "name",

@@ -215,21 +215,25 @@ def test_only_the_micro_services_may_answer_without_a_publish_grant() -> None:
     assert answering == {"consent", "escalation", "sip-bridge", "crm", "webhook-relay"}
 
 
-def test_stream_admin_rights_follow_what_each_process_ensures() -> None:
-    ensures = {
-        "voice": {"SB_EVENTS", "SB_CONSENT_CMDS"},
-        "consent": {"SB_EVENTS", "SB_CONSENT_CMDS"},
-        "escalation": {"SB_EVENTS", f"KV_{permissions.QUEUE_STATE_BUCKET}"},
-        "sip-bridge": {"SB_EVENTS"},
-        "webhook-relay": {"SB_EVENTS", streams.WEBHOOK_DEAD_LETTERS.name},
+def test_only_the_provisioner_creates_or_updates_streams() -> None:
+    """Finding 3: an update can shrink a stream to nothing, so no service may make one;
+    the router still creates its queue-state bucket when missing (create only)."""
+    provisioned = {s.name for s in streams.ALL_STREAMS}
+    creates_or_updates = {
+        "provisioner": provisioned,
+        "escalation": {f"KV_{permissions.QUEUE_STATE_BUCKET}"},
     }
-    names = {s.name for s in streams.ALL_STREAMS} | {
-        f"KV_{permissions.QUEUE_STATE_BUCKET}",
-        streams.WEBHOOK_DEAD_LETTERS.name,
-    }
+    names = provisioned | {f"KV_{permissions.QUEUE_STATE_BUCKET}"}
     for user in USERS:
-        creates = {n for n in names if user.may_publish(f"$JS.API.STREAM.CREATE.{n}")}
-        assert creates == ensures.get(user.user, set()), user.user
+        made = {
+            n
+            for n in names
+            for verb in ("CREATE", "UPDATE")
+            if user.may_publish(f"$JS.API.STREAM.{verb}.{n}")
+        }
+        assert made == creates_or_updates.get(user.user, set()), user.user
+    (router,) = [u for u in USERS if u.user == "escalation"]
+    assert not router.may_publish(f"$JS.API.STREAM.UPDATE.KV_{permissions.QUEUE_STATE_BUCKET}")
 
 
 def test_only_the_workforce_feed_writes_queue_state_and_the_router_reads_it() -> None:

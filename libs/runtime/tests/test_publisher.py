@@ -46,6 +46,13 @@ def reasons(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [str(r.__dict__["reason"]) for r in caplog.records if r.getMessage() == RETRYING]
 
 
+@pytest.fixture(autouse=True)
+async def unprovisioned(nc: NATS) -> None:
+    """These tests start without the events stream (the test server comes provisioned):
+    what the publisher does before one exists is what they check."""
+    await nc.jetstream().delete_stream(EVENTS.name)
+
+
 async def test_send_returns_before_the_ack_and_settle_waits_for_it(nc: NATS) -> None:
     js = nc.jetstream()
     await ensure_stream(js, EVENTS)

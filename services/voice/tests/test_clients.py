@@ -34,6 +34,8 @@ from switchboard.contracts.transfer import (
     PlaceTransfer,
     ReportHumanDecision,
     TransferAccepted,
+    TransferAnswered,
+    TransferConnected,
     TransferDialing,
     TransferRejected,
 )
@@ -287,3 +289,35 @@ async def test_scripting_the_carrier_without_a_bridge_returns_none(bus: Bus) -> 
 
     client = TransferClient(bus.nc, timeout=0.3)
     assert await client.script(ScriptCarrier(call_id="c-1", outcomes=[SimOutcome.BUSY])) is None
+
+
+async def test_a_status_event_delivered_twice_is_applied_once(nc: NATS, bus: Bus) -> None:
+    """Finding 13: a NATS restart delivered ``transfer.answered`` twice to core
+    subscribers. The watch applies an event once per CloudEvents (source, id) pair; the
+    same id from another source is another event."""
+    client = TransferClient(bus.nc, timeout=0.5)
+    bridge = EventPublisher(bus.js, "sip-bridge@pod-1")
+    other = EventPublisher(bus.js, "sip-bridge@pod-2")
+    answered, _ = bridge.encode(
+        TransferAnswered(call_id="c-1", transfer_id="t-1", destination_id="d-1", attempt=1)
+    )
+    same_id_elsewhere, _ = other.encode(
+        TransferAnswered(call_id="c-1", transfer_id="t-1", destination_id="d-2", attempt=2),
+        event_id=answered.event_id,
+    )
+    connected, _ = bridge.encode(
+        TransferConnected(call_id="c-1", transfer_id="t-1", destination_id="d-1")
+    )
+    async with client.watch("c-1", "t-1") as watch:
+        for out in (answered, answered, same_id_elsewhere, connected):
+            await nc.publish(out.subject, out.body)
+        seen = [await watch.next(2.0) for _ in range(3)]
+    assert [(type(e).__name__, getattr(e, "attempt", None)) for e in seen] == [
+        ("TransferAnswered", 1),
+        ("TransferAnswered", 2),
+        ("TransferConnected", None),
+    ]
+    # Bounded and per call: the call's end forgets them.
+    assert client.seen_events == 3
+    client.forget_events()
+    assert client.seen_events == 0

@@ -54,6 +54,7 @@ async def test_events_sent_before_the_stream_exists_are_stored_once_it_does(
     nc = await nats.connect(nats_server.url)
     try:
         js = nc.jetstream()
+        await js.delete_stream(streams.EVENTS.name)  # the test server comes provisioned
         acks = EventPublisher(js, "test", retry_delay=0.05)
         events = CallEvents(acks)
         with caplog.at_level(logging.WARNING):

@@ -56,8 +56,9 @@ WEBHOOK_DEAD_LETTERS = StreamSpec(
     max_age_s=30 * 24 * 3600.0,
 )
 
-ALL_STREAMS: tuple[StreamSpec, ...] = (EVENTS, CONSENT_COMMANDS)
-"""The streams every service may create (the voice worker ensures both at start-up)."""
+ALL_STREAMS: tuple[StreamSpec, ...] = (EVENTS, CONSENT_COMMANDS, WEBHOOK_DEAD_LETTERS)
+"""Every stream. The provisioning step creates them and keeps them to these specs;
+services only check that the ones they use exist."""
 
 CONSENT_LEDGER_CONSUMER = "consent-ledger"
 """Durable pull consumer on ``CONSENT_COMMANDS`` owned by the consent ledger."""

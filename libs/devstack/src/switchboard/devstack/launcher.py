@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, NamedTuple
@@ -53,6 +54,28 @@ def local_settings(service: str) -> dict[str, str]:
 
 class LaunchError(RuntimeError):
     """A service exited or did not become ready in time."""
+
+
+PROVISION_MODULE = "switchboard.runtime.provision"
+"""The provisioning step: creates the streams before any service starts (services only
+check that they exist)."""
+
+
+def provision(nats_url: str, env: Mapping[str, str] | None = None, timeout: float = 60.0) -> None:
+    """Run the provisioning step against ``nats_url`` as production does (a process of its
+    own; ``env`` adds its NATS user when the server enforces permissions)."""
+    done = subprocess.run(
+        [sys.executable, "-m", PROVISION_MODULE],
+        env={**inherited_environment(), "SB_NATS_URL": nats_url, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise LaunchError(
+            f"Provisioning the streams failed with {done.returncode}: {done.stderr[-2000:]}"
+        )
 
 
 def inherited_environment() -> dict[str, str]:

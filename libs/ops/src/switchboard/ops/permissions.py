@@ -55,6 +55,7 @@ class Role(enum.StrEnum):
     WEBHOOK_RELAY = Owner.WEBHOOK_RELAY.value
     WORKFORCE = "workforce"
     OPS = "ops"
+    PROVISIONER = "provisioner"
 
 
 CALLERS: Final[Mapping[str, tuple[Role, ...]]] = {
@@ -161,12 +162,18 @@ def _service_discovery(name: str) -> tuple[Grant, ...]:
     )
 
 
+def _stream_reader(spec: streams.StreamSpec) -> Grant:
+    # Services check at start-up that the provisioning step made the stream; creating or
+    # updating one is the provisioner's alone (an update can shrink a stream to nothing).
+    return Grant(f"{JS_API}.STREAM.INFO.{spec.name}", f"check {spec.name} exists, read its state")
+
+
 def _stream_admin(spec: streams.StreamSpec) -> tuple[Grant, ...]:
-    why = f"ensure_stream at start-up: create {spec.name}, or update it to the contract"
+    why = f"provisioning: create {spec.name}, or update it to the contract"
     return (
         Grant(f"{JS_API}.STREAM.CREATE.{spec.name}", why),
         Grant(f"{JS_API}.STREAM.UPDATE.{spec.name}", why),
-        Grant(f"{JS_API}.STREAM.INFO.{spec.name}", f"read {spec.name}'s state and config"),
+        Grant(f"{JS_API}.STREAM.INFO.{spec.name}", f"read {spec.name}'s config"),
     )
 
 
@@ -226,7 +233,8 @@ def voice() -> UserPermissions:
         "publish call, agent and recording events; follow their own calls' events.",
         publish=(
             *_asks(Role.VOICE),
-            *(g for spec in streams.ALL_STREAMS for g in _stream_admin(spec)),
+            _stream_reader(streams.EVENTS),
+            _stream_reader(streams.CONSENT_COMMANDS),
             Grant(
                 subjects.consent_record_subject("*"),
                 "RecordConsent commands (JetStream publish; the ledger appends them)",
@@ -252,8 +260,8 @@ def consent() -> UserPermissions:
         summary="Consent ledger: answers sb.consent.*, consumes consent commands, "
         "publishes consent receipts.",
         publish=(
-            *_stream_admin(cmds),
-            *_stream_admin(streams.EVENTS),
+            _stream_reader(cmds),
+            _stream_reader(streams.EVENTS),
             *_consumer_owner(cmds.name, streams.CONSENT_LEDGER_CONSUMER, "the ledger's ingest"),
             *_publishes_events(Role.CONSENT),
         ),
@@ -276,7 +284,7 @@ def escalation(bucket: str = QUEUE_STATE_BUCKET) -> UserPermissions:
         summary="Escalation router: answers sb.escalation.decide, publishes its decisions, "
         "reads queue state.",
         publish=(
-            *_stream_admin(streams.EVENTS),
+            _stream_reader(streams.EVENTS),
             *_publishes_events(Role.ESCALATION),
             Grant(f"{JS_API}.STREAM.INFO.{kv}", f"js.key_value(): open the {bucket} bucket"),
             Grant(f"{JS_API}.STREAM.CREATE.{kv}", f"create the {bucket} bucket when missing"),
@@ -300,7 +308,7 @@ def sip_bridge() -> UserPermissions:
         role=Role.SIP_BRIDGE,
         summary="SIP bridge: answers sb.transfer.* (place, cancel, the human's decision, "
         "legs), publishes transfer status events.",
-        publish=(*_stream_admin(streams.EVENTS), *_publishes_events(Role.SIP_BRIDGE)),
+        publish=(_stream_reader(streams.EVENTS), *_publishes_events(Role.SIP_BRIDGE)),
         subscribe=(
             *_answers(Owner.SIP_BRIDGE),
             *_service_discovery(user),
@@ -396,9 +404,9 @@ def webhook_relay(endpoints: Sequence[str] = DEFAULT_WEBHOOK_ENDPOINTS) -> UserP
         summary="Webhook relay: reads events through one durable consumer per endpoint, "
         "keeps dead letters, answers sb.webhook.* for operators.",
         publish=(
-            *_stream_admin(streams.EVENTS),
+            _stream_reader(streams.EVENTS),
             *consumers,
-            *_stream_admin(dead),
+            _stream_reader(dead),
             Grant(subjects.WEBHOOK_DEAD_WILDCARD, f"{keep} (JetStream publish)"),
             Grant(f"{JS_API}.STREAM.MSG.GET.{dead.name}", f"{keep}: read them back"),
             Grant(f"{JS_API}.STREAM.MSG.DELETE.{dead.name}", f"{keep}: remove a replayed one"),
@@ -453,6 +461,20 @@ def ops() -> UserPermissions:
     )
 
 
+def provisioner() -> UserPermissions:
+    """The provisioning step (``python -m switchboard.runtime.provision``): the only user
+    that creates streams or changes their configuration."""
+    user = Role.PROVISIONER.value
+    return UserPermissions(
+        user=user,
+        role=Role.PROVISIONER,
+        summary="Provisioning: creates the streams and keeps them to the contract; "
+        "reads and writes no messages.",
+        publish=tuple(g for spec in streams.ALL_STREAMS for g in _stream_admin(spec)),
+        subscribe=(_inbox(user),),
+    )
+
+
 def table(
     crm_users: Sequence[str] = DEFAULT_CRM_USERS,
     bucket: str = QUEUE_STATE_BUCKET,
@@ -470,6 +492,7 @@ def table(
         webhook_relay(webhook_endpoints),
         workforce(bucket),
         ops(),
+        provisioner(),
     )
     unknown = set(crm_consumers or {}) - set(crm_users)
     if unknown:

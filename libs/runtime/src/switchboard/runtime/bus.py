@@ -27,7 +27,7 @@ from nats.js.api import (
     StorageType,
     StreamConfig,
 )
-from nats.js.errors import BadRequestError, NoStreamResponseError
+from nats.js.errors import BadRequestError, NoStreamResponseError, NotFoundError
 from nats.micro.request import ERROR_CODE_HEADER, ERROR_HEADER
 
 from switchboard.contracts.base import Message, new_id
@@ -112,8 +112,36 @@ def stream_config(spec: StreamSpec, replicas: int = 1) -> StreamConfig:
     )
 
 
+PROVISION_COMMAND = "python -m switchboard.runtime.provision"
+"""The provisioning step that creates and updates the streams (``runtime.provision``)."""
+
+
+class StreamMissing(RuntimeError):
+    """A stream a service needs does not exist: the provisioning step has not run."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(
+            f"The JetStream stream {stream} does not exist; provision the streams first "
+            f"({PROVISION_COMMAND}, with a user allowed to create them)."
+        )
+        self.stream = stream
+
+
+async def require_stream(js: JetStreamContext, spec: StreamSpec) -> None:
+    """Check that the stream exists; ``StreamMissing`` when it does not.
+
+    Services never create or update streams (their NATS users may not): a service that
+    could reconfigure a stream could also shrink it and delete what it holds. The
+    provisioning step (``runtime.provision``) does, with its own user.
+    """
+    try:
+        await js.stream_info(spec.name)
+    except NotFoundError:
+        raise StreamMissing(spec.name) from None
+
+
 async def ensure_stream(js: JetStreamContext, spec: StreamSpec, replicas: int = 1) -> None:
-    """Create the stream, or update it to match the spec; safe to call from every process."""
+    """Create the stream, or update it to match the spec (the provisioning step's job)."""
     config = stream_config(spec, replicas)
     try:
         await js.add_stream(config)

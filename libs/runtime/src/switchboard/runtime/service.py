@@ -31,7 +31,7 @@ from nats.micro.service import Endpoint, Service
 from switchboard.contracts.errors import ErrorCode, ErrorReply
 from switchboard.contracts.subjects import RequestSubject
 from switchboard.runtime import telemetry
-from switchboard.runtime.bus import connect
+from switchboard.runtime.bus import StreamMissing, connect
 from switchboard.runtime.logs import configure_logging, exception_facts
 from switchboard.runtime.settings import ServiceSettings
 
@@ -45,6 +45,8 @@ _encoder = msgspec.json.Encoder()
 _FIELD_RE = re.compile(r"at `(\$[^`]*)`")
 _QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
 MAX_ERROR_LEN = 500
+EXIT_NOT_PROVISIONED = 3
+"""A service's exit code when a stream it needs does not exist."""
 
 
 class RequestError(Exception):
@@ -303,7 +305,12 @@ async def run_service(
         stopping=stopping,
         metadata=metadata,
     )
-    cleanup = await setup(runtime)
+    try:
+        cleanup = await setup(runtime)
+    except StreamMissing as exc:
+        log.critical("Refusing to start: a stream is missing.", extra={"error": str(exc)})
+        await nc.close()
+        raise SystemExit(EXIT_NOT_PROVISIONED) from None
     # nats-py can write flush()'s PING ahead of SUBs still in its pending buffer, so one
     # flush does not prove the endpoints are registered; the second PONG does.
     await nc.flush()

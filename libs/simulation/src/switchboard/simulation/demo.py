@@ -20,7 +20,13 @@ from typing import Any
 import msgspec
 from livekit.agents import llm
 
-from switchboard.devstack.launcher import BACKENDS, LaunchError, ServiceProcess, local_settings
+from switchboard.devstack.launcher import (
+    BACKENDS,
+    LaunchError,
+    ServiceProcess,
+    local_settings,
+    provision,
+)
 from switchboard.devstack.natsserver import NatsServer, NatsServerError
 from switchboard.simulation import report as reports
 from switchboard.simulation import scenario as scenarios
@@ -125,6 +131,8 @@ async def _with_services(
         for module, name in BACKENDS
     ]
     try:
+        # Streams first, by the provisioning step: services only check they exist.
+        await asyncio.to_thread(provision, url)
         for proc in procs:
             proc.start()
         for proc in procs:

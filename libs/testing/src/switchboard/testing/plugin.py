@@ -7,6 +7,7 @@ package's tests get these fixtures without a conftest.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING
@@ -16,6 +17,7 @@ import pytest
 from nats.aio.client import Client as NATS
 
 from switchboard.devstack.natsserver import NatsServer
+from switchboard.runtime.provision import provision
 from switchboard.testing import postgres
 from switchboard.testing.crm import RunningCrm, start_demo_crm
 from switchboard.testing.fake_backends import Backends, start_backends
@@ -30,12 +32,23 @@ def in_ci() -> bool:
 
 @pytest.fixture
 def nats_server() -> Iterator[NatsServer]:
-    """A fresh nats-server with JetStream on a free port and a temporary store."""
+    """A fresh nats-server with JetStream on a free port and a temporary store, its
+    streams provisioned as the provisioning step does before services start."""
     server = NatsServer().start()
     try:
+        asyncio.run(provision_streams(server.url))
         yield server
     finally:
         server.stop()
+
+
+async def provision_streams(url: str) -> None:
+    """Create every stream on the server at ``url`` (``runtime.provision``)."""
+    client = await nats.connect(url, connect_timeout=2)
+    try:
+        await provision(client.jetstream())
+    finally:
+        await client.close()
 
 
 @pytest.fixture

@@ -30,7 +30,7 @@ from switchboard.consent.settings import (
 from switchboard.consent.timing import ingest_timing
 from switchboard.contracts import streams, subjects
 from switchboard.contracts.consent import LedgerVerification
-from switchboard.runtime.bus import ensure_stream
+from switchboard.runtime.bus import require_stream
 from switchboard.runtime.logs import exception_facts
 from switchboard.runtime.service import Cleanup, Runtime, Setup, add_typed_endpoint
 from switchboard.runtime.settings import env_name
@@ -129,8 +129,8 @@ def make_setup(settings: ConsentSettings, policy: PolicySource) -> Setup:
             handlers.on_verify,
             max_concurrent=max(1, settings.verify_concurrency),
         )
-        await ensure_stream(rt.js, streams.CONSENT_COMMANDS, settings.stream_replicas)
-        await ensure_stream(rt.js, streams.EVENTS, settings.stream_replicas)
+        await require_stream(rt.js, streams.CONSENT_COMMANDS)
+        await require_stream(rt.js, streams.EVENTS)
         timing = ingest_timing(settings.consent_receipt_timeout_s, settings.ingest_batch)
         await ensure_consumer(rt.js, timing.ack_wait_s, max_ack_pending=timing.max_ack_pending)
         feed = PullFeed(

@@ -31,7 +31,7 @@ from switchboard.escalation.reloader import RulesHolder
 from switchboard.escalation.routing import decide
 from switchboard.escalation.rules_file import Rules
 from switchboard.escalation.settings import EscalationSettings
-from switchboard.runtime.bus import EventPublisher, ensure_stream
+from switchboard.runtime.bus import EventPublisher, require_stream
 from switchboard.runtime.service import (
     Cleanup,
     RequestError,
@@ -102,7 +102,7 @@ def build_setup(rules: Rules, clock: Clock = utcnow) -> Setup:
         if not isinstance(settings, EscalationSettings):
             raise TypeError("The escalation router needs EscalationSettings.")
         holder = RulesHolder(rules, settings.rules_file)
-        await ensure_stream(rt.js, streams.EVENTS, settings.stream_replicas)
+        await require_stream(rt.js, streams.EVENTS)
         # A JetStream context of its own: the publisher's async acks are its alone.
         events = EventPublisher(
             rt.nc.jetstream(), source=rt.instance, timeout=settings.event_ack_timeout_s

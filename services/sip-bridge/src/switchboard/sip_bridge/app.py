@@ -34,7 +34,7 @@ from switchboard.contracts.transfer import (
     TransferLegsQuery,
     TransferPlaceReply,
 )
-from switchboard.runtime.bus import EventPublisher, ensure_stream
+from switchboard.runtime.bus import EventPublisher, require_stream
 from switchboard.runtime.service import Cleanup, RequestError, Runtime, add_typed_endpoint
 from switchboard.sip_bridge.assembly import Bridge, build_bridge
 from switchboard.sip_bridge.desk import (
@@ -120,7 +120,7 @@ async def setup(rt: Runtime) -> Cleanup:
     settings = rt.settings
     if not isinstance(settings, SipBridgeSettings):
         raise TypeError("The sip-bridge needs SipBridgeSettings.")
-    await ensure_stream(rt.js, streams.EVENTS, settings.stream_replicas)
+    await require_stream(rt.js, streams.EVENTS)
     bridge = build_bridge(settings, EventPublisher(rt.js, source=rt.instance))
     await serve(rt, bridge)
     if bridge.scripts is not None and livekit_credentials(settings) is not None:

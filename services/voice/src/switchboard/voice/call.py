@@ -90,3 +90,4 @@ class Call:
             )
         )
         await self.ports.events.settle()
+        self.ports.transfer.forget_events()

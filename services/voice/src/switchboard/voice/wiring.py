@@ -23,7 +23,7 @@ from switchboard.contracts import streams
 from switchboard.contracts.call import CallStarted
 from switchboard.contracts.consent import ConsentPolicyQuery
 from switchboard.contracts.subjects import Owner
-from switchboard.runtime.bus import EventPublisher, connect, ensure_stream
+from switchboard.runtime.bus import EventPublisher, StreamMissing, connect, require_stream
 from switchboard.voice.backoffice import BackOffice
 from switchboard.voice.call import Call
 from switchboard.voice.clients.backoffice import NatsBackOffice
@@ -58,11 +58,16 @@ class Bus:
 
 
 async def open_bus(settings: VoiceSettings, name: str = Owner.VOICE.value) -> Bus:
-    """Connect and make sure the streams the worker publishes to exist."""
+    """Connect and check that the streams the worker publishes to exist (``StreamMissing``
+    when the provisioning step has not made them)."""
     nc = await connect(settings, name)
     js = nc.jetstream()
-    for spec in streams.ALL_STREAMS:
-        await ensure_stream(js, spec, settings.stream_replicas)
+    try:
+        for spec in (streams.EVENTS, streams.CONSENT_COMMANDS):
+            await require_stream(js, spec)
+    except StreamMissing:
+        await nc.close()
+        raise
     source = settings.instance or f"{name}@{socket.gethostname()}"
     # A JetStream context of its own: the publisher's async acks are its alone.
     events = EventPublisher(nc.jetstream(), source=source)

@@ -17,7 +17,7 @@ from switchboard.contracts.webhook import (
     ListDeadLetters,
     ReplayDeadLetters,
 )
-from switchboard.runtime.bus import ensure_stream
+from switchboard.runtime.bus import require_stream
 from switchboard.runtime.service import Cleanup, RequestError, Runtime, Setup, add_typed_endpoint
 from switchboard.webhook_relay.deadletters import DeadLetterStore
 from switchboard.webhook_relay.delivery import Poster
@@ -83,9 +83,9 @@ class Relay:
 
 def build_setup(endpoints: list[Endpoint], settings: RelaySettings) -> Setup:
     async def setup(rt: Runtime) -> Cleanup:
-        # Like every service, make sure the stream it reads exists (it may start first).
-        await ensure_stream(rt.js, streams.EVENTS, settings.stream_replicas)
-        dead = await DeadLetterStore(rt.js).open(settings.stream_replicas)
+        # Like every service, check the streams it reads and writes exist (provisioned).
+        await require_stream(rt.js, streams.EVENTS)
+        dead = await DeadLetterStore(rt.js).open()
         session = aiohttp.ClientSession()
         poster = Poster(
             session,

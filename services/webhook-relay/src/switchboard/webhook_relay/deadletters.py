@@ -20,7 +20,7 @@ from nats.js.errors import NotFoundError
 from switchboard.contracts import streams
 from switchboard.contracts.subjects import WEBHOOK_DEAD_WILDCARD, webhook_dead_letter_subject
 from switchboard.contracts.webhook import DeadLetter, DeadLetterView
-from switchboard.runtime.bus import ensure_stream
+from switchboard.runtime.bus import require_stream
 
 STREAM = streams.WEBHOOK_DEAD_LETTERS.name
 _encoder = msgspec.json.Encoder()
@@ -48,9 +48,9 @@ class DeadLetterStore:
     js: JetStreamContext
     index: dict[str, OrderedDict[str, list[Kept]]] = field(default_factory=dict)
 
-    async def open(self, replicas: int = 1) -> DeadLetterStore:
-        """Ensure the stream exists and index what it holds."""
-        await ensure_stream(self.js, streams.WEBHOOK_DEAD_LETTERS, replicas)
+    async def open(self) -> DeadLetterStore:
+        """Check the stream exists (provisioned) and index what it holds."""
+        await require_stream(self.js, streams.WEBHOOK_DEAD_LETTERS)
         seq = 1
         while True:
             try:

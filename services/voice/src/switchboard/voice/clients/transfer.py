@@ -16,7 +16,7 @@ import msgspec
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 
-from switchboard.contracts.envelope import UnknownEventType, decode_event
+from switchboard.contracts.envelope import CloudEvent, UnknownEventType, decode_event
 from switchboard.contracts.errors import ErrorCode
 from switchboard.contracts.simulation import CarrierScripted, ScriptCarrier
 from switchboard.contracts.subjects import (
@@ -47,6 +47,7 @@ from switchboard.contracts.transfer import (
     TransferRinging,
 )
 from switchboard.runtime.bus import RequestFailed, request
+from switchboard.voice.clients.seen import SeenEvents
 
 log = logging.getLogger(__name__)
 
@@ -102,15 +103,36 @@ class TransferClient:
     def __init__(self, nc: NATS, *, timeout: float) -> None:
         self._nc = nc
         self._timeout = timeout
+        # One client per call (``wiring.new_call``): the events this call has applied.
+        self._seen = SeenEvents()
+
+    @property
+    def seen_events(self) -> int:
+        return len(self._seen)
+
+    def forget_events(self) -> None:
+        """The call ended: forget which events it applied."""
+        self._seen.clear()
 
     @asynccontextmanager
     async def watch(self, call_id: str, transfer_id: str) -> AsyncIterator[TransferWatch]:
         watch = TransferWatch()
 
         async def on_event(msg: Msg) -> None:
-            event = _decode(msg.data)
-            if event is not None and event.transfer_id == transfer_id:
-                watch._put(event)
+            decoded = _decode(msg.data)
+            if decoded is None:
+                return
+            envelope, event = decoded
+            if event.transfer_id != transfer_id:
+                return
+            if not self._seen.first_time(envelope.source, envelope.id):
+                # Delivered again (a reconnect, a redelivery): applied already.
+                log.info(
+                    "Ignored a repeated transfer event.",
+                    extra={"call_id": call_id, "event_id": envelope.id},
+                )
+                return
+            watch._put(event)
 
         sub = await self._nc.subscribe(transfer_events_subject(call_id), cb=on_event)
         try:
@@ -201,9 +223,9 @@ class TransferClient:
         return reply
 
 
-def _decode(body: bytes) -> TransferStatus | None:
+def _decode(body: bytes) -> tuple[CloudEvent, TransferStatus] | None:
     try:
-        _, payload = decode_event(body)
+        envelope, payload = decode_event(body)
     except (msgspec.DecodeError, UnknownEventType):
         return None
-    return payload if isinstance(payload, _STATUS_TYPES) else None
+    return (envelope, payload) if isinstance(payload, _STATUS_TYPES) else None
