@@ -19,7 +19,7 @@ from pathlib import Path
 import psycopg
 
 from switchboard.contracts.subjects import Owner
-from switchboard.devstack.launcher import BACKENDS, ServiceProcess, local_settings
+from switchboard.devstack.launcher import BACKENDS, ServiceProcess, local_settings, provision
 from switchboard.devstack.natsserver import NatsServer
 from switchboard.testing.postgres import fresh_schema
 
@@ -138,6 +138,7 @@ def chaos_stack(workdir: Path, server_dsn: str, log_level: str) -> Iterator[Chao
     name = f"sb-chaos-ledger-{uuid.uuid4().hex[:8]}"
     with fresh_schema(server_dsn, prefix="chaos") as schema_dsn:
         nats = NatsServer(store_dir=workdir / "nats").start()
+        provision(nats.url)  # the streams, as production's step makes them; the store keeps them
         stack = ChaosStack(
             workdir=workdir,
             nats=nats,
