@@ -90,6 +90,42 @@ async def test_a_redelivery_after_ack_wait_appends_nothing_new(
         db.close()
 
 
+async def test_a_live_ledger_keeps_what_it_holds_past_ack_wait(
+    nc: NATS, tmp_path: Path, command: Command, signer: CheckpointSigner
+) -> None:
+    """Finding 6 (issue 7): ``ack_wait`` is short (1 s) so a dead process's commands move
+    on promptly; a live one that is slow reports progress, so nothing it holds is
+    redelivered from under it (and appended twice over)."""
+    js = nc.jetstream()
+    await ensure_stream(js, streams.CONSENT_COMMANDS)
+    await ensure_stream(js, streams.EVENTS)
+    await ensure_consumer(js, ack_wait_s=0.5, max_ack_pending=64)
+    store = open_store(str(tmp_path / "ledger.db"))
+    ledger = SlowFirstLedger(store, LedgerSecret(os.urandom(32)), signer)
+    db = DbThread()
+    feed = PullFeed(
+        nc, streams.CONSENT_COMMANDS.name, CONSUMER, 16, heartbeat_s=0.5, ack_wait_s=0.5
+    )
+    ingest = Ingest(js, feed, ledger, db, "test", 16)
+    await ingest.start()
+    try:
+        cmd = command(call_id="kept")
+        await publish(js, cmd)
+        await eventually(lambda: ledger.seen[cmd.command_id] == 1)
+        # Held across four times ack_wait: kept alive all along.
+        await eventually(lambda: feed.kept_alive >= 4, message="progress reports")
+        ledger.release.set()
+        info = await drained(js)
+        assert info.num_redelivered == 0
+        assert ledger.seen[cmd.command_id] == 1
+        assert store.head()[0] == 1
+    finally:
+        ledger.release.set()
+        await ingest.stop()
+        await db.run(store.close)
+        db.close()
+
+
 async def _publish_all(
     nc: NATS, commands: list[RecordConsent], acked: list[str], failed: list[str]
 ) -> None:

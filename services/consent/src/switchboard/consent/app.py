@@ -134,7 +134,11 @@ def make_setup(settings: ConsentSettings, policy: PolicySource) -> Setup:
         timing = ingest_timing(settings.consent_receipt_timeout_s, settings.ingest_batch)
         await ensure_consumer(rt.js, timing.ack_wait_s, max_ack_pending=timing.max_ack_pending)
         feed = PullFeed(
-            rt.nc, streams.CONSENT_COMMANDS.name, streams.CONSENT_LEDGER_CONSUMER, timing.batch
+            rt.nc,
+            streams.CONSENT_COMMANDS.name,
+            streams.CONSENT_LEDGER_CONSUMER,
+            timing.batch,
+            ack_wait_s=timing.ack_wait_s,
         )
         # A JetStream context of its own: the receipt publisher's async acks are its alone.
         ingest = Ingest(
