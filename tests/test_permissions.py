@@ -152,7 +152,8 @@ async def secured(
 async def create_streams(secured: Secured) -> None:
     """The provisioning step, as its own user (the only one that may create streams)."""
     provisioner = await secured.connect(permissions.Role.PROVISIONER.value)
-    assert await provision(provisioner.nc.jetstream()) == [s.name for s in streams.ALL_STREAMS]
+    made = await provision(provisioner.nc.jetstream())
+    assert made == [s.name for s in streams.ALL_STREAMS] + [b.stream for b in streams.ALL_BUCKETS]
     assert await provisioner.refusals() == []
 
 

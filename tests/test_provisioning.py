@@ -68,11 +68,14 @@ def test_the_provisioning_step_makes_every_stream_as_its_own_user(tmp_path: Path
                 inbox_prefix=subjects.inbox_prefix("ops"),
             )
             try:
+                names = [s.name for s in streams.ALL_STREAMS]
+                names += [b.stream for b in streams.ALL_BUCKETS]
                 return {
-                    (await nc.jetstream().stream_info(spec.name)).config.name or ""
-                    for spec in streams.ALL_STREAMS
+                    (await nc.jetstream().stream_info(name)).config.name or "" for name in names
                 }
             finally:
                 await nc.close()
 
-        assert asyncio.run(stream_names()) == {s.name for s in streams.ALL_STREAMS}
+        assert asyncio.run(stream_names()) == {s.name for s in streams.ALL_STREAMS} | {
+            b.stream for b in streams.ALL_BUCKETS
+        }

@@ -322,3 +322,16 @@ def test_generated_passwords_survive_nats_servers_variable_parsing(tmp_path: Pat
         assert all(re.fullmatch(r"[A-Za-z][A-Za-z0-9]{31}", p) for p in generated)
         done = check(generated)
         assert done.returncode == 0, done.stderr
+
+
+def test_only_the_sip_bridge_reads_and_writes_its_transfer_journal() -> None:
+    """Finding 9: the bridge keeps its transfers in a KV bucket the provisioning step makes;
+    no other user reads (handoff ids, rooms) or writes it."""
+    bucket = streams.TRANSFER_STATE
+    key = f"$KV.{bucket.name}.t.abc"
+    assert {u.user for u in USERS if u.may_publish(key)} == {"sip-bridge"}
+    get = f"$JS.API.DIRECT.GET.{bucket.stream}.{key}"
+    assert {u.user for u in USERS if u.may_publish(get)} == {"sip-bridge"}
+    create = f"$JS.API.STREAM.CREATE.{bucket.stream}"
+    assert {u.user for u in USERS if u.may_publish(create)} == {"provisioner"}
+    assert not any(u.may_publish(f"$JS.API.STREAM.UPDATE.{bucket.stream}") for u in USERS)

@@ -9,6 +9,7 @@ from collections import deque
 from collections.abc import Iterable
 from typing import Any, Protocol
 
+import msgspec
 from nats.aio.client import Client as NATS
 
 from switchboard.contracts.envelope import decode_event
@@ -21,6 +22,7 @@ from switchboard.contracts.transfer import (
     TransferAnswered,
 )
 from switchboard.runtime.bus import RequestFailed, request
+from switchboard.sip_bridge.journal import Claim, JournalEntry
 
 TEST_ALLOW = "+1415555*,sip:*@pbx.example.com"
 """The allow-list the tests' bridges run with (their desks are in these ranges)."""
@@ -100,3 +102,33 @@ class BusHumans:
             )
         except RequestFailed as exc:
             self.refused.append(str(exc.error.code))
+
+
+class MemoryJournal:
+    """The transfer journal in memory, shared by the desks of a test as the KV bucket is by
+    bridge instances; ``dead`` owners no longer answer."""
+
+    def __init__(self) -> None:
+        self.records: dict[str, Claim] = {}
+        self.dead: set[str] = set()
+        self._revision = 0
+
+    async def save(self, entry: JournalEntry) -> None:
+        self._revision += 1
+        self.records[entry.transfer_id] = Claim(entry, self._revision)
+
+    async def load(self, transfer_id: str) -> Claim | None:
+        return self.records.get(transfer_id)
+
+    async def active(self) -> list[Claim]:
+        return [c for c in self.records.values() if not c.entry.ended]
+
+    async def claim(self, claim: Claim, owner: str) -> bool:
+        current = self.records.get(claim.entry.transfer_id)
+        if current is None or current.revision != claim.revision:
+            return False
+        await self.save(msgspec.structs.replace(claim.entry, owner=owner))
+        return True
+
+    async def owner_alive(self, owner: str) -> bool:
+        return owner not in self.dead

@@ -8,7 +8,7 @@ import logging
 from typing import Any
 
 import pytest
-from bridge_testkit import TEST_ALLOW, Decision, Humans
+from bridge_testkit import TEST_ALLOW, Decision, Humans, MemoryJournal
 
 from switchboard.contracts import (
     CancelTransfer,
@@ -60,7 +60,11 @@ def make_bridge(sink: Any, *decisions: Decision, **overrides: Any) -> Bridge:
         "sim_ring_s": 0.01,
     }
     values.update(overrides)
-    bridge = build_bridge(SipBridgeSettings(**values), sink, environ={})
+    journal = values.pop("journal", None)
+    owner = values.pop("owner", "")
+    bridge = build_bridge(
+        SipBridgeSettings(**values), sink, environ={}, journal=journal, owner=owner
+    )
     sink.humans = Humans(bridge.desk, decisions)
     return bridge
 
@@ -661,3 +665,55 @@ async def test_legs_of_an_unknown_call_are_empty(sink: Any) -> None:
     bridge = make_bridge(sink)
     legs = bridge.desk.legs("nobody")
     assert (legs.in_progress, legs.legs) == ([], [])
+
+
+async def test_a_cancel_for_a_crashed_instances_transfer_ends_it_and_is_answered(
+    sink: Any,
+) -> None:
+    """Finding 9: the instance that took the cancel did not know the transfer (it ran on
+    one that crashed) and answered ``not_found``; the caller's legs stayed up."""
+    journal = MemoryJournal()
+    crashed = make_bridge(sink, journal=journal, owner="bridge-a")
+    script(crashed, SimOutcome.ANSWER, ring_s=30.0)
+    await crashed.desk.place(place())
+    await eventually(lambda: "ringing" in sink.kinds("t-1"), message="the ringing")
+    assert (await journal.load("t-1")) is not None
+    journal.dead.add("bridge-a")  # it stops: nothing more from it
+
+    survivor = make_bridge(type(sink)(), journal=journal, owner="bridge-b")
+    cancel = CancelTransfer(call_id="call-1", transfer_id="t-1", reason="caller hung up")
+    reply = await survivor.desk.cancel(cancel)
+    assert reply == TransferCancelled(call_id="call-1", transfer_id="t-1", reason="caller hung up")
+    assert await survivor.desk.cancel(cancel) == reply  # asked again: the same answer
+    claim = await journal.load("t-1")
+    assert claim is not None
+    assert (claim.entry.owner, claim.entry.ended) == ("bridge-b", "cancelled")
+    legs = survivor.desk.legs("call-1")
+    assert [(leg.attempt, leg.state) for leg in legs.legs] == [(1, LegState.ENDED)]
+    # Nothing is left for the next sweep, and a third instance answers from the journal.
+    assert await survivor.desk.recover_orphans() == 0
+    third = make_bridge(type(sink)(), journal=journal, owner="bridge-c")
+    assert await third.desk.cancel(cancel) == reply
+    crashed_task = crashed.desk._active["t-1"].task
+    assert crashed_task is not None
+    crashed_task.cancel()  # the "crashed" desk's own task, left running in this process
+
+
+async def test_a_sweep_fails_a_crashed_instances_transfer_once(sink: Any) -> None:
+    """Finding 9: two surviving instances sweep; one claims the record and publishes the
+    final ``bridge_lost`` failure under the id the crashed one would have used."""
+    journal = MemoryJournal()
+    crashed = make_bridge(type(sink)(), journal=journal, owner="bridge-a")
+    script(crashed, SimOutcome.ANSWER, ring_s=30.0)
+    await crashed.desk.place(place())
+    await eventually(lambda: journal.records["t-1"].entry.attempt == 1, message="the dial")
+    journal.dead.add("bridge-a")
+    one = make_bridge(sink, journal=journal, owner="bridge-b")
+    other = make_bridge(sink, journal=journal, owner="bridge-c")
+    assert [await one.desk.recover_orphans(), await other.desk.recover_orphans()] == [1, 0]
+    (final,) = sink.events_of("t-1", TransferFailed)
+    assert (final.reason, final.final, final.attempt) == (FailureReason.BRIDGE_LOST, True, 1)
+    assert [event_id for event_id, _ in sink.events] == ["t-1:failed:final"]
+    crashed_task = crashed.desk._active["t-1"].task
+    assert crashed_task is not None
+    crashed_task.cancel()

@@ -356,3 +356,27 @@ async def test_without_a_consult_room_nobody_is_dialled_and_a_callback_is_offere
     assert backends.bridge.placed == []
     assert not h.call.state.on_hold
     assert "couldn't reach anyone" in h.said()[-1]
+
+
+async def test_a_silent_bridge_is_noticed_within_seconds_and_the_caller_is_offered_a_callback(
+    nc: NATS, start_call: HarnessFactory, settings: Any
+) -> None:
+    """Finding 9: a crashed sip-bridge published nothing more and the caller waited on hold
+    in silence until the answer timeout. The worker checks that a bridge still answers
+    while it waits, and tells the caller within a few seconds of the silence."""
+    bridge = await slow_bridge(nc, ring_s=60.0)
+    patient = msgspec.structs.replace(
+        settings, transfer_answer_timeout_s=300.0, transfer_bridge_silent_s=1.0
+    )
+    h = await to_person(start_call, configured=patient)
+    run = asyncio.ensure_future(h.session.run(user_input=PERSON))
+    await eventually(lambda: bridge.legs.get(h.call.call_id))
+    await bridge.stop()  # the bridge dies mid-ring: no event, no answer, no PING
+    began = asyncio.get_running_loop().time()
+    await asyncio.wait_for(run, 10)
+    assert asyncio.get_running_loop().time() - began < 5
+    assert not h.call.state.on_hold
+    assert "couldn't reach anyone" in h.said()[-1]
+    result = await h.session.run(user_input="Yes please, call me back.")
+    result.expect.contains_function_call(name="accept_callback")
+    assert h.call.state.outcome is CallOutcome.CALLBACK

@@ -60,6 +60,31 @@ ALL_STREAMS: tuple[StreamSpec, ...] = (EVENTS, CONSENT_COMMANDS, WEBHOOK_DEAD_LE
 """Every stream. The provisioning step creates them and keeps them to these specs;
 services only check that the ones they use exist."""
 
+
+class BucketSpec(msgspec.Struct, frozen=True, kw_only=True):
+    """One JetStream key-value bucket (stored in the stream ``KV_<name>``)."""
+
+    name: str
+    description: str
+    history: int = 1
+    max_age_s: float = 0.0
+    replicas: int = 1
+
+    @property
+    def stream(self) -> str:
+        return f"KV_{self.name}"
+
+
+TRANSFER_STATE = BucketSpec(
+    name="sb_transfers",
+    description="The SIP bridge's transfers in progress, so another instance can end a "
+    "crashed one's cleanly.",
+    max_age_s=24 * 3600.0,
+)
+
+ALL_BUCKETS: tuple[BucketSpec, ...] = (TRANSFER_STATE,)
+"""Every key-value bucket the provisioning step creates."""
+
 CONSENT_LEDGER_CONSUMER = "consent-ledger"
 """Durable pull consumer on ``CONSENT_COMMANDS`` owned by the consent ledger."""
 

@@ -51,6 +51,9 @@ class FailureReason(enum.StrEnum):
     """The transfer waited the longest allowed time for a dial slot."""
     CARRIER_ERROR = "carrier_error"
     ALL_DESTINATIONS_FAILED = "all_destinations_failed"
+    BRIDGE_LOST = "bridge_lost"
+    """The bridge instance running the transfer stopped (a crash): another instance hung
+    its legs up and failed it, or the voice worker found no bridge answering."""
 
 
 class PlaceTransfer(Message):

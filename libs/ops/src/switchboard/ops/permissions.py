@@ -177,6 +177,14 @@ def _stream_admin(spec: streams.StreamSpec) -> tuple[Grant, ...]:
     )
 
 
+def _bucket_admin(spec: streams.BucketSpec) -> tuple[Grant, ...]:
+    why = f"provisioning: create the {spec.name} bucket when it is missing"
+    return (
+        Grant(f"{JS_API}.STREAM.CREATE.{spec.stream}", why),
+        Grant(f"{JS_API}.STREAM.INFO.{spec.stream}", f"see whether {spec.name} exists"),
+    )
+
+
 def _consumer_owner(stream: str, consumer: str, why: str) -> tuple[Grant, ...]:
     """Create, inspect, pull from and acknowledge one durable consumer."""
     create = f"create or update its durable consumer {consumer} on {stream} ({why})"
@@ -238,6 +246,10 @@ def voice() -> UserPermissions:
             Grant(
                 subjects.consent_record_subject("*"),
                 "RecordConsent commands (JetStream publish; the ledger appends them)",
+            ),
+            Grant(
+                f"{SRV}.PING.{Owner.SIP_BRIDGE.value}",
+                "during a transfer: is any SIP bridge still there (a crashed one sends nothing)",
             ),
             *_publishes_events(Role.VOICE),
         ),
@@ -301,6 +313,17 @@ def escalation(bucket: str = QUEUE_STATE_BUCKET) -> UserPermissions:
     )
 
 
+def _transfer_journal() -> tuple[Grant, ...]:
+    bucket = streams.TRANSFER_STATE
+    why = f"its transfers in the {bucket.name} KV bucket, so a crash orphans none"
+    return (
+        Grant(f"{JS_API}.STREAM.INFO.{bucket.stream}", f"open the {bucket.name} bucket"),
+        Grant(f"{KV_PREFIX}.{bucket.name}.>", why + ": write (a JetStream publish)"),
+        Grant(f"{JS_API}.DIRECT.GET.{bucket.stream}.>", why + ": read one"),
+        Grant(f"{JS_API}.STREAM.MSG.GET.{bucket.stream}", why + ": list them"),
+    )
+
+
 def sip_bridge() -> UserPermissions:
     user = Owner.SIP_BRIDGE.value
     return UserPermissions(
@@ -308,7 +331,15 @@ def sip_bridge() -> UserPermissions:
         role=Role.SIP_BRIDGE,
         summary="SIP bridge: answers sb.transfer.* (place, cancel, the human's decision, "
         "legs), publishes transfer status events.",
-        publish=(_stream_reader(streams.EVENTS), *_publishes_events(Role.SIP_BRIDGE)),
+        publish=(
+            _stream_reader(streams.EVENTS),
+            *_publishes_events(Role.SIP_BRIDGE),
+            *_transfer_journal(),
+            Grant(
+                f"{SRV}.PING.{user}.*",
+                "is the instance that holds a transfer still running (else end it cleanly)",
+            ),
+        ),
         subscribe=(
             *_answers(Owner.SIP_BRIDGE),
             *_service_discovery(user),
@@ -470,7 +501,10 @@ def provisioner() -> UserPermissions:
         role=Role.PROVISIONER,
         summary="Provisioning: creates the streams and keeps them to the contract; "
         "reads and writes no messages.",
-        publish=tuple(g for spec in streams.ALL_STREAMS for g in _stream_admin(spec)),
+        publish=(
+            *(g for spec in streams.ALL_STREAMS for g in _stream_admin(spec)),
+            *(g for bucket in streams.ALL_BUCKETS for g in _bucket_admin(bucket)),
+        ),
         subscribe=(_inbox(user),),
     )
 

@@ -1,4 +1,5 @@
-"""The provisioning step: create the JetStream streams (and update them to the contract).
+"""The provisioning step: create the JetStream streams (and update them to the contract)
+and the key-value buckets.
 
 Services only check that the streams they need exist (``bus.require_stream``): their NATS
 users may not create or reconfigure a stream, since one that could would also be able to
@@ -20,6 +21,8 @@ import logging
 from typing import Final
 
 from nats.js import JetStreamContext
+from nats.js.api import KeyValueConfig, StorageType
+from nats.js.errors import BucketNotFoundError
 
 from switchboard.contracts import streams
 from switchboard.runtime.bus import connect, ensure_stream
@@ -34,11 +37,35 @@ STREAMS: Final = streams.ALL_STREAMS
 EXIT_CONFIG: Final = 2
 
 
+BUCKETS: Final = streams.ALL_BUCKETS
+
+
 async def provision(js: JetStreamContext, replicas: int = 1) -> list[str]:
-    """Create or update every stream; returns their names."""
+    """Create or update every stream, then create the key-value buckets that are missing;
+    returns the names of the streams (a bucket's is ``KV_<bucket>``)."""
     for spec in STREAMS:
         await ensure_stream(js, spec, replicas)
-    return [spec.name for spec in STREAMS]
+    for bucket in BUCKETS:
+        await ensure_bucket(js, bucket, replicas)
+    return [spec.name for spec in STREAMS] + [bucket.stream for bucket in BUCKETS]
+
+
+async def ensure_bucket(js: JetStreamContext, spec: streams.BucketSpec, replicas: int = 1) -> None:
+    """Create the bucket when it is missing (an existing one is left as it is)."""
+    try:
+        await js.key_value(spec.name)
+    except BucketNotFoundError:
+        await js.create_key_value(
+            KeyValueConfig(
+                bucket=spec.name,
+                description=spec.description,
+                history=spec.history,
+                ttl=spec.max_age_s or None,
+                storage=StorageType.FILE,
+                replicas=max(replicas, spec.replicas),
+                direct=True,
+            )
+        )
 
 
 async def provision_with(settings: ServiceSettings) -> list[str]:

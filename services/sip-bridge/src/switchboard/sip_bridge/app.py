@@ -6,11 +6,14 @@ Handlers are thin: they hand typed requests to the transfer desk and turn its do
 errors into typed error replies. Events go to the events stream through the runtime's
 ``EventPublisher`` (CloudEvents, ``Nats-Msg-Id`` = the machine's deterministic event id).
 On SIGTERM the runner stops taking requests and ``cleanup`` drains the desk: transfers in
-progress get ``SB_TRANSFER_DRAIN_S`` to finish, then are failed cleanly.
+progress get ``SB_TRANSFER_DRAIN_S`` to finish, then are failed cleanly. Each transfer is
+recorded in the transfer journal (a KV bucket); every ``SB_TRANSFER_ORPHAN_CHECK_S`` (and at
+start) the bridge ends the transfers of instances that no longer run (``journal``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from switchboard.contracts import streams
@@ -46,6 +49,7 @@ from switchboard.sip_bridge.desk import (
     UnknownTransfer,
 )
 from switchboard.sip_bridge.drivers.simulated import CarrierScripts
+from switchboard.sip_bridge.journal_kv import open_journal
 from switchboard.sip_bridge.settings import SipBridgeSettings, livekit_credentials
 
 log = logging.getLogger(__name__)
@@ -115,14 +119,34 @@ async def serve(rt: Runtime, bridge: Bridge) -> None:
     await rt.nc.flush()
 
 
+async def recover_forever(desk: TransferDesk, interval_s: float) -> None:
+    """End the transfers of crashed instances, at start and every ``interval_s``."""
+    while True:
+        try:
+            await desk.recover_orphans()
+        except Exception:
+            log.exception("Looking for transfers of stopped instances failed.")
+        await asyncio.sleep(interval_s)
+
+
 async def setup(rt: Runtime) -> Cleanup:
     """Build the bridge from the runtime's settings and serve it."""
     settings = rt.settings
     if not isinstance(settings, SipBridgeSettings):
         raise TypeError("The sip-bridge needs SipBridgeSettings.")
     await require_stream(rt.js, streams.EVENTS)
-    bridge = build_bridge(settings, EventPublisher(rt.js, source=rt.instance))
+    journal = await open_journal(rt.nc, rt.js)
+    bridge = build_bridge(
+        settings,
+        EventPublisher(rt.js, source=rt.instance),
+        journal=journal,
+        owner=rt.service.id,
+    )
     await serve(rt, bridge)
+    # Transfers of an instance that crashed are ended now and whenever one is found.
+    recovery = asyncio.create_task(
+        recover_forever(bridge.desk, settings.transfer_orphan_check_s), name="recovery"
+    )
     if bridge.scripts is not None and livekit_credentials(settings) is not None:
         log.warning(
             "LiveKit credentials are set but calls are simulated "
@@ -138,6 +162,8 @@ async def setup(rt: Runtime) -> Cleanup:
     )
 
     async def cleanup() -> None:
+        recovery.cancel()
+        await asyncio.gather(recovery, return_exceptions=True)
         await bridge.desk.drain(settings.transfer_drain_s)
         await bridge.driver.aclose()
 

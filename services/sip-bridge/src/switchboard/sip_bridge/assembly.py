@@ -15,6 +15,7 @@ from switchboard.sip_bridge.desk import DeskTimings, TransferDesk
 from switchboard.sip_bridge.drivers.base import CarrierDriver
 from switchboard.sip_bridge.drivers.livekit import LiveKitCarrier
 from switchboard.sip_bridge.drivers.simulated import CarrierScripts, SimulatedCarrier
+from switchboard.sip_bridge.journal import Journal
 from switchboard.sip_bridge.limits import ConcurrencyCap, TokenBucket
 from switchboard.sip_bridge.outbox import EventSink
 from switchboard.sip_bridge.settings import (
@@ -55,7 +56,12 @@ def build_admission(settings: SipBridgeSettings, choice: DriverChoice) -> Admiss
 
 
 def build_bridge(
-    settings: SipBridgeSettings, sink: EventSink, environ: Mapping[str, str] | None = None
+    settings: SipBridgeSettings,
+    sink: EventSink,
+    environ: Mapping[str, str] | None = None,
+    *,
+    journal: Journal | None = None,
+    owner: str = "",
 ) -> Bridge:
     """Choose the driver (``SettingsError`` if the settings cannot run it) and assemble."""
     choice = choose_driver(settings, environ)
@@ -79,4 +85,5 @@ def build_bridge(
         briefing_timeout_s=settings.transfer_briefing_timeout_s,
         queue_max_wait_s=settings.transfer_queue_max_wait_s,
     )
-    return Bridge(TransferDesk(driver, admission, sink, timings), driver, admission, scripts)
+    desk = TransferDesk(driver, admission, sink, timings, journal=journal, owner=owner)
+    return Bridge(desk, driver, admission, scripts)

@@ -24,6 +24,8 @@ from collections.abc import Awaitable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import msgspec
+
 from switchboard.contracts.transfer import (
     CancelTransfer,
     FailureReason,
@@ -34,6 +36,7 @@ from switchboard.contracts.transfer import (
     ReportHumanDecision,
     TransferAccepted,
     TransferCancelled,
+    TransferFailed,
     TransferLeg,
     TransferLegs,
     TransferMode,
@@ -50,9 +53,11 @@ from switchboard.sip_bridge.drivers.base import (
     consult_room_name,
     is_consult_room_of,
 )
+from switchboard.sip_bridge.journal import Claim, Journal, JournalEntry, NoJournal
 from switchboard.sip_bridge.machine import (
     IN_ATTEMPT_STATES,
     AttemptFailure,
+    Emitted,
     TransferMachine,
     TransferState,
 )
@@ -173,6 +178,9 @@ class DeskTimings:
     cleanup_timeout_s: float = 5.0
     cancel_wait_s: float = 1.5
     """How long a cancel request waits for the leg to be hung up before replying."""
+    journal_timeout_s: float = 0.5
+    """Longest a journal write may hold up a transfer (the place reply, a dial): past it
+    the transfer goes on and only its crash recovery is lost."""
 
 
 class TransferDesk:
@@ -184,7 +192,12 @@ class TransferDesk:
         admission: AdmissionControl,
         sink: EventSink,
         timings: DeskTimings | None = None,
+        journal: Journal | None = None,
+        owner: str = "",
     ) -> None:
+        self._journal: Journal = journal or NoJournal()
+        self._owner = owner
+        """This instance's id in the journal (its ``nats.micro`` id)."""
         self._driver = driver
         self._admission = admission
         self._sink = sink
@@ -255,6 +268,7 @@ class TransferDesk:
         )
         self._active[request.transfer_id] = running
         self._by_call[request.call_id] = request.transfer_id
+        await self._record(running)
         running.task = asyncio.create_task(self._run(running))
         log.info(
             "Transfer accepted.",
@@ -329,7 +343,25 @@ class TransferDesk:
             if finished.state is TransferState.CANCELLED:
                 return self._cancelled(request, finished.cancel_reason)
             raise TransferFinished(finished.state)
-        raise UnknownTransfer("No transfer with that id for that call.")
+        return await self._cancel_from_journal(request)
+
+    async def recover_orphans(self) -> int:
+        """End every transfer whose bridge instance no longer runs; how many were ended.
+
+        Run at start-up and then periodically: a crashed instance publishes nothing more,
+        so its transfers end here, with their legs hung up and a final ``transfer.failed``
+        (``bridge_lost``)."""
+        ended = 0
+        owners: dict[str, bool] = {}
+        for claim in await self._journal.active():
+            owner = claim.entry.owner
+            if owner == self._owner or claim.entry.transfer_id in self._active:
+                continue
+            if owner not in owners:
+                owners[owner] = await self._journal.owner_alive(owner)
+            if not owners[owner] and await self._recover(claim, cancel_reason=None) is not None:
+                ended += 1
+        return ended
 
     async def drain(self, grace_s: float) -> None:
         """Stop taking transfers, let running ones finish for ``grace_s``, fail the rest."""
@@ -464,6 +496,7 @@ class TransferDesk:
         running.plan = plan
         leg = _Leg(plan.transfer_id, plan.attempt, plan.destination.id)
         running.legs.append(leg)
+        await self._record(running)  # before the dial: a crash now still hangs this leg up
 
         async def on_ringing() -> None:
             if machine.state is TransferState.DIALING:
@@ -620,6 +653,7 @@ class TransferDesk:
         if running.machine.state is TransferState.CONNECTED and running.plan is not None:
             self._supervise(running.plan, running.legs[-1])
         await running.outbox.close()
+        await self._record(running)
         self._active.pop(request.transfer_id, None)
         if self._by_call.get(request.call_id) == request.transfer_id:
             del self._by_call[request.call_id]
@@ -633,6 +667,127 @@ class TransferDesk:
                 tuple(running.legs),
             ),
         )
+
+    async def _record(self, running: _Running) -> None:
+        """Write the transfer's journal record (bounded: a slow or absent bucket costs the
+        crash recovery of this transfer, never the transfer itself)."""
+        machine = running.machine
+        request = running.request
+        entry = JournalEntry(
+            call_id=request.call_id,
+            transfer_id=request.transfer_id,
+            owner=self._owner,
+            room=request.room,
+            caller_identity=request.caller_identity,
+            mode=request.mode,
+            consult_room=running.consult_room,
+            ring_timeout_s=min(request.ring_timeout_s, self._timings.max_ring_s),
+            attempt=machine.attempt,
+            destination=running.plan.destination if running.plan is not None else None,
+            ended=machine.state.value if machine.terminal else "",
+            cancel_reason=running.stop_reason if machine.state is TransferState.CANCELLED else "",
+        )
+        try:
+            async with asyncio.timeout(self._timings.journal_timeout_s):
+                await self._journal.save(entry)
+        except Exception as exc:
+            log.warning(
+                "Could not record the transfer in the journal.",
+                extra={**_ids(request), "error": type(exc).__name__},
+            )
+
+    async def _cancel_from_journal(self, request: CancelTransfer) -> TransferCancelled:
+        """A cancel for a transfer this instance does not hold: answer from its journal
+        record, ending it first when the instance that ran it is gone."""
+        for _ in range(2):  # a second look when another instance claimed it meanwhile
+            claim = await self._journal.load(request.transfer_id)
+            if claim is None or claim.entry.call_id != request.call_id:
+                break
+            entry = claim.entry
+            if entry.ended:
+                if entry.ended == TransferState.CANCELLED.value:
+                    return self._cancelled(request, entry.cancel_reason)
+                raise TransferFinished(TransferState(entry.ended))
+            if entry.owner == self._owner or await self._journal.owner_alive(entry.owner):
+                break  # running on another instance, which the cancel did not reach
+            state = await self._recover(claim, cancel_reason=request.reason)
+            if state is TransferState.CANCELLED:
+                return self._cancelled(request, request.reason)
+        raise UnknownTransfer("No transfer with that id for that call.")
+
+    async def _recover(self, claim: Claim, cancel_reason: str | None) -> TransferState | None:
+        """Take over a crashed instance's transfer and end it: hang up the leg it was
+        dialling, publish the final event, record the end. ``None`` if another instance
+        took it first."""
+        if not await self._journal.claim(claim, self._owner):
+            return None
+        entry = claim.entry
+        ids = {"call_id": entry.call_id, "transfer_id": entry.transfer_id}
+        legs: tuple[_Leg, ...] = ()
+        if entry.attempt and entry.destination is not None:
+            plan = DialPlan(
+                call_id=entry.call_id,
+                transfer_id=entry.transfer_id,
+                attempt=entry.attempt,
+                destination=entry.destination,
+                room=entry.room,
+                caller_identity=entry.caller_identity,
+                mode=entry.mode,
+                ring_timeout_s=entry.ring_timeout_s,
+                consult_room=entry.consult_room,
+            )
+            leg = _Leg(entry.transfer_id, entry.attempt, entry.destination.id)
+            if await self._bounded(self._driver.hang_up(plan), plan):
+                leg.end("hung up by another bridge instance")
+            await self._bounded(self._driver.finish(plan), plan)
+            legs = (leg,)
+        outbox = Outbox(self._sink, name=entry.transfer_id)
+        if cancel_reason is not None:
+            state = TransferState.CANCELLED
+            event: Emitted = Emitted(
+                TransferCancelled(
+                    call_id=entry.call_id, transfer_id=entry.transfer_id, reason=cancel_reason
+                ),
+                f"{entry.transfer_id}:cancelled",
+            )
+        else:
+            state = TransferState.FAILED
+            event = Emitted(
+                TransferFailed(
+                    call_id=entry.call_id,
+                    transfer_id=entry.transfer_id,
+                    reason=FailureReason.BRIDGE_LOST,
+                    final=True,
+                    destination_id=entry.destination.id if entry.destination else None,
+                    attempt=entry.attempt,
+                    detail="the bridge instance running it stopped",
+                ),
+                # The id the machine gives a final failure: if the crashed instance got
+                # its own out, JetStream drops this one.
+                f"{entry.transfer_id}:failed:final",
+            )
+        outbox.put(event)
+        await outbox.close()
+        ended = msgspec.structs.replace(
+            entry, owner=self._owner, ended=state.value, cancel_reason=cancel_reason or ""
+        )
+        try:
+            async with asyncio.timeout(self._timings.cleanup_timeout_s):
+                await self._journal.save(ended)
+        except Exception as exc:
+            log.warning(
+                "Could not record the recovered transfer's end.",
+                extra={**ids, "error": type(exc).__name__},
+            )
+        reply = TransferAccepted(call_id=entry.call_id, transfer_id=entry.transfer_id)
+        self._remember(
+            entry.transfer_id,
+            _Finished(entry.call_id, state, reply, cancel_reason or "", legs),
+        )
+        log.warning(
+            "Ended a transfer whose bridge instance stopped.", extra={**ids, "state": state.value}
+        )
+        return state
 
     def _plan(self, running: _Running) -> DialPlan:
         request = running.request

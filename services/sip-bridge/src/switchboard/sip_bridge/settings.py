@@ -76,6 +76,10 @@ class SipBridgeSettings(ServiceSettings, kw_only=True, frozen=True):
     attempt fails as ``human_declined`` and the next destination is dialled."""
     transfer_step_timeout_s: float = 30.0
     """Longest the bridge waits for a connect step before failing it."""
+    transfer_orphan_check_s: float = 2.0
+    """How often (and at start) the bridge looks for transfers whose bridge instance
+    stopped (a crash) and ends them: hangs their leg up, publishes a final
+    ``transfer.failed`` (``bridge_lost``)."""
     transfer_drain_s: float = 20.0
     """On SIGTERM, how long in-flight transfers may finish before they are failed."""
     sim_outcome: SimOutcome = SimOutcome.ANSWER

@@ -24,6 +24,10 @@ class VoiceSettings(ServiceSettings, kw_only=True, frozen=True):
     router_timeout_s: float = 1.5
     """How long to wait for the router before using the local fallback decision."""
     transfer_place_timeout_s: float = 2.0
+    transfer_bridge_silent_s: float = 3.0
+    """While a caller is on hold for a transfer the worker checks that a SIP bridge still
+    answers (``$SRV.PING``, every third of this); after this long without one it stops
+    waiting, tells the caller and offers a callback (a crashed bridge sends nothing)."""
     transfer_answer_timeout_s: float = 300.0
     """Longest a caller stays on hold for one transfer, whatever the bridge is still trying
     (waiting in line for a dial slot, ringing, the humans' briefings): then the worker

@@ -15,6 +15,8 @@ from contextlib import asynccontextmanager
 import msgspec
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeoutError
 
 from switchboard.contracts.envelope import CloudEvent, UnknownEventType, decode_event
 from switchboard.contracts.errors import ErrorCode
@@ -26,6 +28,7 @@ from switchboard.contracts.subjects import (
     TRANSFER_LEGS,
     TRANSFER_PLACE,
     TRANSFER_SIMULATE,
+    Owner,
 )
 from switchboard.contracts.transfer import (
     CancelTransfer,
@@ -52,6 +55,8 @@ from switchboard.voice.clients.seen import SeenEvents
 log = logging.getLogger(__name__)
 
 CANCEL_ATTEMPTS = 3
+BRIDGE_PING = f"$SRV.PING.{Owner.SIP_BRIDGE.value}"
+"""Answered by every running SIP bridge instance (``nats.micro`` discovery)."""
 
 TransferStatus = (
     TransferQueued
@@ -140,6 +145,14 @@ class TransferClient:
             yield watch
         finally:
             await sub.unsubscribe()
+
+    async def bridge_answers(self, timeout: float) -> bool:
+        """Whether any SIP bridge instance answers ``$SRV.PING`` within ``timeout``."""
+        try:
+            await self._nc.request(BRIDGE_PING, b"", timeout=timeout)
+        except (NoRespondersError, NatsTimeoutError):
+            return False
+        return True
 
     async def place(self, command: PlaceTransfer) -> TransferPlaceReply:
         """The bridge's reply; a local ``TransferRejected`` when the bridge does not answer."""

@@ -193,9 +193,10 @@ class HumanTransfer:
         deadline = loop.time() + call.settings.transfer_answer_timeout_s
         next_event: asyncio.Future[TransferStatus] = asyncio.ensure_future(watch.get())
         left = asyncio.ensure_future(call.wait_caller_left())
+        silent = asyncio.ensure_future(self._bridge_silence())
         try:
             while True:
-                waits: set[asyncio.Future[Any]] = {next_event, left}
+                waits: set[asyncio.Future[Any]] = {next_event, left, silent}
                 if self._verdict is not None:
                     waits.add(self._verdict)
                 done, _ = await asyncio.wait(
@@ -206,6 +207,13 @@ class HumanTransfer:
                 if left in done:
                     await self._cancel(CALLER_HUNG_UP)
                     return TransferResult(Ending.CALLER_LEFT)
+                if silent in done:
+                    log.warning(
+                        "No SIP bridge answers; the transfer is given up.",
+                        extra={"call_id": call.call_id, "transfer_id": self.transfer_id},
+                    )
+                    await self._cancel(GAVE_UP)  # a bridge back by now hangs the legs up
+                    return TransferResult(Ending.FAILED, FailureReason.BRIDGE_LOST)
                 if not done:
                     await self._cancel(GAVE_UP)
                     return TransferResult(Ending.FAILED, FailureReason.NO_ANSWER)
@@ -218,8 +226,24 @@ class HumanTransfer:
                     if result is not None:
                         return result
         finally:
-            for pending in (next_event, left):
+            for pending in (next_event, left, silent):
                 pending.cancel()
+
+    async def _bridge_silence(self) -> None:
+        """Return once no SIP bridge has answered for ``transfer_bridge_silent_s``.
+
+        A crashed bridge publishes nothing, so its transfer's events simply stop. Another
+        instance (or the restarted one) fails that transfer with a final event; with no
+        bridge at all, this is how the caller is not left waiting in silence."""
+        client = self._call.ports.transfer
+        silent_s = self._call.settings.transfer_bridge_silent_s
+        interval = silent_s / 3
+        loop = asyncio.get_running_loop()
+        last_heard = loop.time()
+        while loop.time() - last_heard < silent_s:
+            await asyncio.sleep(interval)
+            if await client.bridge_answers(timeout=interval):
+                last_heard = loop.time()
 
     async def _on_event(self, event: TransferStatus) -> TransferResult | None:
         match event:
