@@ -2,8 +2,8 @@
 
 A decision is a JetStream command (``Nats-Msg-Id`` = ``command_id``, so a retried publish
 is applied once); the proof is the ledger's ``ConsentRecorded`` event, which we wait for
-on the call's consent events. We subscribe before publishing so a fast ledger cannot
-answer before we listen.
+on the call's consent events. We subscribe before publishing, on the same connection, so
+a fast ledger cannot answer before we listen.
 """
 
 from __future__ import annotations
@@ -101,11 +101,13 @@ class ConsentClient:
         sub = None
         try:
             # One deadline for all of it, so the caller waits at most this long after their
-            # answer whatever the bus does: a server that stopped answering holds a flush
-            # for nats-py's 10 s, and the publish and the receipt would each take their own.
+            # answer whatever the bus does (the publish and the receipt each took their own).
+            # No flush: the server takes a connection's commands in order, so the
+            # subscription stands before the command it answers; a flush would wait out a
+            # stalled server (nats-py's 10 s), and when one is cut short nats-py's read loop
+            # dies on its late PONG.
             async with asyncio.timeout(self._receipt_timeout):
                 sub = await self._nc.subscribe(consent_events_subject(command.call_id), cb=on_event)
-                await self._nc.flush()
                 await self._js.publish(
                     consent_record_subject(command.call_id),
                     _encoder.encode(command),
