@@ -168,7 +168,8 @@ class CallDriver:
     def _bad(
         self, scenario: Scenario, seen: Seen, ending: str, duration_s: float, where: list[str]
     ) -> CallFacts:
-        call_id = seen.call_id() or scenario.call_id
+        # A call that failed before its first event has no id yet: number it.
+        call_id = seen.call_id() or f"{scenario.call_id}-unstarted-{len(self.facts)}"
         self._dump(call_id, seen.to_json(ending, where))
         return CallFacts(
             call_id, scenario.call_id, ending, "", duration_s, 0.0, 0.0, False, problems=(ending,)
