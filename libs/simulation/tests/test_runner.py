@@ -6,16 +6,21 @@ import asyncio
 import gc
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 
 import msgspec
 import pytest
 from livekit.agents import Agent, AgentSession
+from nats.aio.client import Client as NATS
 
 from switchboard.contracts.base import Message
+from switchboard.contracts.call import CallStarted
+from switchboard.contracts.envelope import encode_event
 from switchboard.devstack.natsserver import NatsServer
 from switchboard.simulation import scenario as scenarios
+from switchboard.simulation.observer import CallObserver
 from switchboard.simulation.report import always
 from switchboard.simulation.runner import Live, Probe, run_scenario
 from switchboard.simulation.settings import SimulationSettings
@@ -269,3 +274,21 @@ async def test_calls_leave_no_task_or_subscription_behind(
 
     await eventually(lambda: alive(AgentSession) == 0, timeout=30, message="sessions to go")
     assert alive(Agent) == 0
+
+
+async def test_the_observer_starts_while_nats_stalls_and_still_sees_the_calls_events(
+    nats_server: NatsServer, nc: NATS
+) -> None:
+    """A call that begins while the server is restarting is still played and observed: the
+    subscription stands once the connection is back (nats-py sends it again), so the
+    observer does not wait out a flush that cannot be answered."""
+    assert nats_server.process is not None
+    nats_server.process.send_signal(signal.SIGSTOP)
+    try:
+        observer = await asyncio.wait_for(CallObserver().start(nc, "call-1"), 5.0)
+    finally:
+        nats_server.process.send_signal(signal.SIGCONT)
+    event = encode_event(CallStarted(call_id="call-1", room="r"), source="test")
+    await nc.publish(event.subject, event.body)
+    assert await observer.wait_for("call.started", 5.0)
+    await observer.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 
 import msgspec
@@ -38,6 +39,7 @@ from switchboard.contracts.transfer import (
     TransferDialing,
     TransferRejected,
 )
+from switchboard.devstack.natsserver import NatsServer
 from switchboard.runtime.bus import EventPublisher
 from switchboard.runtime.service import add_typed_endpoint
 from switchboard.testing import eventually
@@ -142,6 +144,25 @@ async def test_no_receipt_in_time_returns_none(nc: NATS, bus: Bus) -> None:
     await FakeLedger(nc, receipts=False).start()
     client = ConsentClient(bus.nc, bus.js, receipt_timeout=0.3)
     assert await client.record(_command()) is None
+
+
+async def test_with_nats_stalled_no_receipt_comes_within_the_receipt_timeout(
+    nats_server: NatsServer, bus: Bus
+) -> None:
+    """The caller waits for a receipt at most the receipt timeout, whatever the bus does. A
+    server that stopped answering (stalled, or gone before the client noticed) left the
+    flush before the publish waiting for its PONG, nats-py's 10 s: the caller sat in
+    silence after their answer while NATS restarted."""
+    client = ConsentClient(bus.nc, bus.js, receipt_timeout=0.5)
+    assert nats_server.process is not None
+    nats_server.process.send_signal(signal.SIGSTOP)
+    started = time.monotonic()
+    try:
+        assert await client.record(_command()) is None
+        elapsed = time.monotonic() - started
+    finally:
+        nats_server.process.send_signal(signal.SIGCONT)
+    assert elapsed < 1.5, elapsed
 
 
 async def test_a_receipt_for_another_command_is_not_taken(nc: NATS, bus: Bus) -> None:

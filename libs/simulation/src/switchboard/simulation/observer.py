@@ -37,7 +37,8 @@ def short_kind(event_type: str) -> str:
 
 
 class CallObserver:
-    """Subscribes before the call starts and keeps every event of that call."""
+    """Subscribes before the call starts (on the connection the call uses) and keeps every
+    event of that call."""
 
     def __init__(
         self, on_event: Callable[[ObservedEvent], None] | None = None, t0: float | None = None
@@ -50,8 +51,11 @@ class CallObserver:
         self._arrived = asyncio.Event()
 
     async def start(self, nc: NATS, call_id: str) -> CallObserver:
+        # No flush: the server takes a connection's commands in order, so the subscription
+        # stands before anything the call sends on this connection (and so before what the
+        # services do about it). A flush would wait out a restarting or stalled server, and
+        # nats-py's read loop dies on the PONG of a flush that timed out.
         self._sub = await nc.subscribe(call_events_wildcard(call_id), cb=self._on_msg)
-        await nc.flush()
         return self
 
     async def _on_msg(self, msg: Msg) -> None:

@@ -74,9 +74,10 @@ def _unprintable_field(command: RecordConsent) -> str | None:
 
 def _implausible_time(decided_at: dt.datetime, now: dt.datetime) -> str | None:
     if decided_at > now + MAX_CLOCK_AHEAD:
-        return "decided_at is later than the ledger's clock allows (5 minutes ahead at most)."
+        ahead = MAX_CLOCK_AHEAD.total_seconds() / 60
+        return f"decided_at is more than {ahead:g} minutes ahead of the ledger's clock."
     if decided_at < now - MAX_COMMAND_AGE:
-        return "decided_at is earlier than the ledger accepts (30 days back at most)."
+        return f"decided_at is more than {MAX_COMMAND_AGE.days} days before the ledger's clock."
     return None
 
 

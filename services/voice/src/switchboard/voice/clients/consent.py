@@ -2,8 +2,8 @@
 
 A decision is a JetStream command (``Nats-Msg-Id`` = ``command_id``, so a retried publish
 is applied once); the proof is the ledger's ``ConsentRecorded`` event, which we wait for
-on the call's consent events. We subscribe before publishing so a fast ledger cannot
-answer before we listen.
+on the call's consent events. We subscribe before publishing, on the same connection, so
+a fast ledger cannot answer before we listen.
 """
 
 from __future__ import annotations
@@ -98,17 +98,24 @@ class ConsentClient:
             if event is not None and event.command_id == command.command_id and not receipt.done():
                 receipt.set_result(event)
 
-        sub = await self._nc.subscribe(consent_events_subject(command.call_id), cb=on_event)
+        sub = None
         try:
-            await self._nc.flush()
-            await self._js.publish(
-                consent_record_subject(command.call_id),
-                _encoder.encode(command),
-                # The call's trace context rides along, as on every request and event.
-                headers=telemetry.inject({MSG_ID_HEADER: command.command_id}),
-                timeout=self._receipt_timeout,
-            )
-            return await asyncio.wait_for(receipt, self._receipt_timeout)
+            # One deadline for all of it, so the caller waits at most this long after their
+            # answer whatever the bus does (the publish and the receipt each took their own).
+            # No flush: the server takes a connection's commands in order, so the
+            # subscription stands before the command it answers; a flush would wait out a
+            # stalled server (nats-py's 10 s), and when one is cut short nats-py's read loop
+            # dies on its late PONG.
+            async with asyncio.timeout(self._receipt_timeout):
+                sub = await self._nc.subscribe(consent_events_subject(command.call_id), cb=on_event)
+                await self._js.publish(
+                    consent_record_subject(command.call_id),
+                    _encoder.encode(command),
+                    # The call's trace context rides along, as on every request and event.
+                    headers=telemetry.inject({MSG_ID_HEADER: command.command_id}),
+                    timeout=self._receipt_timeout,
+                )
+                return await receipt
         except Exception as exc:
             # No stream, no ack or no receipt in time: the call goes on without recording.
             log.warning(
@@ -121,7 +128,8 @@ class ConsentClient:
             )
             return None
         finally:
-            await sub.unsubscribe()
+            if sub is not None:
+                await sub.unsubscribe()
 
 
 def _decode(body: bytes) -> ConsentEvent | None:
