@@ -275,6 +275,23 @@ async def test_a_watch_sees_only_its_own_transfer_in_order(nc: NATS, bus: Bus) -
     assert [(leg.attempt, leg.state) for leg in legs.legs] == [(1, LegState.ENDED)]
 
 
+async def test_a_watch_begins_at_once_while_nats_stalls(nats_server: NatsServer, bus: Bus) -> None:
+    """Watching a transfer does not wait on the server: with nats-server restarting as a
+    transfer began, a flush held the caller in silence for nats-py's 10 s (found by the
+    chaos run). The subscription is sent ahead of the place request on the same
+    connection, so the server has it before any event of that transfer."""
+    client = TransferClient(bus.nc, timeout=0.5)
+    assert nats_server.process is not None
+    nats_server.process.send_signal(signal.SIGSTOP)
+    started = time.monotonic()
+    try:
+        async with client.watch("c-1", "t-1"):
+            elapsed = time.monotonic() - started
+    finally:
+        nats_server.process.send_signal(signal.SIGCONT)
+    assert elapsed < 1.0, elapsed
+
+
 async def test_without_a_bridge_legs_are_unknown_and_a_decision_is_not_taken(bus: Bus) -> None:
     client = TransferClient(bus.nc, timeout=0.3)
     assert await client.legs("c-1") is None

@@ -139,9 +139,11 @@ class TransferClient:
                 return
             watch._put(event)
 
+        # No flush: the server takes a connection's commands in order, so the subscription
+        # stands before the place request that starts the transfer; a flush would wait out
+        # a restarting server (nats-py's 10 s) with the caller in silence.
         sub = await self._nc.subscribe(transfer_events_subject(call_id), cb=on_event)
         try:
-            await self._nc.flush()
             yield watch
         finally:
             await sub.unsubscribe()
