@@ -225,15 +225,8 @@ async def _play(
         log.exception("A scenario turn failed.", extra={"call_id": call_id})
         errors.append(f"{type(exc).__name__}: {exc}")
     finally:
-        on_hold.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await on_hold
-        await call.finish()
-        await session.aclose()
-        if probe.events is None:  # our own call.ended closes the call's events
-            await observer.wait_for("call.ended", TRAILING_EVENTS_S)
-        await asyncio.sleep(QUIET_S)
-        await observer.close()
+        # With a probe's own events there is no call.ended of ours to wait for.
+        await _wind_down(on_hold, call, session, observer, wait_for_end=probe.events is None)
 
 
 async def _play_audio(
@@ -256,19 +249,33 @@ async def _play_audio(
         log.exception("An audio scenario turn failed.", extra={"call_id": call.call_id})
         errors.append(f"{type(exc).__name__}: {exc}")
     finally:
-        on_hold.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await on_hold
-        await call.finish()
-        await session.aclose()
         if rig.recogniser.unmatched:
             log.info(
                 "Uploads with no caller line in them.",
                 extra={"count": len(rig.recogniser.unmatched)},
             )
+        await _wind_down(on_hold, call, session, observer, wait_for_end=True)
+
+
+async def _wind_down(
+    on_hold: asyncio.Task[None],
+    call: Call,
+    session: AgentSession[Call],
+    observer: CallObserver,
+    *,
+    wait_for_end: bool,
+) -> None:
+    """End a played call the same way in text and audio mode: stop the hold watcher, end
+    the call and its session, then collect the events that trail the end."""
+    on_hold.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await on_hold
+    await call.finish()
+    await session.aclose()
+    if wait_for_end:  # our own call.ended closes the call's events
         await observer.wait_for("call.ended", TRAILING_EVENTS_S)
-        await asyncio.sleep(QUIET_S)
-        await observer.close()
+    await asyncio.sleep(QUIET_S)
+    await observer.close()
 
 
 async def _caller_on_hold(
