@@ -326,6 +326,10 @@ async def test_a_status_event_delivered_twice_is_applied_once(nc: NATS, bus: Bus
         TransferConnected(call_id="c-1", transfer_id="t-1", destination_id="d-1")
     )
     async with client.watch("c-1", "t-1") as watch:
+        # The watch does not flush (in production the events answer a place request sent
+        # after it on the same connection); these come from another connection, so the
+        # subscription must be known to the server before they are published.
+        await bus.nc.flush()
         for out in (answered, answered, same_id_elsewhere, connected):
             await nc.publish(out.subject, out.body)
         seen = [await watch.next(2.0) for _ in range(3)]
