@@ -268,7 +268,7 @@ async def test_legs_of_every_attempt_are_over_after_a_transfer(
     async def settled() -> TransferLegs:
         # The bridge's transfer task ends just after it publishes ``connected`` (it
         # waits for the stream's ack), so the caller can be through a moment before.
-        legs = await h.call.ports.transfer.legs(h.call.call_id)
+        legs: TransferLegs | None = await h.call.ports.transfer.legs(h.call.call_id)
         assert legs is not None
         assert legs.in_progress == []
         return legs
