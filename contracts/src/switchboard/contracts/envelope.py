@@ -20,6 +20,10 @@ from switchboard.contracts.subjects import EVENTS_PREFIX, Owner
 
 SPEC_VERSION: Final = "1.0"
 TYPE_PREFIX: Final = "io.switchboard"
+EVENT_CONTENT_TYPE: Final = "application/cloudevents+json"
+"""The ``Content-Type`` header of every event message: the CloudEvents NATS binding's
+structured mode, in which the body is the whole CloudEvent as JSON."""
+CONTENT_TYPE_HEADER: Final = "Content-Type"
 
 
 class CloudEvent(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=True):
