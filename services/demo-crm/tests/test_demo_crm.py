@@ -204,7 +204,7 @@ async def test_a_consumer_built_against_todays_contracts_skips_a_newer_version_a
 
         async def both_acked() -> bool:
             info = await js.consumer_info(streams.EVENTS.name, "crm")
-            return info.num_ack_pending == 0 and info.delivered.stream_seq >= 2
+            return bool(info.num_ack_pending == 0 and info.delivered.stream_seq >= 2)
 
         await eventually(both_acked, message="the CRM to ack both events")
         entries = running.crm.timelines.calls["c-ver"]
