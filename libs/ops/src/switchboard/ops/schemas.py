@@ -1,4 +1,4 @@
-"""Export the JSON Schema of every message and an AsyncAPI 3 document of the subjects.
+"""Export the JSON Schema of every message and an AsyncAPI 3.1 document of the subjects.
 
 The exported files are checked in under ``contracts/schemas``; a test regenerates them
 and fails when they drift from the code. Regenerate with ``make schemas``
@@ -98,7 +98,7 @@ def _payload_ref(t: Any) -> dict[str, Any]:
 
 
 def asyncapi() -> dict[str, Any]:
-    """An AsyncAPI 3.0 document describing every subject, its owner and its messages."""
+    """An AsyncAPI 3.1 document describing every subject, its owner and its messages."""
     components = _components(REF_TEMPLATE)
     channels: dict[str, Any] = {}
     operations: dict[str, Any] = {}
@@ -212,7 +212,7 @@ def asyncapi() -> dict[str, Any]:
         }
     components["EventHeaders"] = EVENT_HEADERS
     return {
-        "asyncapi": "3.0.0",
+        "asyncapi": "3.1.0",
         "info": {
             "title": "Switchboard",
             "version": "1.0.0",
