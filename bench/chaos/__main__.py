@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+import nats
 
 from bench.chaos.audit import ConsentAudit, TransferAudit, audit_consent, audit_transfers
 from bench.chaos.calls import (
@@ -26,19 +27,13 @@ from bench.chaos.calls import (
     HUNG_UP,
     SERVED,
     TRANSFERRED,
-    AckedCommands,
-    CallDriver,
     CallFacts,
+    SentCommands,
 )
 from bench.chaos.monkey import ChaosMonkey
 from bench.chaos.stack import KILLABLE, ChaosStack, chaos_stack
-from bench.measure import GcPauses, Samples, loop_lag, peak_rss_mb
-from bench.voice_bench import quiet_logs
-from switchboard.simulation import scenario as scenarios
+from bench.chaos.worker import WorkerResult
 from switchboard.testing.postgres import DEFAULT_DSN
-from switchboard.voice import collector
-from switchboard.voice.settings import VoiceSettings
-from switchboard.voice.wiring import Bus, open_bus
 
 REPO = Path(__file__).resolve().parents[2]
 SCENARIOS = REPO / "scenarios"
@@ -46,6 +41,9 @@ MAX_SILENCE_S = 5.0
 """The longest a caller may wait for the agents, hold excluded (the worker's own timeouts
 for a service that does not answer are at most 3 s: the consent receipt)."""
 PROGRESS_EVERY = 100
+CALLS_PER_PROCESS = 10
+"""Calls in progress per voice worker process by default (a deployment's worker takes
+``SB_MAX_CALLS_PER_WORKER`` = 25 jobs, each in a process of its own)."""
 EXAMPLES = 5
 
 
@@ -55,6 +53,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--calls", type=int, default=300)
     parser.add_argument("--concurrency", type=int, default=40, help="calls in progress at once")
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=0,
+        help=f"voice worker processes (default: one per {CALLS_PER_PROCESS} calls at once)",
+    )
     parser.add_argument("--seed", type=int, default=None, help="default: random, printed")
     parser.add_argument("--fault-every", type=float, default=4.0, help="mean s between faults")
     parser.add_argument("--down", type=float, default=1.0, help="most s a killed service is down")
@@ -71,66 +75,90 @@ def progress(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
+def shares(total: int, parts: int) -> list[int]:
+    """``total`` split into ``parts`` as evenly as can be (the first ones one larger)."""
+    return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
+
+
 async def play(args: argparse.Namespace, stack: ChaosStack, rng: random.Random) -> dict[str, Any]:
     await stack.start()
-    settings = msgspec.structs.replace(
-        VoiceSettings(), nats_url=stack.url, instance="voice-chaos", log_level=args.log_level
-    )
-    plays = [scenarios.load(path) for path in scenarios.discover(SCENARIOS)]
-    bus = await open_bus(settings)
-    commands = AckedCommands(bus.nc)
-    bus = Bus(nc=bus.nc, js=commands, source=bus.source, events=bus.events)
-    try:
-        collector.prepare_for_calls()
-        # Faults draw from their own generator: the calls' order does not move them.
-        monkey = ChaosMonkey(stack, random.Random(args.seed + 1), args.fault_every, args.down)
-        stop = asyncio.Event()
-        faults = asyncio.create_task(monkey.run(stop))
-        supervisor = asyncio.create_task(stack.supervise(stop))
-        done: list[CallFacts] = []
-        started = time.monotonic()
-        lag: list[float] = []
-        lag_watch = asyncio.create_task(loop_lag(stop, lag))
+    wanted = args.processes or -(-args.concurrency // CALLS_PER_PROCESS)
+    processes = max(1, min(wanted, args.calls, args.concurrency))
+    # Faults draw from their own generator: the calls' order does not move them.
+    monkey = ChaosMonkey(stack, random.Random(args.seed + 1), args.fault_every, args.down)
+    stop = asyncio.Event()
+    faults = asyncio.create_task(monkey.run(stop))
+    supervisor = asyncio.create_task(stack.supervise(stop))
+    started = time.monotonic()
+    done = 0
 
-        def on_done(facts: CallFacts) -> None:
-            done.append(facts)
-            if len(done) % PROGRESS_EVERY == 0:
+    async def worker(index: int, calls: int, concurrency: int) -> WorkerResult:
+        nonlocal done
+        out = stack.workdir / f"worker-{index}.json"
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bench.chaos.worker",
+            *("--url", stack.url, "--calls", str(calls), "--concurrency", str(concurrency)),
+            *("--seed", str(rng.randrange(2**31)), "--scenarios", str(SCENARIOS)),
+            *("--max-silence", str(args.max_silence), "--log-level", args.log_level),
+            *("--instance", f"voice-chaos-{index}", "--out", str(out)),
+            *("--log", str(stack.workdir / f"voice-{index}.log")),
+            *("--dump", str(stack.workdir / "calls")),
+            cwd=REPO,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        assert proc.stdout is not None
+        async for _ in proc.stdout:
+            done += 1
+            if done % PROGRESS_EVERY == 0:
                 progress(
-                    f"{len(done)} calls, {time.monotonic() - started:.0f} s, kills "
+                    f"{done} calls, {time.monotonic() - started:.0f} s, kills "
                     f"{dict(stack.kills)}, nats {stack.nats_restarts}, pg {stack.pg_cuts}"
                 )
+        if (code := await proc.wait()) != 0:
+            raise RuntimeError(f"chaos worker {index} exited {code}")
+        return msgspec.json.decode(out.read_bytes(), type=WorkerResult)
 
-        driver = CallDriver(
-            bus,
-            settings,
-            plays,
-            rng,
-            args.concurrency,
-            on_done,
-            dump=stack.workdir / "calls",
-            max_silence_s=args.max_silence,
+    try:
+        results = await asyncio.gather(
+            *(
+                worker(i, calls, concurrency)
+                for i, (calls, concurrency) in enumerate(
+                    zip(
+                        shares(args.calls, processes),
+                        shares(args.concurrency, processes),
+                        strict=True,
+                    )
+                )
+            )
         )
-        with GcPauses() as pauses:
-            calls = await driver.run(args.calls)
+    finally:
         duration = time.monotonic() - started
         stop.set()
         await faults
         await supervisor
-        await lag_watch
-        await stack.restart_exited()  # one that failed at the very end is counted too
-        await bus.events.settle()
+    await stack.restart_exited()  # one that failed at the very end is counted too
+    calls = [facts for r in results for facts in r.facts]
+    commands = SentCommands(
+        acked={k: v for r in results for k, v in r.acked.items()},
+        published={k: v for r in results for k, v in r.published.items()},
+    )
+    nc = await nats.connect(stack.url)
+    try:
         consent = await audit_consent(stack, commands, calls)
-        transfers = await audit_transfers(bus.nc, calls)
-        return figures(args, stack, calls, consent, transfers, duration) | {
-            # This process is the worker and the callers: when its loop stalls, silences
-            # measured here include the stall.
-            "loop_lag_p99_ms": round(Samples(lag).percentile(99) * 1000, 1),
-            "loop_lag_max_ms": round(max(lag, default=0.0) * 1000, 1),
-            "gc_pause_max_ms": pauses.figures()["gc_pause_max_ms"],
-            "peak_rss_mb": round(peak_rss_mb(), 1),
-        }
+        transfers = await audit_transfers(nc, calls)
     finally:
-        await bus.close()
+        await nc.close()
+    return figures(args, stack, calls, consent, transfers, duration) | {
+        "processes": processes,
+        # Each worker process carries its calls and their scripted callers: when its loop
+        # stalls, the silences it measures include the stall.
+        "loop_lag_p99_ms": max(r.loop_lag_p99_ms for r in results),
+        "loop_lag_max_ms": max(r.loop_lag_max_ms for r in results),
+        "gc_pause_max_ms": max(r.gc_pause_max_ms for r in results),
+        "peak_rss_mb_per_process": max(r.peak_rss_mb for r in results),
+    }
 
 
 def figures(
@@ -217,7 +245,6 @@ def main(argv: list[str] | None = None) -> int:
     progress(f"seed {args.seed}")
     workdir = args.keep or Path(tempfile.mkdtemp(prefix="sb-chaos-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    quiet_logs(args.log_level, workdir / "voice.log")
     rng = random.Random(args.seed)
     with chaos_stack(workdir, args.postgres, args.log_level) as stack:
         result = asyncio.run(play(args, stack, rng))

@@ -19,7 +19,7 @@ import psycopg
 from nats.aio.client import Client as NATS
 from nats.errors import TimeoutError as NatsTimeoutError
 
-from bench.chaos.calls import AckedCommands, CallFacts
+from bench.chaos.calls import CallFacts, SentCommands
 from bench.chaos.stack import ChaosStack
 from switchboard.contracts import streams
 from switchboard.contracts.consent import ConsentDecision, LedgerVerification
@@ -102,7 +102,7 @@ def verify_chain(stack: ChaosStack) -> tuple[LedgerVerification | None, str]:
 
 
 async def audit_consent(
-    stack: ChaosStack, commands: AckedCommands, calls: list[CallFacts]
+    stack: ChaosStack, commands: SentCommands, calls: list[CallFacts]
 ) -> ConsentAudit:
     audit = ConsentAudit(acked=len(commands.acked))
     rows = await drained_ledger(stack.ledger_dsn, commands.acked)

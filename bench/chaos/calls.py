@@ -93,6 +93,16 @@ class AckedCommands(JetStreamContext):
 
 
 @dataclass(frozen=True, slots=True)
+class SentCommands:
+    """The consent commands the worker processes sent, by command id → call id."""
+
+    acked: dict[str, str]
+    """Those JetStream acknowledged."""
+    published: dict[str, str]
+    """All of them, acknowledged or not."""
+
+
+@dataclass(frozen=True, slots=True)
 class CallFacts:
     """What the audit needs from one call."""
 

@@ -306,10 +306,12 @@ async def caller_speaks(
         return
     try:
         await session.interrupt()
+        # Refused too when the agent in charge began handing over while the interrupt
+        # was awaited (a transfer failing into the callback offer): text mode has no
+        # audio for the next agent to hear, so the words go unheard.
+        session.generate_reply(user_input=text)
     except RuntimeError:
         transcript.unheard(text)
-        return
-    session.generate_reply(user_input=text)
 
 
 async def _legs_after(call: Call, events: list[ObservedEvent]) -> TransferLegs | None:
