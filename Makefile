@@ -16,8 +16,8 @@ TESTS := "contracts/tests libs/runtime/tests libs/ops/tests libs/devstack/tests 
          services/sip-bridge/tests services/voice/tests libs/simulation/tests \
          services/demo-crm/tests services/webhook-relay/tests
 
-.PHONY: install demo test lint typecheck pytest schemas bench clean container-tools images \
-	deploy-check
+.PHONY: install demo test lint typecheck pytest schemas contracts-wheel bench clean \
+	container-tools images deploy-check
 
 # What `make images` and `make deploy-check` need from the system's packages (Debian).
 CONTAINER_TOOLS := podman runc mmdebstrap
@@ -48,6 +48,11 @@ pytest:
 
 schemas: install
 	$(RUN) python -m switchboard.ops schemas contracts/schemas
+
+# The contracts package as a wheel in $(DIST)/ for integrators (not published on an index).
+DIST ?= dist
+contracts-wheel: $(UV)
+	$(UV) build --package switchboard-contracts --wheel --out-dir $(DIST)
 
 bench: install
 	$(RUN) python -m bench.consent_bench

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from switchboard.testing.tools import require
+from tests.conformance import install_node_checks
 from tests.stack import Stack, start_stack
 
 
@@ -29,3 +32,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 def secured_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """The same with NATS permissions on: every process connects as its own user."""
     yield from _run(start_stack(tmp_path_factory.mktemp("secured-stack"), permissions_on=True))
+
+
+@pytest.fixture(scope="session")
+def node_checks(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
+    """``node`` and a folder where ``tests/node`` is installed (``npm ci``, once a run)."""
+    why = "the Node tools (Ajv strict, CloudEvents JS, AsyncAPI parser) check the contracts"
+    node = require("node", why)
+    npm = require("npm", why)
+    return node, install_node_checks(tmp_path_factory.mktemp("node-checks"), npm)

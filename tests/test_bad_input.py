@@ -50,6 +50,7 @@ async def test_wrong_types_and_missing_fields_are_named(stack: Stack, req: Reque
             error = json.loads(msg.data)
             assert error["code"] == "bad_request"
             assert f"`{required[0].encode_name}`" in error["message"]
+            assert error["field"] == f"$.{required[0].encode_name}"
         # A wrong type for the first field (an object where a scalar or list is expected).
         if fields:
             first = fields[0].encode_name

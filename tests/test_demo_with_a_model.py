@@ -2,20 +2,31 @@
 
 The model is the scripted OpenAI-compatible server answering like the rules brain
 (``python -m switchboard.testing.rules_model``), run as its own process, as a user would
-run a local model server; the demo starts NATS and the services itself.
+run a local model server; the demo starts NATS and the services itself. Afterwards every
+event the demo stored is read back from its NATS store and checked with integrators' own
+tools (``tests/conformance.py``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import nats
+
+from switchboard.contracts.streams import EVENTS
+from switchboard.devstack.natsserver import NatsServer
+from tests.conformance import StoredEvent, event_problems, run_node_checks, write_events
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_the_demo_plays_every_scenario_through_the_openai_plugin(tmp_path: Path) -> None:
+def test_the_demo_plays_every_scenario_through_the_openai_plugin(
+    tmp_path: Path, node_checks: tuple[str, Path]
+) -> None:
     model = subprocess.Popen(
         [sys.executable, "-m", "switchboard.testing.rules_model"],
         stdout=subprocess.PIPE,
@@ -50,3 +61,28 @@ def test_the_demo_plays_every_scenario_through_the_openai_plugin(tmp_path: Path)
     assert model.returncode == 0, err
     served = int(out.split("Served ", 1)[1].split(" ", 1)[0])
     assert served > 20
+
+    # Every event of every scenario, as stored, passes the integrators' tools.
+    with NatsServer(store_dir=tmp_path / "var" / "nats") as server:
+        stored = asyncio.run(_stored_events(server.url))
+    assert len(stored) > 50
+    problems = {event.body[:120]: event_problems(event) for event in stored}
+    assert not any(problems.values()), {k: v for k, v in problems.items() if v}
+    node, workdir = node_checks
+    summary = run_node_checks(workdir, node, write_events(stored, tmp_path / "events.jsonl"))
+    assert summary["events"] == len(stored)
+
+
+async def _stored_events(url: str) -> list[StoredEvent]:
+    nc = await nats.connect(url)
+    try:
+        js = nc.jetstream()
+        info = await js.stream_info(EVENTS.name)
+        out = []
+        for seq in range(info.state.first_seq, info.state.last_seq + 1):
+            msg = await js.get_msg(EVENTS.name, seq)
+            assert msg.data is not None
+            out.append(StoredEvent(dict(msg.headers or {}), msg.data))
+        return out
+    finally:
+        await nc.close()

@@ -19,9 +19,11 @@ from switchboard.contracts import (
 )
 from switchboard.contracts.envelope import (
     EVENTS,
+    MalformedEvent,
     UnknownEventType,
     decode_event,
     encode_event,
+    read_event,
     spec_for,
 )
 
@@ -104,3 +106,54 @@ def test_a_trailing_newline_cannot_sneak_into_ids_or_addresses() -> None:
         msgspec.json.decode(json.dumps({"id": "d", "address": "+14155550100\n"}), type=Destination)
     ok = msgspec.json.decode(json.dumps({"id": "d", "address": "+14155550100"}), type=Destination)
     assert ok.address == "+14155550100"
+
+
+def _as_version(out_body: bytes, version: int, **data: object) -> bytes:
+    """``out_body`` as a later version of its type would look: new type, new data shape."""
+    body = json.loads(out_body)
+    body["type"] = body["type"].rsplit(".", 1)[0] + f".v{version}"
+    body["id"] = f"{body['id']}-v{version}"
+    body["data"] = {**body["data"], **data}
+    return json.dumps(body).encode()
+
+
+def test_reading_an_event_of_a_newer_version_skips_it_with_one_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    v1 = encode_event(CallStarted(call_id="c-ver", room="r"), source="voice/test")
+    # A v2 whose data this version cannot even decode (room became an object).
+    v2 = _as_version(v1.body, 2, room={"name": "r"}, started_at="not a time")
+    with caplog.at_level("WARNING", logger="switchboard.contracts.envelope"):
+        assert read_event(v2) is None
+        assert read_event(v2) is None
+    warnings = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1
+    assert warnings[0].event_type == "io.switchboard.call.started.v2"  # type: ignore[attr-defined]
+    read = read_event(v1.body)
+    assert read is not None
+    assert read[1] == CallStarted(call_id="c-ver", room="r", started_at=read[1].started_at)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"not json",
+        b"[]",
+        b'{"specversion": "1.0"}',
+        json.dumps(
+            {
+                "specversion": "1.0",
+                "id": "e",
+                "source": "s",
+                "type": "io.switchboard.call.started.v1",
+                "subject": "c",
+                "time": "2026-01-01T00:00:00Z",
+                "data": {"call_id": "c", "room": "r", "caller_number": 14155550100},
+            }
+        ).encode(),
+    ],
+)
+def test_a_malformed_event_raises_a_typed_error_that_quotes_no_value(body: bytes) -> None:
+    with pytest.raises(MalformedEvent) as raised:
+        read_event(body)
+    assert "14155550100" not in str(raised.value)

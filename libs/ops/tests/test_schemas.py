@@ -55,3 +55,35 @@ def test_the_schemas_command_writes_the_documents_it_checks(tmp_path: Path) -> N
     assert cli.main(["schemas", str(tmp_path / "out")]) == 0
     for name, body in schemas.render().items():
         assert (tmp_path / "out" / name).read_bytes() == body
+
+
+def test_field_docstrings_and_timestamps_reach_the_json_schema() -> None:
+    defs = json.loads((SCHEMAS / schemas.SCHEMA_FILE).read_text())["$defs"]
+    sequence = defs["RecordingStarted"]["properties"]["consent_sequence"]
+    assert sequence["description"] == "The ledger sequence of the receipt that allowed recording."
+    assert defs["CloudEvent"]["properties"]["time"]["format"] == "date-time"
+    assert defs["CallStarted"]["properties"]["started_at"]["format"] == "date-time"
+    # The type's own description stays after the field's.
+    assert "E.164" in str(defs["CallStarted"]["properties"]["caller_number"])
+
+
+def test_the_json_schema_maps_every_event_type_to_its_data() -> None:
+    doc = json.loads((SCHEMAS / schemas.SCHEMA_FILE).read_text())
+    assert doc["$ref"] == "#/$defs/SwitchboardEvent"
+    branches = doc["$defs"]["SwitchboardEvent"]["oneOf"]
+    mapped = {b["properties"]["type"]["const"]: b["properties"]["data"]["$ref"] for b in branches}
+    assert mapped == {s.type: f"#/$defs/{s.payload.__name__}" for s in envelope.EVENTS}
+
+
+def test_asyncapi_names_the_server_queue_groups_and_event_headers() -> None:
+    doc = json.loads((SCHEMAS / schemas.ASYNCAPI_FILE).read_text())
+    assert doc["servers"]["nats"]["protocol"] == "nats"
+    for req in REQUESTS:
+        op = doc["operations"][req.subject.replace(".", "_")]
+        assert op["bindings"]["nats"]["queue"] == str(req.owner)
+    headers = doc["components"]["schemas"]["EventHeaders"]
+    assert set(headers["required"]) == {"Nats-Msg-Id", "Content-Type"}
+    for spec in envelope.EVENTS:
+        message = doc["components"]["messages"][f"{spec.payload.__name__}Event"]
+        assert message["contentType"] == "application/cloudevents+json"
+        assert message["headers"] == {"$ref": "#/components/schemas/EventHeaders"}

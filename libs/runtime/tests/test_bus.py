@@ -42,6 +42,27 @@ async def test_an_event_is_stored_once_even_when_published_twice(nc: NATS) -> No
     assert event.source == "voice/test"
 
 
+async def test_every_event_is_sent_in_the_cloudevents_structured_content_mode(nc: NATS) -> None:
+    js = nc.jetstream()
+    await ensure_stream(js, EVENTS)
+    publisher = EventPublisher(js, source="voice/test")
+    await publisher.publish(CallStarted(call_id="ct1", room="r1"))
+    await publisher.publish(
+        CallStarted(call_id="ct2", room="r1"),
+        traceparent="00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+    )
+    await publisher.send(CallStarted(call_id="ct3", room="r1"))
+    await publisher.settle()
+    for call_id in ("ct1", "ct2", "ct3"):
+        msg = await js.get_msg(EVENTS.name, subject=f"sb.evt.call.started.{call_id}")
+        assert msg.headers is not None
+        assert msg.headers["Content-Type"] == "application/cloudevents+json"
+        assert msg.data is not None
+        # The body is the structured CloudEvent as before: the header changes nothing in it.
+        event, _ = decode_event(msg.data)
+        assert event.subject == call_id
+
+
 async def test_trace_context_crosses_nats_headers(nc: NATS) -> None:
     exporter = InMemorySpanExporter()
     provider = TracerProvider()

@@ -19,7 +19,7 @@ from switchboard.contracts import (
 )
 from switchboard.contracts.subjects import CONSENT_POLICY, request_spec
 from switchboard.runtime.bus import RequestFailed, request
-from switchboard.runtime.service import RequestError, add_typed_endpoint
+from switchboard.runtime.service import RequestError, add_typed_endpoint, bad_request
 
 POLICY = request_spec(CONSENT_POLICY)
 
@@ -52,18 +52,48 @@ async def test_a_typed_request_gets_a_typed_reply(nc: NATS) -> None:
     assert reply.mode is ConsentMode.ASK
 
 
+class _Inner(msgspec.Struct):
+    number: str
+
+
+class _Outer(msgspec.Struct):
+    inner: list[_Inner]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (b'{"inner": [{}]}', "$.inner[0].number"),
+        (b"{}", "$.inner"),
+        (b'{"inner": 1}', "$.inner"),
+        (b"null", "$"),
+        (b"\xff", "$"),
+    ],
+)
+def test_a_bad_request_reply_always_names_the_field_as_a_json_path(body: bytes, field: str) -> None:
+    try:
+        msgspec.json.decode(body, type=_Outer)
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        error = bad_request(exc, "sb.test")
+    else:
+        raise AssertionError("the body should not decode")
+    assert error.field == field
+    assert error.code is ErrorCode.BAD_REQUEST
+
+
 @pytest.mark.parametrize(
     ("body", "field", "fragment"),
     [
-        (b"{not json", None, "not valid JSON"),
+        (b"{not json", "$", "not valid JSON"),
         (b'{"call_id": 42}', "$.call_id", "Expected `str`"),
-        (b"{}", None, "missing required field `call_id`"),
+        (b"{}", "$.call_id", "missing required field `call_id`"),
         (b'{"call_id": "has spaces and dots.."}', "$.call_id", "regex"),
-        (b"[]", None, "Expected `object`"),
+        (b"[]", "$", "Expected `object`"),
+        (b'"call"', "$", "Expected `object`"),
     ],
 )
 async def test_malformed_requests_get_a_bad_request_reply_naming_the_problem(
-    nc: NATS, body: bytes, field: str | None, fragment: str
+    nc: NATS, body: bytes, field: str, fragment: str
 ) -> None:
     await _serve(nc, _policy)
     msg = await nc.request(CONSENT_POLICY, body, timeout=2)

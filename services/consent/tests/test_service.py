@@ -185,22 +185,22 @@ async def test_malformed_and_hostile_commands_are_dead_lettered_and_ingest_goes_
 
 
 BAD_REQUESTS = [
-    (CONSENT_POLICY, b"{nope", None),
+    (CONSENT_POLICY, b"{nope", "$"),
     (CONSENT_POLICY, b'{"call_id": 7}', "$.call_id"),
-    (CONSENT_POLICY, b"{}", None),
+    (CONSENT_POLICY, b"{}", "$.call_id"),
     (CONSENT_POLICY, b'{"call_id": "c", "language": "not a tag!"}', "$.language"),
-    (CONSENT_VERIFY, b"{nope", None),
+    (CONSENT_VERIFY, b"{nope", "$"),
     (CONSENT_VERIFY, b'{"from_sequence": "one"}', "$.from_sequence"),
     (CONSENT_VERIFY, b'{"from_sequence": 0}', "$.from_sequence"),
-    (CONSENT_LOOKUP, b"{nope", None),
+    (CONSENT_LOOKUP, b"{nope", "$"),
     (CONSENT_LOOKUP, b'{"limit": "all"}', "$.limit"),
     (CONSENT_LOOKUP, b'{"call_id": "c", "limit": 0}', "$.limit"),
-    (CONSENT_LOOKUP, b"{}", None),
-    (CONSENT_ERASE, b"{nope", None),
+    (CONSENT_LOOKUP, b"{}", "$"),
+    (CONSENT_ERASE, b"{nope", "$"),
     (CONSENT_ERASE, b'{"caller_number": 14155550100}', "$.caller_number"),
-    (CONSENT_ERASE, b"{}", None),
-    (CONSENT_CHECKPOINT, b"{nope", None),
-    (CONSENT_CHECKPOINT, b"[1, 2]", None),
+    (CONSENT_ERASE, b"{}", "$.caller_number"),
+    (CONSENT_CHECKPOINT, b"{nope", "$"),
+    (CONSENT_CHECKPOINT, b"[1, 2]", "$"),
 ]
 
 
@@ -216,8 +216,7 @@ async def test_every_request_subject_answers_bad_input_with_a_typed_error(
             assert error["code"] == ErrorCode.BAD_REQUEST.value
             assert error["subject"] == subject
             assert error["message"]
-            if field is not None:
-                assert error["field"] == field, (subject, body, error)
+            assert error["field"] == field, (subject, body, error)
         # Still serving.
         policy = await request(
             nc, CONSENT_POLICY, ConsentPolicyQuery(call_id="ok"), ConsentPolicy, 2

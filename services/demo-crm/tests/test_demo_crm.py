@@ -4,13 +4,14 @@ each call's timeline from its durable consumer."""
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import nats
 import pytest
 from nats.aio.client import Client as NATS
 
-from switchboard.contracts import streams, subjects
+from switchboard.contracts import CallEnded, CallOutcome, streams, subjects
 from switchboard.contracts.crm import (
     Account,
     ActionConfirmed,
@@ -21,6 +22,7 @@ from switchboard.contracts.crm import (
     LookupAccount,
     PlaceOrder,
 )
+from switchboard.contracts.envelope import encode_event
 from switchboard.contracts.errors import ErrorCode
 from switchboard.demo_crm.app import DemoCrm, build_setup
 from switchboard.demo_crm.book import Book, Refusal, load_records
@@ -31,6 +33,7 @@ from switchboard.devstack.natsserver import NatsServer
 from switchboard.runtime.bus import EventPublisher, RequestFailed, ensure_stream, request
 from switchboard.runtime.service import ServiceFailed, run_service
 from switchboard.testing import eventually
+from switchboard.testing.crm import start_demo_crm
 
 CREDIT = Authority(rule="manager_credit_limit", limit_minor=5000, currency="USD")
 
@@ -181,6 +184,40 @@ async def test_the_process_answers_from_its_data_file_and_prints_each_calls_time
 async def _acked(nc: NATS) -> bool:
     info = await nc.jetstream().consumer_info(streams.EVENTS.name, "crm")
     return bool(info.ack_floor and info.ack_floor.stream_seq >= 1)
+
+
+async def test_a_consumer_built_against_todays_contracts_skips_a_newer_version_and_reads_on(
+    nc: NATS,
+) -> None:
+    # A future CallEnded v2 (another data shape) lands on the subject of v1; the CRM, built
+    # against these contracts, skips it and records the v1 behind it.
+    running = await start_demo_crm(nc, follow=True)
+    js = nc.jetstream()
+    try:
+        await eventually(
+            lambda: js.consumer_info(streams.EVENTS.name, "crm"),
+            retry_on=(Exception,),
+            message="the CRM's durable consumer to exist",
+        )
+        v1 = encode_event(CallEnded(call_id="c-ver", outcome=CallOutcome.RESOLVED), source="test")
+        v2 = json.loads(v1.body)
+        v2["type"] = "io.switchboard.call.ended.v2"
+        v2["id"] = "v2-" + v2["id"]
+        v2["data"] = {"call_id": "c-ver", "outcome": {"code": 7}, "duration": "PT5S"}
+        await js.publish(v1.subject, json.dumps(v2).encode(), headers={"Nats-Msg-Id": v2["id"]})
+        await js.publish(v1.subject, v1.body, headers={"Nats-Msg-Id": v1.event_id})
+
+        async def both_acked() -> bool:
+            info = await js.consumer_info(streams.EVENTS.name, "crm")
+            return bool(info.num_ack_pending == 0 and info.delivered.stream_seq >= 2)
+
+        await eventually(both_acked, message="the CRM to ack both events")
+        entries = running.crm.timelines.calls["c-ver"]
+        assert [e.kind for e in entries] == ["call.ended"]
+        assert running._task is not None
+        assert not running._task.done()  # still reading
+    finally:
+        await running.stop()
 
 
 async def test_a_crm_whose_event_follower_dies_fails_instead_of_answering_as_if_fine(

@@ -41,6 +41,13 @@ def test_sip_attributes_give_the_caller_and_a_subject_safe_call_id() -> None:
     assert web.caller_number is None
 
 
+@pytest.mark.parametrize("number", ["anonymous", "4155550123", "+1 415 555 0123", "+0123"])
+def test_a_number_that_is_not_e164_is_an_unknown_number(number: str) -> None:
+    # The contracts carry E.164 only; a carrier's other forms are not guessed into one.
+    info = worker.call_info("AJ_1", "room-1", "sip_caller", {"sip.phoneNumber": number})
+    assert info.caller_number is None
+
+
 def test_the_rules_brain_is_the_llm_by_default() -> None:
     brain = providers.language_model(VoiceSettings(), {"OPENAI_API_KEY": "sk-test"})
     assert isinstance(brain, RulesBrain)

@@ -2,8 +2,8 @@
 
 Depends on msgspec alone so a CRM integrator can decode events without LiveKit::
 
-    from switchboard.contracts.envelope import decode_event
-    event, payload = decode_event(msg.data)
+    from switchboard.contracts.envelope import read_event
+    read = read_event(msg.data)  # None: a type (or version) this package does not know
 """
 
 from switchboard.contracts.base import Message, new_id, personal_fields, utcnow
@@ -36,7 +36,13 @@ from switchboard.contracts.consent import (
     RecordConsent,
     VerifyLedger,
 )
-from switchboard.contracts.envelope import CloudEvent, decode_event, encode_event
+from switchboard.contracts.envelope import (
+    CloudEvent,
+    MalformedEvent,
+    decode_event,
+    encode_event,
+    read_event,
+)
 from switchboard.contracts.errors import ErrorCode, ErrorReply
 from switchboard.contracts.escalation import (
     Destination,
@@ -111,6 +117,7 @@ __all__ = [
     "LedgerVerification",
     "LegState",
     "LookupConsent",
+    "MalformedEvent",
     "Message",
     "PlaceTransfer",
     "RecordConsent",
@@ -139,5 +146,6 @@ __all__ = [
     "encode_event",
     "new_id",
     "personal_fields",
+    "read_event",
     "utcnow",
 ]

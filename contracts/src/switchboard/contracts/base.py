@@ -24,22 +24,28 @@ _PERSONAL = {PERSONAL_DATA_KEY: True}
 CallId = Annotated[
     str,
     msgspec.Meta(
-        pattern=r"^[A-Za-z0-9_-]{1,64}(?!\n)$",
+        pattern=r"^[A-Za-z0-9_-]{1,64}\Z",
         description="Call identifier; also the last token of event subjects, so it is "
         "limited to letters, digits, '-' and '_'.",
     ),
 ]
-"""A call id is safe to use as a NATS subject token, which is why its alphabet is fixed.
+r"""A call id is safe to use as a NATS subject token, which is why its alphabet is fixed.
 
-Patterns end in ``(?!\n)$`` because Python's ``$`` (which msgspec uses) also matches
-before a trailing newline; the lookahead keeps ``"abc\n"`` out in every regex dialect.
+Patterns that must match a whole string end in ``\Z``: Python's ``$`` (which msgspec
+validates with) also matches before a trailing newline. ``\Z`` is Python's alone, so the
+schema exporter writes it as ``$``, which means the end of the string in JSON Schema's
+ECMAScript dialect, RE2 (Go) and Rust's ``regex``: the same rule, in a form every one of
+them compiles (no lookaround, no backreferences).
 """
+
+E164_PATTERN = r"^\+[1-9][0-9]{1,14}\Z"
 
 PhoneNumber = Annotated[
     str,
     msgspec.Meta(
-        max_length=32,
-        description="A phone number in E.164 form. Personal data.",
+        pattern=E164_PATTERN,
+        max_length=16,
+        description="A phone number in E.164 form (``+14155550123``). Personal data.",
         extra_json_schema=_PERSONAL,
     ),
 ]
@@ -55,7 +61,12 @@ PersonalText = Annotated[
 ShortText = Annotated[str, msgspec.Meta(max_length=512)]
 Identifier = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
 LanguageTag = Annotated[
-    str, msgspec.Meta(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*(?!\n)$", max_length=35)
+    str,
+    msgspec.Meta(
+        pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*\Z",
+        max_length=35,
+        description="A BCP 47 language tag (``en``, ``de-CH``).",
+    ),
 ]
 
 

@@ -52,7 +52,7 @@ class ConsentSource(enum.StrEnum):
     """The voice worker, from the caller's own words."""
 
 
-Sha256Hex = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}(?!\n)$")]
+Sha256Hex = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}\Z")]
 
 # The patterns below are portable (no lookaround: RE2 and ECMAScript read them as Python
 # does). Python's ``$`` also matches before one trailing newline, which the JSON Schema's

@@ -30,7 +30,7 @@ from switchboard.contracts.base import (
 )
 
 Currency = Annotated[
-    str, msgspec.Meta(pattern=r"^[A-Z]{3}(?!\n)$", description="ISO 4217 currency code.")
+    str, msgspec.Meta(pattern=r"^[A-Z]{3}\Z", description="ISO 4217 currency code.")
 ]
 MinorUnits = Annotated[
     int,

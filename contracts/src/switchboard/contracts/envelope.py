@@ -9,6 +9,8 @@ under a new type.
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import re
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -18,8 +20,14 @@ from switchboard.contracts import call, consent, crm, escalation, transfer
 from switchboard.contracts.base import Message, new_id, utcnow
 from switchboard.contracts.subjects import EVENTS_PREFIX, Owner
 
+log = logging.getLogger(__name__)
+
 SPEC_VERSION: Final = "1.0"
 TYPE_PREFIX: Final = "io.switchboard"
+EVENT_CONTENT_TYPE: Final = "application/cloudevents+json"
+"""The ``Content-Type`` header of every event message: the CloudEvents NATS binding's
+structured mode, in which the body is the whole CloudEvent as JSON."""
+CONTENT_TYPE_HEADER: Final = "Content-Type"
 
 
 class CloudEvent(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=True):
@@ -95,6 +103,11 @@ class UnknownEventType(ValueError):
     """Raised when decoding a CloudEvent whose ``type`` this version does not know."""
 
 
+class MalformedEvent(ValueError):
+    """An event body that is not a CloudEvent, or whose ``data`` does not match its
+    (known) ``type``: a producer's bug, never a newer version of the contracts."""
+
+
 def spec_for(payload: type[Message]) -> EventSpec:
     """The event spec of a payload type; ``KeyError`` if it is not an event."""
     return _BY_PAYLOAD[payload]
@@ -152,7 +165,51 @@ def decode_envelope(body: bytes) -> CloudEvent:
 
 
 def decode_event(body: bytes) -> tuple[CloudEvent, Any]:
-    """Decode an event and its payload; raises ``msgspec.DecodeError`` or ``UnknownEventType``."""
+    """Decode an event and its payload; raises ``msgspec.DecodeError`` or ``UnknownEventType``.
+
+    Consumers of the event stream use ``read_event``, which skips types it does not know.
+    """
     event = _envelope_decoder.decode(body)
     spec = spec_for_type(event.type)
     return event, msgspec.json.decode(event.data, type=spec.payload)
+
+
+_warned_types: set[str] = set()
+
+
+def read_event(body: bytes) -> tuple[CloudEvent, Any] | None:
+    """Read one event from the stream: the envelope and its typed payload, or ``None`` for
+    an event ``type`` this version of the contracts does not know, so skip it.
+
+    The versioning rule: a payload changes shape only under a new ``type`` (``….v2``) on
+    the same subject, and producers may publish both versions for a while; a consumer
+    built against older contracts reads what it knows and skips the rest (one warning per
+    type). A body that is not a CloudEvent, or whose ``data`` does not match its known
+    ``type``, raises ``MalformedEvent``.
+    """
+    try:
+        event = _envelope_decoder.decode(body)
+    except msgspec.DecodeError as exc:
+        raise MalformedEvent(f"Not a CloudEvent: {_reason(exc)}") from None
+    spec = _BY_TYPE.get(event.type)
+    if spec is None:
+        if event.type not in _warned_types:
+            _warned_types.add(event.type)
+            log.warning(
+                "Skipping events of a type these contracts do not know.",
+                extra={"event_type": event.type[:200]},
+            )
+        return None
+    try:
+        return event, msgspec.json.decode(event.data, type=spec.payload)
+    except msgspec.DecodeError as exc:
+        raise MalformedEvent(f"The data of a {event.type} event: {_reason(exc)}") from None
+
+
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
+
+
+def _reason(exc: msgspec.DecodeError) -> str:
+    # msgspec quotes offending values ('x'), which may be personal data; paths and types
+    # (in backticks) stay.
+    return _QUOTED.sub("'…'", str(exc))[:300]

@@ -27,7 +27,9 @@ class ErrorReply(Message):
     message: ShortText
     """A full sentence naming what was wrong, safe to log (never echoes personal data)."""
     field: str | None = None
-    """The JSON path of the offending field when the request was malformed, e.g. ``$.call_id``."""
+    """The JSON path of the offending field, e.g. ``$.call_id`` (also when it is missing), or
+    ``$`` when the body as a whole is wrong (not JSON, not an object, a rule across fields);
+    always set for ``bad_request``."""
     subject: str | None = None
     """The subject the failing request was sent to."""
 

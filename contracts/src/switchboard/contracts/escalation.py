@@ -66,7 +66,7 @@ class HandoffTarget(enum.StrEnum):
 SipAddress = Annotated[
     str,
     msgspec.Meta(
-        pattern=r"^(\+[1-9][0-9]{6,14}|sips?:[A-Za-z0-9_.+-]{1,64}@[A-Za-z0-9.-]{1,190}(:[0-9]{1,5})?)(?!\n)$",
+        pattern=r"^(\+[1-9][0-9]{6,14}|sips?:[A-Za-z0-9_.+-]{1,64}@[A-Za-z0-9.-]{1,190}(:[0-9]{1,5})?)\Z",
         description="E.164 number or SIP URI of a business destination (from configuration, "
         "never from the caller or the model).",
     ),

@@ -19,7 +19,7 @@ from switchboard.contracts.base import CallId, Identifier, Message, ShortText
 EndpointName = Annotated[
     str,
     msgspec.Meta(
-        pattern=r"^[A-Za-z0-9_-]{1,48}(?!\n)$",
+        pattern=r"^[A-Za-z0-9_-]{1,48}\Z",
         description="A configured webhook endpoint; one subject token.",
     ),
 ]

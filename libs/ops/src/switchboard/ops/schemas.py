@@ -1,8 +1,14 @@
-"""Export the JSON Schema of every message and an AsyncAPI 3 document of the subjects.
+"""Export the JSON Schema of every message and an AsyncAPI 3.1 document of the subjects.
 
 The exported files are checked in under ``contracts/schemas``; a test regenerates them
 and fails when they drift from the code. Regenerate with ``make schemas``
 (``python -m switchboard.ops schemas contracts/schemas``).
+
+Both documents are read by other tools (Ajv in strict mode, ``jsonschema``, the AsyncAPI
+parser, the tests run them): field docstrings become descriptions and patterns are written
+in the dialect they share (``schemadocs``). The one keyword of our own,
+``x-personal-data``, is an annotation Ajv's strict mode accepts once declared
+(``new Ajv({keywords: ["x-personal-data"]})``).
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from typing import Any
 import msgspec
 
 from switchboard.contracts import envelope, errors
+from switchboard.contracts.base import PERSONAL_DATA_KEY
 from switchboard.contracts.consent import RecordConsent
 from switchboard.contracts.registry import message_types
 from switchboard.contracts.subjects import (
@@ -24,19 +31,59 @@ from switchboard.contracts.subjects import (
     webhook_dead_letter_subject,
 )
 from switchboard.contracts.webhook import DeadLetter
+from switchboard.ops.schemadocs import enrich
 
 ASYNCAPI_FILE = "asyncapi.json"
 SCHEMA_FILE = "messages.schema.json"
 REF_TEMPLATE = "#/components/schemas/{name}"
+EVENT_DEF = "SwitchboardEvent"
+"""The ``$defs`` entry that maps each event ``type`` to the schema of its ``data``."""
+CUSTOM_KEYWORDS = (PERSONAL_DATA_KEY,)
+"""Keywords of ours in the JSON Schema; a strict validator is told about them."""
+NATS_BINDING_VERSION = "0.1.0"
+
+
+def _components(ref_template: str) -> dict[str, Any]:
+    types = message_types()
+    _, components = msgspec.json.schema_components(types, ref_template=ref_template)
+    return dict(sorted(enrich(components, types).items()))
+
+
+def event_schema(ref_template: str) -> dict[str, Any]:
+    """Any event of these contracts: a CloudEvent whose ``data`` matches its ``type``."""
+    return {
+        "title": EVENT_DEF,
+        "description": "An event on sb.evt.>: a CloudEvent whose data is the payload its "
+        "type names. A type not listed here is newer than these contracts: skip it.",
+        "allOf": [{"$ref": ref_template.format(name="CloudEvent")}],
+        "oneOf": [
+            {
+                "type": "object",
+                "properties": {
+                    "type": {"const": spec.type},
+                    "data": {"$ref": ref_template.format(name=spec.payload.__name__)},
+                },
+                "required": ["type", "data"],
+            }
+            for spec in envelope.EVENTS
+        ],
+    }
 
 
 def json_schemas() -> dict[str, Any]:
-    """One JSON Schema document whose ``$defs`` hold every message."""
-    _, components = msgspec.json.schema_components(message_types(), ref_template="#/$defs/{name}")
+    """One JSON Schema document whose ``$defs`` hold every message; the document itself
+    validates an event (``$defs/SwitchboardEvent``)."""
+    ref = "#/$defs/{name}"
+    defs = _components(ref)
+    defs[EVENT_DEF] = event_schema(ref)
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "Switchboard messages",
-        "$defs": dict(sorted(components.items())),
+        "description": "Every Switchboard message under $defs. The document validates one "
+        "event (SwitchboardEvent: its type picks the schema of its data). Fields marked "
+        f"{PERSONAL_DATA_KEY!r} can hold personal data.",
+        "$ref": ref.format(name=EVENT_DEF),
+        "$defs": dict(sorted(defs.items())),
     }
 
 
@@ -51,18 +98,19 @@ def _payload_ref(t: Any) -> dict[str, Any]:
 
 
 def asyncapi() -> dict[str, Any]:
-    """An AsyncAPI 3.0 document describing every subject, its owner and its messages."""
-    _, components = msgspec.json.schema_components(message_types(), ref_template=REF_TEMPLATE)
+    """An AsyncAPI 3.1 document describing every subject, its owner and its messages."""
+    components = _components(REF_TEMPLATE)
     channels: dict[str, Any] = {}
     operations: dict[str, Any] = {}
     messages: dict[str, Any] = {}
 
-    def message(name: str, payload: Any, summary: str) -> dict[str, str]:
+    def message(name: str, payload: Any, summary: str, **extra: Any) -> dict[str, str]:
         messages[name] = {
             "name": name,
             "summary": summary,
             "contentType": "application/json",
             "payload": payload,
+            **extra,
         }
         return {"$ref": f"#/components/messages/{name}"}
 
@@ -87,6 +135,7 @@ def asyncapi() -> dict[str, Any]:
             "channel": {"$ref": f"#/channels/{cid}"},
             "summary": req.summary,
             "reply": {"channel": {"$ref": f"#/channels/{cid}_reply"}},
+            "bindings": _queue(str(req.owner)),
             "x-owner": str(req.owner),
         }
     cmd = consent_record_subject("{call_id}")
@@ -144,6 +193,8 @@ def asyncapi() -> dict[str, Any]:
                 ]
             },
             (spec.payload.__doc__ or "").strip().splitlines()[0],
+            contentType=envelope.EVENT_CONTENT_TYPE,
+            headers={"$ref": "#/components/schemas/EventHeaders"},
         )
         channels[cid] = {
             "address": f"{EVENTS_PREFIX}.{spec.domain}.{spec.name}.{{call_id}}",
@@ -159,12 +210,22 @@ def asyncapi() -> dict[str, Any]:
             "summary": f"{spec.owner} publishes {spec.type}.",
             "x-owner": str(spec.owner),
         }
+    components["EventHeaders"] = EVENT_HEADERS
     return {
-        "asyncapi": "3.0.0",
+        "asyncapi": "3.1.0",
         "info": {
             "title": "Switchboard",
             "version": "1.0.0",
-            "description": "Subjects and messages of the Switchboard services over NATS.",
+            "description": "Subjects and messages of the Switchboard services over NATS. "
+            "Events are CloudEvents in the NATS binding's structured mode.",
+        },
+        "servers": {
+            "nats": {
+                "host": "localhost:4222",
+                "protocol": "nats",
+                "description": "NATS with JetStream (make demo's server; a deployment has "
+                "its own address). Every process connects as its own NATS user.",
+            }
         },
         "defaultContentType": "application/json",
         "channels": channels,
@@ -174,6 +235,34 @@ def asyncapi() -> dict[str, Any]:
             "messages": dict(sorted(messages.items())),
         },
     }
+
+
+EVENT_HEADERS: dict[str, Any] = {
+    "type": "object",
+    "description": "NATS headers of every event message.",
+    "properties": {
+        "Nats-Msg-Id": {
+            "type": "string",
+            "description": "The CloudEvent id; JetStream drops a repeat within the stream's "
+            "duplicate window.",
+        },
+        "Content-Type": {
+            "type": "string",
+            "const": envelope.EVENT_CONTENT_TYPE,
+            "description": "CloudEvents structured mode: the body is the whole event.",
+        },
+        "traceparent": {
+            "type": "string",
+            "description": "W3C trace context, the same as the CloudEvent's traceparent.",
+        },
+    },
+    "required": ["Nats-Msg-Id", "Content-Type"],
+}
+
+
+def _queue(group: str) -> dict[str, Any]:
+    """The NATS operation binding of a subject served in a queue group."""
+    return {"nats": {"queue": group, "bindingVersion": NATS_BINDING_VERSION}}
 
 
 def render() -> dict[str, bytes]:

@@ -31,7 +31,13 @@ from nats.js.errors import BadRequestError, NoStreamResponseError, NotFoundError
 from nats.micro.request import ERROR_CODE_HEADER, ERROR_HEADER
 
 from switchboard.contracts.base import Message, new_id
-from switchboard.contracts.envelope import OutgoingEvent, encode_event, spec_for
+from switchboard.contracts.envelope import (
+    CONTENT_TYPE_HEADER,
+    EVENT_CONTENT_TYPE,
+    OutgoingEvent,
+    encode_event,
+    spec_for,
+)
 from switchboard.contracts.errors import ErrorCode, ErrorReply
 from switchboard.contracts.streams import Retention, StreamSpec
 from switchboard.contracts.subjects import inbox_prefix
@@ -232,17 +238,19 @@ class EventPublisher:
     def encode(
         self, payload: Message, event_id: str | None = None, traceparent: str | None = None
     ) -> tuple[OutgoingEvent, dict[str, str]]:
-        """The encoded CloudEvent and its headers (``Nats-Msg-Id`` + trace context).
+        """The encoded CloudEvent and its headers (``Nats-Msg-Id``, ``Content-Type`` of the
+        CloudEvents structured mode, trace context).
 
         ``traceparent`` continues a trace received from elsewhere (a consumed message);
         without it the current context is used. One value serves both the header and the
         CloudEvent ``traceparent``.
         """
         event_id = event_id or new_id()
+        base = {MSG_ID_HEADER: event_id, CONTENT_TYPE_HEADER: EVENT_CONTENT_TYPE}
         if traceparent is None:
-            headers = telemetry.inject({MSG_ID_HEADER: event_id})
+            headers = telemetry.inject(base)
         else:
-            headers = {MSG_ID_HEADER: event_id, TRACEPARENT_HEADER: traceparent}
+            headers = {**base, TRACEPARENT_HEADER: traceparent}
         out = encode_event(
             payload,
             source=self._source,

@@ -45,6 +45,9 @@ Keep = Callable[[Coroutine[Any, Any, None], str], "asyncio.Task[None]"]
 
 _encoder = msgspec.json.Encoder()
 _FIELD_RE = re.compile(r"at `(\$[^`]*)`")
+_MISSING_RE = re.compile(r"missing required field `([^`]+)`")
+ROOT_FIELD = "$"
+"""``ErrorReply.field`` when the body as a whole is wrong (not JSON, not an object)."""
 _QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
 MAX_ERROR_LEN = 500
 EXIT_NOT_PROVISIONED = 3
@@ -87,13 +90,22 @@ def bad_request(exc: Exception, subject: str) -> ErrorReply:
         text, message = "", "Request body is not valid JSON: nested too deeply."
     else:
         text, message = "", f"Request body could not be decoded ({type(exc).__name__})."
-    match = _FIELD_RE.search(text)
     return ErrorReply(
         code=ErrorCode.BAD_REQUEST,
         message=sanitize(message),
-        field=match.group(1) if match else None,
+        field=_field_path(text),
         subject=subject,
     )
+
+
+def _field_path(text: str) -> str:
+    """The JSON path of what a decode error is about. msgspec names the object that lacks
+    a required field (nothing at the top level), so the missing name is appended; an error
+    without a path is about the body as a whole (``$``)."""
+    at = _FIELD_RE.search(text)
+    path = at.group(1) if at else ROOT_FIELD
+    missing = _MISSING_RE.search(text)
+    return f"{path}.{missing.group(1)}" if missing else path
 
 
 async def respond_error(request: Request, error: ErrorReply) -> None:
@@ -181,7 +193,10 @@ class TypedEndpoint(Generic[Req]):
         try:
             return _encoder.encode(await self.handler(message))
         except RequestError as exc:
-            return ErrorReply(code=exc.code, message=exc.message, field=exc.field, subject=subject)
+            # A bad request always names a field; a handler's refusal of the request as a
+            # whole (a rule across fields) names the root.
+            field = exc.field or (ROOT_FIELD if exc.code is ErrorCode.BAD_REQUEST else None)
+            return ErrorReply(code=exc.code, message=exc.message, field=field, subject=subject)
         except Exception as exc:
             log.error(
                 "A request handler failed.", extra={"subject": subject, **exception_facts(exc)}

@@ -10,7 +10,7 @@ from typing import Any
 
 import msgspec
 
-from switchboard.contracts.envelope import CloudEvent, UnknownEventType, decode_event
+from switchboard.contracts.envelope import CloudEvent, MalformedEvent, read_event
 
 MAX_CALLS = 1000
 """Calls kept in memory; the oldest are dropped first (a demo, not a database)."""
@@ -71,11 +71,15 @@ class Timelines:
     """Events already on a timeline: a redelivered one is not added twice."""
 
     def add(self, body: bytes) -> Entry | None:
-        """Add one CloudEvent; None when it is a duplicate or cannot be read."""
+        """Add one CloudEvent; None when it is a duplicate, of a type (or version) these
+        contracts do not know, or cannot be read."""
         try:
-            event, payload = decode_event(body)
-        except (msgspec.DecodeError, UnknownEventType):
+            read = read_event(body)
+        except MalformedEvent:
             return None
+        if read is None:
+            return None
+        event, payload = read
         if event.id in self.event_ids:
             return None
         self.event_ids.add(event.id)

@@ -23,6 +23,7 @@ from livekit.plugins import silero
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 
+from switchboard.contracts.base import E164_PATTERN
 from switchboard.contracts.call import CallOutcome
 from switchboard.contracts.subjects import Owner
 from switchboard.runtime import telemetry
@@ -77,9 +78,18 @@ def call_info(
         call_id=call_id,
         room=room,
         caller_identity=caller_identity,
-        caller_number=attributes.get("sip.phoneNumber") or None,
+        caller_number=_e164(attributes.get("sip.phoneNumber")),
         trunk=attributes.get("sip.trunkID") or None,
     )
+
+
+_E164 = re.compile(E164_PATTERN)
+
+
+def _e164(number: str | None) -> str | None:
+    """The carrier's caller number when it is E.164, the only form the contracts carry;
+    anything else (``anonymous``, a national form) is an unknown number, not a guess."""
+    return number if number and _E164.match(number) else None
 
 
 async def handle_call(ctx: JobContext, settings: VoiceSettings) -> None:

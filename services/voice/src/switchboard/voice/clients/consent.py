@@ -25,7 +25,7 @@ from switchboard.contracts.consent import (
     ConsentRevoked,
     RecordConsent,
 )
-from switchboard.contracts.envelope import UnknownEventType, decode_event
+from switchboard.contracts.envelope import MalformedEvent, read_event
 from switchboard.contracts.subjects import CONSENT_POLICY, EVENTS_PREFIX, consent_record_subject
 from switchboard.runtime import telemetry
 from switchboard.runtime.bus import MSG_ID_HEADER, RequestFailed, request
@@ -134,7 +134,8 @@ class ConsentClient:
 
 def _decode(body: bytes) -> ConsentEvent | None:
     try:
-        _, payload = decode_event(body)
-    except (msgspec.DecodeError, UnknownEventType):
+        read = read_event(body)
+    except MalformedEvent:
         return None
+    payload = None if read is None else read[1]
     return payload if isinstance(payload, ConsentRecorded | ConsentRevoked) else None

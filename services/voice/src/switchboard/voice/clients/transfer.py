@@ -12,13 +12,12 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import msgspec
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
 
-from switchboard.contracts.envelope import CloudEvent, UnknownEventType, decode_event
+from switchboard.contracts.envelope import CloudEvent, MalformedEvent, read_event
 from switchboard.contracts.errors import ErrorCode
 from switchboard.contracts.simulation import CarrierScripted, ScriptCarrier
 from switchboard.contracts.subjects import (
@@ -240,7 +239,10 @@ class TransferClient:
 
 def _decode(body: bytes) -> tuple[CloudEvent, TransferStatus] | None:
     try:
-        envelope, payload = decode_event(body)
-    except (msgspec.DecodeError, UnknownEventType):
+        read = read_event(body)
+    except MalformedEvent:
         return None
+    if read is None:
+        return None
+    envelope, payload = read
     return (envelope, payload) if isinstance(payload, _STATUS_TYPES) else None
