@@ -55,7 +55,7 @@ async def test_events_sent_before_the_stream_exists_are_stored_once_it_does(
     try:
         js = nc.jetstream()
         await js.delete_stream(streams.EVENTS.name)  # the test server comes provisioned
-        acks = EventPublisher(js, "test", retry_delay=0.05)
+        acks = EventPublisher(js, retry_delay=0.05)
         events = CallEvents(acks)
         with caplog.at_level(logging.WARNING):
             event_id = await events.publish(_started("c-3", 0))
@@ -78,7 +78,7 @@ async def test_a_lost_connection_never_raises_into_the_call_and_is_reported(
 ) -> None:
     nc = await nats.connect(nats_server.url)
     js = nc.jetstream()
-    acks = EventPublisher(js, "test", timeout=0.1, retry_delay=0.05)
+    acks = EventPublisher(js, timeout=0.1, retry_delay=0.05)
     events = CallEvents(acks)
     await nc.close()
     with caplog.at_level(logging.WARNING):

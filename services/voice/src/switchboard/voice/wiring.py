@@ -22,6 +22,7 @@ from nats.js import JetStreamContext
 from switchboard.contracts import streams
 from switchboard.contracts.call import CallStarted
 from switchboard.contracts.consent import ConsentPolicyQuery
+from switchboard.contracts.envelope import source_uri
 from switchboard.contracts.subjects import Owner
 from switchboard.runtime.bus import EventPublisher, StreamMissing, connect, require_stream
 from switchboard.voice import turns
@@ -69,10 +70,10 @@ async def open_bus(settings: VoiceSettings, name: str = Owner.VOICE.value) -> Bu
     except StreamMissing:
         await nc.close()
         raise
-    source = settings.instance or f"{name}@{socket.gethostname()}"
+    instance = settings.instance or f"{name}@{socket.gethostname()}"
     # A JetStream context of its own: the publisher's async acks are its alone.
-    events = EventPublisher(nc.jetstream(), source=source)
-    return Bus(nc=nc, js=js, source=source, events=events)
+    events = EventPublisher(nc.jetstream(), instance=instance)
+    return Bus(nc=nc, js=js, source=source_uri(Owner.VOICE), events=events)
 
 
 def new_call(
