@@ -154,7 +154,7 @@ def test_the_sequence_extension_sorts_as_text_in_the_order_it_counts() -> None:
     values = [format_sequence(n) for n in numbers]
     assert sorted(values) == values
     assert [int(v) for v in values] == numbers
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="starts at 1"):
         format_sequence(0)
     body = json.loads(encode_event(CallStarted(call_id="c", room="r"), sequence=3).body)
     assert body["sequence"] == "0000000003"
