@@ -30,6 +30,7 @@ from bench.chaos.calls import (
     CallDriver,
     CallFacts,
 )
+from bench.chaos.events import EventAudit, audit_events, stored_events
 from bench.chaos.monkey import ChaosMonkey
 from bench.chaos.stack import KILLABLE, ChaosStack, chaos_stack
 from bench.measure import GcPauses, Samples, loop_lag, peak_rss_mb
@@ -79,7 +80,7 @@ async def play(args: argparse.Namespace, stack: ChaosStack, rng: random.Random) 
     plays = [scenarios.load(path) for path in scenarios.discover(SCENARIOS)]
     bus = await open_bus(settings)
     commands = AckedCommands(bus.nc)
-    bus = Bus(nc=bus.nc, js=commands, source=bus.source, events=bus.events)
+    bus = Bus(nc=bus.nc, js=commands, source=bus.source, events=bus.events, outbox=bus.outbox)
     try:
         collector.prepare_for_calls()
         # Faults draw from their own generator: the calls' order does not move them.
@@ -121,7 +122,8 @@ async def play(args: argparse.Namespace, stack: ChaosStack, rng: random.Random) 
         await bus.events.settle()
         consent = await audit_consent(stack, commands, calls)
         transfers = await audit_transfers(bus.nc, calls)
-        return figures(args, stack, calls, consent, transfers, duration) | {
+        events = audit_events(await stored_events(bus.nc), [c.call_id for c in calls])
+        return figures(args, stack, calls, consent, transfers, events, duration) | {
             # This process is the worker and the callers: when its loop stalls, silences
             # measured here include the stall.
             "loop_lag_p99_ms": round(Samples(lag).percentile(99) * 1000, 1),
@@ -139,6 +141,7 @@ def figures(
     calls: list[CallFacts],
     consent: ConsentAudit,
     transfers: TransferAudit,
+    events: EventAudit,
     duration: float,
 ) -> dict[str, Any]:
     endings = {e: sum(1 for c in calls if c.ending == e) for e in (SERVED, TRANSFERRED, CALLBACK)}
@@ -157,6 +160,10 @@ def figures(
         "no recording without a receipt": not consent.recordings_without_receipt,
         "every transfer has a terminal event": not transfers.without_terminal,
         "no leg left at the bridge": not transfers.legs_left,
+        "one event per fact by (source, id)": not events.facts_twice
+        and not events.identity_conflicts,
+        "every call has one call.ended": not events.calls_without_end,
+        "every call's voice events numbered 1..n": not events.calls_with_gaps,
     }
     return {
         "seed": args.seed,
@@ -190,6 +197,14 @@ def figures(
         "transfers": transfers.transfers,
         "transfers_without_terminal": len(transfers.without_terminal),
         "calls_with_legs_left": len(transfers.legs_left),
+        "events_stored": events.stored,
+        "events_unique": events.unique,
+        "event_copies_dropped": events.copies_dropped,
+        "voice_events": events.voice_events,
+        "facts_twice": len(events.facts_twice),
+        "identity_conflicts": len(events.identity_conflicts),
+        "calls_without_end": len(events.calls_without_end),
+        "calls_with_sequence_gaps": len(events.calls_with_gaps),
         "duration_s": round(duration, 1),
         "calls_per_min": round(len(calls) / duration * 60, 1) if duration else 0.0,
         "checks": checks,
@@ -201,6 +216,10 @@ def figures(
             "missing_commands": consent.missing[:EXAMPLES],
             "transfers_without_terminal": transfers.without_terminal[:EXAMPLES],
             "legs_left": transfers.legs_left[:EXAMPLES],
+            "facts_twice": events.facts_twice[:EXAMPLES],
+            "identity_conflicts": events.identity_conflicts[:EXAMPLES],
+            "calls_without_end": events.calls_without_end[:EXAMPLES],
+            "calls_with_sequence_gaps": events.calls_with_gaps[:EXAMPLES],
             "recordings_without_receipt": consent.recordings_without_receipt[:EXAMPLES],
             "chain_error": consent.chain_error or (consent.chain.problem if consent.chain else ""),
         },

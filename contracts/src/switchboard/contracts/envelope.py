@@ -188,17 +188,21 @@ def encode_event(
     traceparent: str | None = None,
     sequence: int | None = None,
     instance: str | None = None,
+    source: str | None = None,
 ) -> OutgoingEvent:
-    """Wrap ``payload`` in a CloudEvent and encode it; the subject comes from its call id,
-    the source from the type's owner, the time from ``time``, else the payload's own time
-    of the fact, else now (the caller encodes as the fact happens)."""
+    """Wrap ``payload`` in a CloudEvent and encode it.
+
+    The subject comes from its call id; the source from the type's owner, or ``source``
+    (the voice worker states a routing decision it made itself when the router was down);
+    the time from ``time``, else the payload's own time of the fact, else now (the caller
+    encodes as the fact happens)."""
     spec = spec_for(type(payload))
     call_id: str = payload.call_id  # type: ignore[attr-defined]
     event = CloudEvent(
         specversion=SPEC_VERSION,
         datacontenttype="application/json",
         id=event_id or new_id(),
-        source=spec.source,
+        source=source or spec.source,
         type=spec.type,
         subject=call_id,
         time=time or spec.occurred_at(payload) or utcnow(),

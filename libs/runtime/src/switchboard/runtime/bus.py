@@ -208,11 +208,15 @@ class EventPublisher:
         timeout: float = 2.0,
         *,
         instance: str = "",
+        source: str | None = None,
         retry_delay: float = 0.25,
         max_retry_delay: float = 5.0,
     ) -> None:
         self._js = js
         self._instance = instance
+        self._source = source
+        """Every event's ``source`` when set (one producer's own numbering needs one
+        source); else each type's owner."""
         self._timeout = timeout
         self._retry_delay = retry_delay
         self._max_retry_delay = max_retry_delay
@@ -258,6 +262,7 @@ class EventPublisher:
             time=time,
             sequence=sequence,
             instance=self._instance,
+            source=self._source,
         )
         return out, headers
 
