@@ -35,6 +35,8 @@ from bench.chaos.monkey import ChaosMonkey
 from bench.chaos.stack import KILLABLE, ChaosStack, chaos_stack
 from bench.measure import GcPauses, Samples, loop_lag, peak_rss_mb
 from bench.voice_bench import quiet_logs
+from switchboard.contracts import streams
+from switchboard.runtime.bus import stream_config
 from switchboard.simulation import scenario as scenarios
 from switchboard.testing.postgres import DEFAULT_DSN
 from switchboard.voice import collector
@@ -63,6 +65,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--postgres", default=os.environ.get("SB_BENCH_POSTGRES", DEFAULT_DSN), help="server DSN"
     )
     parser.add_argument("--max-silence", type=float, default=MAX_SILENCE_S)
+    parser.add_argument(
+        "--duplicate-window",
+        type=float,
+        default=0.0,
+        help="s; shorten SB_EVENTS's duplicate window (default: the contract's 120 s) so "
+        "re-published copies are stored and the consumer's (source, id) dedupe is what counts",
+    )
     parser.add_argument("--log-level", default="WARNING", help="worker and services")
     parser.add_argument("--keep", type=Path, default=None, help="keep logs in this directory")
     return parser.parse_args(argv)
@@ -79,6 +88,10 @@ async def play(args: argparse.Namespace, stack: ChaosStack, rng: random.Random) 
     )
     plays = [scenarios.load(path) for path in scenarios.discover(SCENARIOS)]
     bus = await open_bus(settings)
+    if args.duplicate_window > 0:
+        config = stream_config(streams.EVENTS)
+        config.duplicate_window = args.duplicate_window
+        await bus.js.update_stream(config)
     commands = AckedCommands(bus.nc)
     bus = Bus(nc=bus.nc, js=commands, source=bus.source, events=bus.events, outbox=bus.outbox)
     try:
@@ -167,6 +180,7 @@ def figures(
     }
     return {
         "seed": args.seed,
+        "duplicate_window_s": args.duplicate_window or streams.EVENTS.duplicate_window_s,
         "calls": len(calls),
         "concurrency": args.concurrency,
         **endings,
