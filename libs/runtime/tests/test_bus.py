@@ -122,3 +122,25 @@ async def test_replies_come_to_an_inbox_named_for_the_process(nats_server: NatsS
         await nc.close()
     with pytest.raises(ValueError, match="one subject token"):
         await connect(ServiceSettings(nats_url=nats_server.url), "voice worker")
+
+
+async def test_a_request_on_a_closed_connection_is_unavailable_not_an_exception(
+    nats_server: NatsServer,
+) -> None:
+    """Every failure to reach a service takes the caller's one fallback path: a request
+    on a connection that has closed (the worker shutting down as a call ends) raised
+    nats-py's ``ConnectionClosedError`` past ``request``, and a background cancel of a
+    transfer died with "Task exception was never retrieved"."""
+    import nats
+
+    from switchboard.contracts import ConsentPolicy, ConsentPolicyQuery
+    from switchboard.contracts.errors import ErrorCode
+    from switchboard.contracts.subjects import CONSENT_POLICY
+    from switchboard.runtime.bus import RequestFailed, request
+
+    closed = await nats.connect(nats_server.url)
+    await closed.close()
+    with pytest.raises(RequestFailed) as failed:
+        await request(closed, CONSENT_POLICY, ConsentPolicyQuery(call_id="c"), ConsentPolicy, 1)
+    assert failed.value.error.code is ErrorCode.UNAVAILABLE
+    assert failed.value.error.subject == CONSENT_POLICY

@@ -4,14 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable, Coroutine
+from typing import Any
 
+import pytest
 from nats.aio.client import Client as NATS
 
 from switchboard.contracts import ConsentMode, ConsentPolicy, ConsentPolicyQuery
 from switchboard.contracts.subjects import CONSENT_POLICY, request_spec
 from switchboard.devstack.natsserver import NatsServer
 from switchboard.runtime.bus import request
-from switchboard.runtime.service import Runtime, add_typed_endpoint, run_service
+from switchboard.runtime.service import (
+    Cleanup,
+    Runtime,
+    ServiceFailed,
+    add_typed_endpoint,
+    run_service,
+)
 from switchboard.runtime.settings import ServiceSettings
 from switchboard.testing import eventually
 
@@ -69,3 +78,73 @@ async def test_a_service_reports_ready_only_after_setup_and_stops_cleanly(
     stop.set()
     await asyncio.wait_for(task, 5)
     assert cleaned.is_set()
+
+
+async def _run_keeping(
+    nats_server: NatsServer, work: Callable[[asyncio.Event], Coroutine[Any, Any, None]]
+) -> tuple[asyncio.Task[None], asyncio.Event, asyncio.Event]:
+    """A service whose setup keeps ``work(go)`` running; returns its task, ``go`` and stop."""
+    go = asyncio.Event()
+    stop = asyncio.Event()
+
+    async def setup(rt: Runtime) -> Cleanup:
+        kept = rt.keep(work(go), "the loop")
+
+        async def cleanup() -> None:
+            kept.cancel()
+
+        return cleanup
+
+    settings = ServiceSettings(nats_url=nats_server.url)
+    task = asyncio.create_task(run_service("consent", "0.1.0", settings, setup, stop=stop))
+    return task, go, stop
+
+
+async def test_a_kept_loop_that_dies_fails_the_service(nats_server: NatsServer) -> None:
+    """A consumer loop that dies must not leave the service answering as if all were well
+    (found for consent ingest in issue 7; every service's loops go through ``keep``)."""
+
+    async def dies(go: asyncio.Event) -> None:
+        await go.wait()
+        raise RuntimeError("a bug")
+
+    task, go, stop = await _run_keeping(nats_server, dies)
+    go.set()
+    try:
+        with pytest.raises(ServiceFailed, match=r"the loop stopped \(RuntimeError\)"):
+            await asyncio.wait_for(task, 10)
+    finally:
+        stop.set()
+
+
+async def test_a_kept_loop_that_returns_early_fails_the_service(nats_server: NatsServer) -> None:
+    async def returns(go: asyncio.Event) -> None:
+        await go.wait()
+
+    task, go, stop = await _run_keeping(nats_server, returns)
+    go.set()
+    try:
+        with pytest.raises(ServiceFailed, match="returned while the service was running"):
+            await asyncio.wait_for(task, 10)
+    finally:
+        stop.set()
+
+
+async def test_a_kept_loop_cancelled_in_cleanup_is_a_clean_stop(
+    nc: NATS, nats_server: NatsServer
+) -> None:
+    async def forever(go: asyncio.Event) -> None:
+        await asyncio.Event().wait()
+
+    task, _, stop = await _run_keeping(nats_server, forever)
+
+    async def ready() -> bool:
+        try:
+            reply = await nc.request("$SRV.INFO.consent", b"", timeout=0.5)
+        except Exception:
+            return False
+        return bool(json.loads(reply.data)["metadata"]["state"] == "ready")
+
+    await eventually(ready, message="the service to be ready")
+    stop.set()
+    await asyncio.wait_for(task, 10)  # no ServiceFailed

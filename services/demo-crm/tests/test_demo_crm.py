@@ -3,6 +3,7 @@ each call's timeline from its durable consumer."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import nats
@@ -21,10 +22,14 @@ from switchboard.contracts.crm import (
     PlaceOrder,
 )
 from switchboard.contracts.errors import ErrorCode
+from switchboard.demo_crm.app import DemoCrm, build_setup
 from switchboard.demo_crm.book import Book, Refusal, load_records
+from switchboard.demo_crm.settings import DemoCrmSettings
+from switchboard.demo_crm.timeline import Timelines
 from switchboard.devstack.launcher import ServiceProcess
 from switchboard.devstack.natsserver import NatsServer
 from switchboard.runtime.bus import EventPublisher, RequestFailed, ensure_stream, request
+from switchboard.runtime.service import ServiceFailed, run_service
 from switchboard.testing import eventually
 
 CREDIT = Authority(rule="manager_credit_limit", limit_minor=5000, currency="USD")
@@ -176,3 +181,45 @@ async def test_the_process_answers_from_its_data_file_and_prints_each_calls_time
 async def _acked(nc: NATS) -> bool:
     info = await nc.jetstream().consumer_info(streams.EVENTS.name, "crm")
     return bool(info.ack_floor and info.ack_floor.stream_seq >= 1)
+
+
+async def test_a_crm_whose_event_follower_dies_fails_instead_of_answering_as_if_fine(
+    nats_server: NatsServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The follower is the CRM's consumer of SB_EVENTS; if it dies the service fails
+    (and is restarted) rather than answer lookups with its timelines frozen."""
+
+    def broken(self: Timelines, body: bytes) -> None:
+        raise RuntimeError("a bug in the timeline")
+
+    monkeypatch.setattr(Timelines, "add", broken)
+    nc = await nats.connect(nats_server.url)
+    await ensure_stream(nc.jetstream(), streams.EVENTS)
+    settings = DemoCrmSettings(nats_url=nats_server.url)
+    crm = DemoCrm(Book(load_records()))
+    stop = asyncio.Event()
+    service = asyncio.create_task(
+        run_service("crm", "0.0.1", settings, build_setup(crm, settings), stop=stop)
+    )
+    try:
+        # The follower reads only events newer than its consumer (DeliverPolicy.NEW).
+        await eventually(
+            lambda: nc.jetstream().consumer_info(streams.EVENTS.name, "crm"),
+            message="the CRM's consumer",
+            retry_on=(Exception,),
+        )
+        granted = CreditGranted(
+            call_id="c-1",
+            request_id="r-1",
+            reference="ref-1",
+            amount_minor=3000,
+            currency="USD",
+            agent="manager",
+            authority=CREDIT,
+        )
+        await EventPublisher(nc.jetstream(), source="test").publish(granted)
+        with pytest.raises(ServiceFailed, match=r"crm events stopped \(RuntimeError\)"):
+            await asyncio.wait_for(service, 15)
+    finally:
+        stop.set()
+        await nc.close()

@@ -336,7 +336,9 @@ async def test_a_status_event_delivered_twice_is_applied_once(nc: NATS, bus: Bus
     async with client.watch("c-1", "t-1") as watch:
         # The watch does not flush (in production the events answer a place request sent
         # after it on the same connection); these come from another connection, so the
-        # subscription must be known to the server before they are published.
+        # subscription must be known to the server before they are published. nats-py
+        # writes a flush's PING ahead of commands still pending: the second PONG proves it.
+        await bus.nc.flush()
         await bus.nc.flush()
         for body in (answered.body, answered.body, same_from_another_instance.body):
             await nc.publish(answered.subject, body)

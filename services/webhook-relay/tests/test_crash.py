@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
-from conftest import Config, step
+import pytest
+from conftest import Config, relay_settings, step
 from relay_testkit import Receiver
 
 from switchboard.devstack.launcher import ServiceProcess
 from switchboard.devstack.natsserver import NatsServer
 from switchboard.runtime.bus import EventPublisher
+from switchboard.runtime.service import ServiceFailed, run_service
 from switchboard.testing import eventually
+from switchboard.webhook_relay.app import build_setup
+from switchboard.webhook_relay.endpoint import EndpointRelay
+from switchboard.webhook_relay.endpoints import load_endpoints
 
 CALLS = 30
 PER_CALL = 10
@@ -75,3 +81,28 @@ async def test_a_relay_killed_mid_stream_loses_nothing_and_keeps_each_calls_orde
     receiver.verify_all(config.secret)
     # The second relay found events pending and resumed at the ack floor, in order.
     assert "Resumed the endpoint's consumer at its ack floor." in log.read_text()
+
+
+async def test_a_relay_whose_pull_loop_dies_fails_instead_of_relaying_nothing(
+    config: Config, nats_server: NatsServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pull loop that dies must not leave a relay that answers ``$SRV`` as healthy and
+    delivers nothing: the service fails and its process exits non-zero (restarted)."""
+
+    async def broken(self: EndpointRelay, psub: object) -> None:
+        raise RuntimeError("a bug in the pull loop")
+
+    monkeypatch.setattr(EndpointRelay, "_pull_until_cancelled", broken)
+    settings = relay_settings(nats_server, config.write())
+    parsed = load_endpoints(settings.webhook_endpoints_file, settings.webhook_give_up_s)
+    stop = asyncio.Event()
+    try:
+        with pytest.raises(ServiceFailed, match=r"pull crm stopped \(RuntimeError\)"):
+            await asyncio.wait_for(
+                run_service(
+                    "webhook-relay", "0.0.1", settings, build_setup(parsed, settings), stop=stop
+                ),
+                15,
+            )
+    finally:
+        stop.set()

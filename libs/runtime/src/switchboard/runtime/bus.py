@@ -503,6 +503,16 @@ async def request(
                 subject=subject,
             )
         ) from None
+    except NatsError as exc:
+        # The connection closed, draining or over its buffer: the service is as
+        # unreachable as when nobody answers, and the caller's fallback is the same.
+        raise RequestFailed(
+            ErrorReply(
+                code=ErrorCode.UNAVAILABLE,
+                message=f"Could not send to {subject} ({type(exc).__name__}).",
+                subject=subject,
+            )
+        ) from None
     headers = msg.headers or {}
     if ERROR_CODE_HEADER in headers:
         try:

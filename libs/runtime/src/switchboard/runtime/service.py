@@ -17,7 +17,7 @@ import logging
 import re
 import signal
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 Req = TypeVar("Req")
 Reply = TypeVar("Reply")
 Handler = Callable[[Req], Awaitable[Any]]
+Keep = Callable[[Coroutine[Any, Any, None], str], "asyncio.Task[None]"]
+"""``Runtime.keep``'s shape, for parts that start their loops themselves."""
 
 _encoder = msgspec.json.Encoder()
 _FIELD_RE = re.compile(r"at `(\$[^`]*)`")
@@ -247,10 +249,37 @@ class Runtime:
     """The service's ``$SRV.INFO`` metadata (its ``state``)."""
     failure: str | None = None
     """Why the service failed (``fail``), or None."""
+    _kept: set[asyncio.Task[None]] = field(default_factory=set)
+    """Tasks started by ``keep`` (held so they are not garbage-collected mid-run)."""
 
     @property
     def instance(self) -> str:
         return self.settings.instance or f"{self.name}@{socket.gethostname()}"
+
+    def keep(self, work: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+        """Run ``work`` (a loop that must last as long as the service: a consumer, a
+        watcher) in a task; if it raises, or returns before the service is stopping, the
+        service ``fail``s rather than answer requests with a part of it dead. Cancelling
+        the task (in cleanup) is a normal end."""
+        task = asyncio.create_task(work, name=name)
+        self._kept.add(task)
+
+        def ended(done: asyncio.Task[None]) -> None:
+            self._kept.discard(done)
+            if done.cancelled():
+                return
+            exc = done.exception()
+            if exc is not None:
+                log.error(
+                    "A part of the service that must keep running failed.",
+                    extra={"part": name, **exception_facts(exc)},
+                )
+                self.fail(f"{name} stopped ({type(exc).__name__})")
+            elif not self.stopping.is_set():
+                self.fail(f"{name} returned while the service was running")
+
+        task.add_done_callback(ended)
+        return task
 
     def fail(self, reason: str) -> None:
         """Stop the service because a part of it that must keep running has died (a

@@ -121,11 +121,13 @@ def build_setup(crm: DemoCrm, settings: DemoCrmSettings) -> Setup:
     async def setup(rt: Runtime) -> Cleanup:
         await crm.add_endpoints(rt.service)
         stop = asyncio.Event()
-        task = asyncio.create_task(follow_events(rt.js, crm.timelines, stop), name="crm events")
+        task = rt.keep(follow_events(rt.js, crm.timelines, stop), "crm events")
 
         async def cleanup() -> None:
             stop.set()
-            with contextlib.suppress(asyncio.CancelledError):
+            # A follower that died has been reported (``Runtime.keep``); the timeline
+            # kept so far is still written.
+            with contextlib.suppress(Exception, asyncio.CancelledError):
                 await asyncio.wait_for(task, 5)
             text = crm.timelines.render()
             if settings.crm_timeline_file:

@@ -98,7 +98,7 @@ def build_setup(endpoints: list[Endpoint], settings: RelaySettings) -> Setup:
         await add_typed_endpoint(rt.service, request_spec(WEBHOOK_REPLAY), relay.on_replay)
         try:
             for r in relays.values():
-                await r.start()
+                await r.start(rt.keep)
         except BaseException:
             await session.close()
             raise

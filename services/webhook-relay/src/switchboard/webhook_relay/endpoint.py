@@ -26,6 +26,7 @@ from tenacity.wait import wait_exponential_jitter
 from switchboard.contracts.envelope import decode_envelope
 from switchboard.contracts.webhook import DeadLetter, DeadReason, ReplayFailure
 from switchboard.runtime.bus import MSG_ID_HEADER
+from switchboard.runtime.service import Keep
 from switchboard.webhook_relay.consumer import bind
 from switchboard.webhook_relay.deadletters import DeadLetterStore, Kept, now
 from switchboard.webhook_relay.delivery import Backoff, Outcome, Poster, deliver
@@ -90,7 +91,10 @@ class EndpointRelay:
         self._tasks: list[asyncio.Task[None]] = []
         self.delivered = 0
 
-    async def start(self) -> None:
+    async def start(self, keep: Keep | None = None) -> None:
+        """Pull and deliver in the background; with ``keep`` (``Runtime.keep``) the
+        service fails if either loop dies, rather than stop relaying unnoticed."""
+        spawn: Keep = keep or (lambda work, name: asyncio.create_task(work, name=name))
         psub = await bind(
             self._js,
             self.endpoint,
@@ -99,17 +103,17 @@ class EndpointRelay:
         )
         name = self.endpoint.name
         self._tasks = [
-            asyncio.create_task(self._pull(psub), name=f"pull {name}"),
-            asyncio.create_task(self._keep_alive(), name=f"in progress {name}"),
+            spawn(self._pull(psub), f"pull {name}"),
+            spawn(self._keep_alive(), f"in progress {name}"),
         ]
 
     async def stop(self) -> None:
         """Stop pulling and delivering; what is not acked is delivered after a restart."""
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        # A loop that died has been reported (``Runtime.keep``); its error is not re-raised
+        # here, where it would cut the shutdown short.
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._lanes.close()
 
     def replay(self, call_id: str, until: str | None) -> asyncio.Future[ReplayReport]:
