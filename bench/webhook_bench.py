@@ -192,7 +192,7 @@ async def measure(target: str, args: argparse.Namespace) -> dict[str, float]:
         proc = _start(target, server, url, workdir)
         try:
             await _ready(target, proc, server, js)
-            publisher = EventPublisher(js, source="bench")
+            publisher = EventPublisher(js)
             # Burst: everything at once, throughput until the last one arrives.
             receiver.expect(args.events)
             started = time.time()

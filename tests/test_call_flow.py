@@ -19,6 +19,8 @@ import nats
 from nats.js.api import DeliverPolicy
 
 from switchboard.contracts import (
+    CallEnded,
+    CallStarted,
     ConsentDecision,
     ConsentRecorded,
     ConsentRecords,
@@ -31,6 +33,7 @@ from switchboard.contracts import (
     VerifyLedger,
     decode_event,
 )
+from switchboard.contracts.envelope import CloudEvent, spec_for_type
 from switchboard.contracts.subjects import CONSENT_LOOKUP, CONSENT_VERIFY, call_events_wildcard
 from switchboard.runtime.bus import request
 from tests.stack import Stack
@@ -65,13 +68,18 @@ def run_voice_scenario(stack: Stack, scenario: Path) -> dict[str, Any]:
 
 async def read_call_events(url: str, call_id: str) -> list[tuple[str, Any]]:
     """Every event of one call, in stream order, until ``call.ended``."""
+    return [(name, payload) for _, name, payload in await read_call_cloudevents(url, call_id)]
+
+
+async def read_call_cloudevents(url: str, call_id: str) -> list[tuple[CloudEvent, str, Any]]:
+    """Every event of one call with its envelope, in stream order, until ``call.ended``."""
     nc = await nats.connect(url)
     try:
         js = nc.jetstream()
         sub = await js.subscribe(
             call_events_wildcard(call_id), ordered_consumer=True, deliver_policy=DeliverPolicy.ALL
         )
-        out: list[tuple[str, Any]] = []
+        out: list[tuple[CloudEvent, str, Any]] = []
         while True:
             msg = await sub.next_msg(timeout=10)
             event, payload = decode_event(msg.data)
@@ -79,7 +87,7 @@ async def read_call_events(url: str, call_id: str) -> list[tuple[str, Any]]:
             assert msg.headers is not None
             assert msg.headers["Nats-Msg-Id"] == event.id
             name = event.type.removeprefix("io.switchboard.").rsplit(".", 1)[0]
-            out.append((name, payload))
+            out.append((event, name, payload))
             if name == "call.ended":
                 return out
     finally:
@@ -89,7 +97,8 @@ async def read_call_events(url: str, call_id: str) -> list[tuple[str, Any]]:
 def test_one_call_goes_through_consent_router_and_bridge_in_order(stack: Stack) -> None:
     report = run_voice_scenario(stack, SCENARIO)
     call_id = report["call_id"]
-    events = asyncio.run(read_call_events(stack.nats.url, call_id))
+    envelopes = asyncio.run(read_call_cloudevents(stack.nats.url, call_id))
+    events = [(name, payload) for _, name, payload in envelopes]
     names = [name for name, _ in events]
 
     positions = [names.index(name) for name in REQUIRED_ORDER]
@@ -117,6 +126,27 @@ def test_one_call_goes_through_consent_router_and_bridge_in_order(stack: Stack) 
     assert isinstance(answered, TransferAnswered)
     assert dialing.transfer_id == answered.transfer_id
     assert dialing.destination_id == decision.destinations[0].id
+
+    # Correlation: each transfer event names the decision behind it, and the call's end
+    # names its start and its transfer.
+    transfer_events = [p for n, p in events if n.startswith("transfer.")]
+    assert {p.decision_id for p in transfer_events} == {decision.decision_id}
+    started, ended = by_name["call.started"], by_name["call.ended"]
+    assert isinstance(started, CallStarted)
+    assert isinstance(ended, CallEnded)
+    assert ended.started_at == started.started_at
+    assert ended.transfer_id == dialing.transfer_id
+    # Identity and order: a source per service, the time of the fact, the voice worker's
+    # events of the call numbered 1..n.
+    for event, name, _ in envelopes:
+        assert event.source == spec_for_type(event.type).source, name
+    by_type = {name: event for event, name, _ in envelopes}
+    assert by_type["call.started"].time == started.started_at
+    assert by_type["call.ended"].time == ended.ended_at
+    assert by_type["consent.recorded"].time == recorded.receipt.recorded_at
+    voice = [e for e, _, _ in envelopes if e.source == "urn:switchboard:voice"]
+    assert [int(e.sequence or 0) for e in voice] == list(range(1, len(voice) + 1))
+    assert all(e.sequence is None for e, _, _ in envelopes if e not in voice)
 
     async def ledger_checks() -> tuple[ConsentRecords, LedgerVerification]:
         nc = await nats.connect(stack.nats.url)

@@ -63,6 +63,9 @@ def test_calls_survive_killed_services_nats_restarts_and_cut_database_connection
         postgres_server_dsn,
         *("--calls", str(CALLS), "--concurrency", "30", "--seed", str(SEED)),
         *("--fault-every", "1.5"),
+        # Copies re-published after 0.1 s are stored, not dropped by JetStream: the
+        # consumer's de-duplication by (source, id) is what the event checks rely on.
+        *("--duplicate-window", "0.1"),
     )
     failed = [name for name, ok in result["checks"].items() if not ok]
     if failed:
@@ -92,4 +95,13 @@ def test_calls_survive_killed_services_nats_restarts_and_cut_database_connection
     assert result["transfers"] > 0
     assert result["transfers_without_terminal"] == 0
     assert result["calls_with_legs_left"] == 0
+    # A consumer de-duplicating by (source, id) keeps one event per fact; every call has
+    # its call.ended and its voice events numbered 1..n.
+    assert result["duplicate_window_s"] == 0.1
+    assert result["events_unique"] > 0
+    assert result["events_stored"] == result["events_unique"] + result["event_copies_dropped"]
+    assert result["facts_twice"] == 0
+    assert result["identity_conflicts"] == 0
+    assert result["calls_without_end"] == 0
+    assert result["calls_with_sequence_gaps"] == 0
     assert os.path.isdir(result["logs"])

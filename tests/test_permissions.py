@@ -236,9 +236,7 @@ async def stored_before_a_marker(secured: Secured, stream: str) -> int:
     voice = await secured.connect("voice")
     js = voice.nc.jetstream()
     if stream == streams.EVENTS.name:
-        await EventPublisher(js, source="voice@test").publish(
-            CallStarted(call_id=MARKER_CALL_ID, room="room-marker")
-        )
+        await EventPublisher(js).publish(CallStarted(call_id=MARKER_CALL_ID, room="room-marker"))
     else:
         assert stream == streams.CONSENT_COMMANDS.name, stream
         await js.publish(
@@ -327,7 +325,7 @@ async def test_the_ledger_answers_pulls_acknowledges_and_publishes_receipts(
         msg = await asyncio.wait_for(feed.queue.get(), 5)
         assert msg is not None
         pulled = msgspec.json.decode(msg.data, type=RecordConsent)
-        await EventPublisher(js, source="consent@test").publish(receipt_for(pulled))
+        await EventPublisher(js).publish(receipt_for(pulled))
         await msg.ack_sync()
     finally:
         await feed.stop()
@@ -362,7 +360,7 @@ async def test_the_router_reads_the_queue_state_the_workforce_feed_writes(
     await create_streams(secured)
     await require_stream(router.nc.jetstream(), streams.EVENTS)
     decision = fallback_decision()
-    await EventPublisher(router.nc.jetstream(), source="escalation@test").publish(decision)
+    await EventPublisher(router.nc.jetstream()).publish(decision)
     for client in (router, feed):
         assert await client.refusals() == [], client.user
 
@@ -381,7 +379,7 @@ async def test_a_crm_reads_every_event_through_its_durable_consumer(secured: Sec
     # proves the subscription is live before anything is published.
     await crm.nc.flush()
     await crm.nc.flush()
-    publisher = EventPublisher(voice.nc.jetstream(), source="voice@test")
+    publisher = EventPublisher(voice.nc.jetstream())
     sent = [
         await publisher.publish(CallStarted(call_id=CALL_ID, room="room-1")),
         await publisher.publish(fallback_decision()),
@@ -451,7 +449,7 @@ async def test_nobody_but_the_ledger_may_publish_a_consent_receipt(
     client = await secured.connect(user)
     forged = receipt_for(consent_command())
     with pytest.raises(NatsTimeoutError):
-        await EventPublisher(client.nc.jetstream(), source="forged", timeout=0.5).publish(forged)
+        await EventPublisher(client.nc.jetstream(), timeout=0.5).publish(forged)
     refused = await client.refusals()
     assert refused
     assert f'publish to "sb.evt.consent.recorded.{CALL_ID}"' in refused[0]
@@ -574,7 +572,7 @@ async def test_a_crm_cannot_deliver_stored_events_to_a_service_as_requests(
     ops = await secured.connect("ops")
     crm = await secured.connect("crm")
     made = await serve_counting_checkpoints(ledger)
-    stored_event = await EventPublisher(voice.nc.jetstream(), source="voice@test").publish(
+    stored_event = await EventPublisher(voice.nc.jetstream()).publish(
         CallStarted(call_id=CALL_ID, room="room-1")
     )
     assert stored_event
@@ -621,7 +619,7 @@ async def test_a_read_only_crm_may_do_what_reading_needs_and_nothing_more(
     await create_streams(secured)
     voice = await secured.connect("voice")
     crm = await secured.connect("crm")
-    sent = await EventPublisher(voice.nc.jetstream(), source="voice@test").publish(
+    sent = await EventPublisher(voice.nc.jetstream()).publish(
         CallStarted(call_id=CALL_ID, room="room-1")
     )
     js = crm.nc.jetstream(timeout=2)
@@ -671,7 +669,7 @@ async def test_no_service_may_create_or_reconfigure_a_stream(secured: Secured, u
     Streams are made by the provisioning step; services may only read their state."""
     await create_streams(secured)
     voice = await secured.connect("voice")
-    publisher = EventPublisher(voice.nc.jetstream(), source="voice@test")
+    publisher = EventPublisher(voice.nc.jetstream())
     for n in range(3):
         await publisher.publish(CallStarted(call_id=f"{CALL_ID}-{n}", room="room-1"))
     client = await secured.connect(user)

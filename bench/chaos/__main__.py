@@ -30,9 +30,12 @@ from bench.chaos.calls import (
     CallFacts,
     SentCommands,
 )
+from bench.chaos.events import EventAudit, audit_events, stored_events
 from bench.chaos.monkey import ChaosMonkey
 from bench.chaos.stack import KILLABLE, ChaosStack, chaos_stack
 from bench.chaos.worker import WorkerResult
+from switchboard.contracts import streams
+from switchboard.runtime.bus import stream_config
 from switchboard.testing.postgres import DEFAULT_DSN
 
 REPO = Path(__file__).resolve().parents[2]
@@ -66,6 +69,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--postgres", default=os.environ.get("SB_BENCH_POSTGRES", DEFAULT_DSN), help="server DSN"
     )
     parser.add_argument("--max-silence", type=float, default=MAX_SILENCE_S)
+    parser.add_argument(
+        "--duplicate-window",
+        type=float,
+        default=0.0,
+        help="s; shorten SB_EVENTS's duplicate window (default: the contract's 120 s) so "
+        "re-published copies are stored and the consumer's (source, id) dedupe is what counts",
+    )
     parser.add_argument("--log-level", default="WARNING", help="worker and services")
     parser.add_argument("--keep", type=Path, default=None, help="keep logs in this directory")
     return parser.parse_args(argv)
@@ -84,6 +94,14 @@ async def play(args: argparse.Namespace, stack: ChaosStack, rng: random.Random) 
     await stack.start()
     wanted = args.processes or -(-args.concurrency // CALLS_PER_PROCESS)
     processes = max(1, min(wanted, args.calls, args.concurrency))
+    if args.duplicate_window > 0:
+        admin = await nats.connect(stack.url)
+        try:
+            config = stream_config(streams.EVENTS)
+            config.duplicate_window = args.duplicate_window
+            await admin.jetstream().update_stream(config)
+        finally:
+            await admin.close()
     # Faults draw from their own generator: the calls' order does not move them.
     monkey = ChaosMonkey(stack, random.Random(args.seed + 1), args.fault_every, args.down)
     stop = asyncio.Event()
@@ -148,9 +166,10 @@ async def play(args: argparse.Namespace, stack: ChaosStack, rng: random.Random) 
     try:
         consent = await audit_consent(stack, commands, calls)
         transfers = await audit_transfers(nc, calls)
+        events = audit_events(await stored_events(nc), [c.call_id for c in calls])
     finally:
         await nc.close()
-    return figures(args, stack, calls, consent, transfers, duration) | {
+    return figures(args, stack, calls, consent, transfers, events, duration) | {
         "processes": processes,
         # Each worker process carries its calls and their scripted callers: when its loop
         # stalls, the silences it measures include the stall.
@@ -167,6 +186,7 @@ def figures(
     calls: list[CallFacts],
     consent: ConsentAudit,
     transfers: TransferAudit,
+    events: EventAudit,
     duration: float,
 ) -> dict[str, Any]:
     endings = {e: sum(1 for c in calls if c.ending == e) for e in (SERVED, TRANSFERRED, CALLBACK)}
@@ -185,9 +205,14 @@ def figures(
         "no recording without a receipt": not consent.recordings_without_receipt,
         "every transfer has a terminal event": not transfers.without_terminal,
         "no leg left at the bridge": not transfers.legs_left,
+        "one event per fact by (source, id)": not events.facts_twice
+        and not events.identity_conflicts,
+        "every call has one call.ended": not events.calls_without_end,
+        "every call's voice events numbered 1..n": not events.calls_with_gaps,
     }
     return {
         "seed": args.seed,
+        "duplicate_window_s": args.duplicate_window or streams.EVENTS.duplicate_window_s,
         "calls": len(calls),
         "concurrency": args.concurrency,
         **endings,
@@ -218,6 +243,14 @@ def figures(
         "transfers": transfers.transfers,
         "transfers_without_terminal": len(transfers.without_terminal),
         "calls_with_legs_left": len(transfers.legs_left),
+        "events_stored": events.stored,
+        "events_unique": events.unique,
+        "event_copies_dropped": events.copies_dropped,
+        "voice_events": events.voice_events,
+        "facts_twice": len(events.facts_twice),
+        "identity_conflicts": len(events.identity_conflicts),
+        "calls_without_end": len(events.calls_without_end),
+        "calls_with_sequence_gaps": len(events.calls_with_gaps),
         "duration_s": round(duration, 1),
         "calls_per_min": round(len(calls) / duration * 60, 1) if duration else 0.0,
         "checks": checks,
@@ -229,6 +262,10 @@ def figures(
             "missing_commands": consent.missing[:EXAMPLES],
             "transfers_without_terminal": transfers.without_terminal[:EXAMPLES],
             "legs_left": transfers.legs_left[:EXAMPLES],
+            "facts_twice": events.facts_twice[:EXAMPLES],
+            "identity_conflicts": events.identity_conflicts[:EXAMPLES],
+            "calls_without_end": events.calls_without_end[:EXAMPLES],
+            "calls_with_sequence_gaps": events.calls_with_gaps[:EXAMPLES],
             "recordings_without_receipt": consent.recordings_without_receipt[:EXAMPLES],
             "chain_error": consent.chain_error or (consent.chain.problem if consent.chain else ""),
         },

@@ -69,7 +69,13 @@ async def play(args: argparse.Namespace) -> WorkerResult:
     plays = [scenarios.load(path) for path in scenarios.discover(args.scenarios)]
     opened = await open_bus(settings)
     commands = AckedCommands(opened.nc)
-    bus = Bus(nc=opened.nc, js=commands, source=opened.source, events=opened.events)
+    bus = Bus(
+        nc=opened.nc,
+        js=commands,
+        source=opened.source,
+        events=opened.events,
+        outbox=opened.outbox,
+    )
     try:
         collector.prepare_for_calls()
 

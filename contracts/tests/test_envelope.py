@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import msgspec
 import pytest
 
 from switchboard.contracts import (
+    CallEnded,
+    CallOutcome,
     CallStarted,
     ConsentDecision,
     ConsentMode,
@@ -21,17 +24,17 @@ from switchboard.contracts.envelope import (
     EVENTS,
     MalformedEvent,
     UnknownEventType,
+    decode_envelope,
     decode_event,
     encode_event,
+    format_sequence,
     read_event,
     spec_for,
 )
 
 
 def test_an_event_is_a_cloudevent_whose_subject_is_the_call_id() -> None:
-    out = encode_event(
-        CallStarted(call_id="call-1", room="room-1"), source="voice/test", event_id="e-1"
-    )
+    out = encode_event(CallStarted(call_id="call-1", room="room-1"), event_id="e-1")
     body = json.loads(out.body)
     assert out.subject == "sb.evt.call.started.call-1"
     assert out.event_id == "e-1"
@@ -39,7 +42,7 @@ def test_an_event_is_a_cloudevent_whose_subject_is_the_call_id() -> None:
     assert body["id"] == "e-1"
     assert body["type"] == "io.switchboard.call.started.v1"
     assert body["subject"] == "call-1"
-    assert body["source"] == "voice/test"
+    assert body["source"] == "urn:switchboard:voice"
     assert body["datacontenttype"] == "application/json"
     assert body["data"]["room"] == "room-1"
     assert "dataschema" not in body, "absent optional attributes are omitted, not null"
@@ -56,13 +59,13 @@ def test_decoding_returns_the_typed_payload() -> None:
         notice_version="v1",
         receipt=receipt,
     )
-    event, decoded = decode_event(encode_event(payload, source="consent").body)
+    event, decoded = decode_event(encode_event(payload).body)
     assert event.type.endswith("consent.recorded.v1")
     assert decoded == payload
 
 
 def test_unknown_event_types_are_refused_with_a_clear_error() -> None:
-    body = encode_event(CallStarted(call_id="c", room="r"), source="x").body
+    body = encode_event(CallStarted(call_id="c", room="r")).body
     tampered = body.replace(b"call.started.v1", b"call.started.v9")
     with pytest.raises(UnknownEventType, match=r"call\.started\.v9"):
         decode_event(tampered)
@@ -157,3 +160,55 @@ def test_a_malformed_event_raises_a_typed_error_that_quotes_no_value(body: bytes
     with pytest.raises(MalformedEvent) as raised:
         read_event(body)
     assert "14155550100" not in str(raised.value)
+
+
+def test_the_source_names_the_owning_service_and_the_identity_survives_another_instance() -> None:
+    """A receipt re-published by a restarted ledger under another ``SB_INSTANCE`` is the
+    same CloudEvent: same (source, id), same time (when the ledger recorded it)."""
+    recorded_at = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
+    receipt = ConsentReceipt(sequence=7, chain_hash="a" * 64, recorded_at=recorded_at)
+    payload = ConsentRecorded(
+        call_id="c",
+        command_id="cmd",
+        decision=ConsentDecision.GRANTED,
+        jurisdiction="US-CA",
+        mode=ConsentMode.ASK,
+        notice_version="v1",
+        receipt=receipt,
+    )
+    copies = [
+        decode_envelope(encode_event(payload, event_id="e-1", instance=name).body)
+        for name in ("consent@pod-1", "consent@pod-2")
+    ]
+    assert {(e.source, e.id, e.time) for e in copies} == {
+        ("urn:switchboard:consent", "e-1", recorded_at)
+    }
+    assert [e.instance for e in copies] == ["consent@pod-1", "consent@pod-2"]
+    assert all(spec.source == f"urn:switchboard:{spec.owner.value}" for spec in EVENTS)
+
+
+def test_time_is_when_the_fact_happened_not_when_it_was_published() -> None:
+    started = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
+    event = decode_envelope(
+        encode_event(CallStarted(call_id="c", room="r", started_at=started)).body
+    )
+    assert event.time == started
+    ended = CallEnded(call_id="c", outcome=CallOutcome.RESOLVED, ended_at=started)
+    assert decode_envelope(encode_event(ended).body).time == started
+    # Every named occurrence field exists on its payload type.
+    for spec in EVENTS:
+        if spec.occurred:
+            first = spec.occurred.split(".")[0]
+            assert first in {f.name for f in msgspec.structs.fields(spec.payload)}, spec.type
+
+
+def test_the_sequence_extension_sorts_as_text_in_the_order_it_counts() -> None:
+    numbers = [1, 2, 9, 10, 11, 100, 2**31 - 1]
+    values = [format_sequence(n) for n in numbers]
+    assert sorted(values) == values
+    assert [int(v) for v in values] == numbers
+    with pytest.raises(ValueError, match="starts at 1"):
+        format_sequence(0)
+    body = json.loads(encode_event(CallStarted(call_id="c", room="r"), sequence=3).body)
+    assert body["sequence"] == "0000000003"
+    assert "sequence" not in json.loads(encode_event(CallStarted(call_id="c", room="r")).body)

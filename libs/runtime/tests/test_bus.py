@@ -26,7 +26,7 @@ async def test_an_event_is_stored_once_even_when_published_twice(nc: NATS) -> No
     js = nc.jetstream()
     await ensure_stream(js, EVENTS)
     await ensure_stream(js, EVENTS)  # idempotent: every process may call it
-    publisher = EventPublisher(js, source="voice/test")
+    publisher = EventPublisher(js)
     payload = CallStarted(call_id="c1", room="r1")
     first = await publisher.publish(payload, event_id="evt-1")
     second = await publisher.publish(payload, event_id="evt-1")
@@ -39,7 +39,7 @@ async def test_an_event_is_stored_once_even_when_published_twice(nc: NATS) -> No
     assert msg.data is not None
     event, decoded = decode_event(msg.data)
     assert decoded == payload
-    assert event.source == "voice/test"
+    assert event.source == "urn:switchboard:voice"
 
 
 async def test_every_event_is_sent_in_the_cloudevents_structured_content_mode(nc: NATS) -> None:

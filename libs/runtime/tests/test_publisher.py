@@ -56,7 +56,7 @@ async def unprovisioned(nc: NATS) -> None:
 async def test_send_returns_before_the_ack_and_settle_waits_for_it(nc: NATS) -> None:
     js = nc.jetstream()
     await ensure_stream(js, EVENTS)
-    publisher = EventPublisher(js, "test")
+    publisher = EventPublisher(js)
     sent = await publisher.send(started("c1"), "evt-1")
     # ``send`` did not yield after writing, so the ack cannot have been handled yet.
     assert sent.event_id == "evt-1"
@@ -74,7 +74,7 @@ async def test_send_returns_before_the_ack_and_settle_waits_for_it(nc: NATS) -> 
 async def test_events_keep_the_order_they_were_sent_in(nc: NATS) -> None:
     js = nc.jetstream()
     await ensure_stream(js, EVENTS)
-    publisher = EventPublisher(js, "test")
+    publisher = EventPublisher(js)
     sent = [(await publisher.send(started(f"c{n}"))).event_id for n in range(100)]
     assert await publisher.settle(5)
     assert await stored_ids(js) == sent
@@ -84,7 +84,7 @@ async def test_with_no_stream_an_event_is_retried_under_its_id_until_one_exists(
     nc: NATS, caplog: pytest.LogCaptureFixture
 ) -> None:
     js = nc.jetstream()
-    publisher = EventPublisher(js, "test", retry_delay=0.02)
+    publisher = EventPublisher(js, retry_delay=0.02)
     with caplog.at_level(logging.WARNING):
         sent = await publisher.send(started("c1"))
         await eventually(lambda: "no stream" in reasons(caplog), message="the no-stream failure")
@@ -104,7 +104,7 @@ async def test_a_stream_error_is_retried_with_backoff_until_the_stream_takes_it(
     config.max_msgs = 1
     config.discard = DiscardPolicy.NEW  # a full stream refuses with an API error
     await js.add_stream(config)
-    publisher = EventPublisher(js, "test", timeout=0.1, retry_delay=0.02, max_retry_delay=0.05)
+    publisher = EventPublisher(js, timeout=0.1, retry_delay=0.02, max_retry_delay=0.05)
     first = await publisher.send(started("c1"))
     assert await publisher.settle(5)
     with caplog.at_level(logging.WARNING):
@@ -129,7 +129,7 @@ async def test_an_ack_that_never_comes_is_retried_after_the_timeout(
     # A plain subscriber takes the publish and answers nothing: no "no responders" either.
     silent = await nc.subscribe("sb.evt.>")
     await nc.flush()
-    publisher = EventPublisher(js, "test", timeout=0.1, retry_delay=0.02)
+    publisher = EventPublisher(js, timeout=0.1, retry_delay=0.02)
     with caplog.at_level(logging.WARNING):
         sent = await publisher.send(started("c1"))
         await eventually(lambda: "no ack in time" in reasons(caplog), message="the ack timeout")
@@ -141,7 +141,7 @@ async def test_an_ack_that_never_comes_is_retried_after_the_timeout(
 
 async def test_a_cancelled_event_is_given_up(nc: NATS) -> None:
     js = nc.jetstream()
-    publisher = EventPublisher(js, "test", retry_delay=0.02)
+    publisher = EventPublisher(js, retry_delay=0.02)
     dropped = await publisher.send(started("c1"))
     kept = await publisher.send(started("c2"))
     dropped.stored.cancel()
@@ -155,7 +155,7 @@ async def test_a_cancelled_event_is_given_up(nc: NATS) -> None:
 async def test_the_caller_can_carry_a_received_trace_context(nc: NATS) -> None:
     js = nc.jetstream()
     await ensure_stream(js, EVENTS)
-    publisher = EventPublisher(js, "test")
+    publisher = EventPublisher(js)
     await publisher.send(started("c1"), "evt-t", traceparent=TRACEPARENT)
     assert await publisher.settle(5)
     msg = await js.get_msg(EVENTS.name, 1)
@@ -170,7 +170,7 @@ async def test_close_reports_the_ids_left_and_refuses_new_events(
     nats_server: NatsServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     nc = await nats.connect(nats_server.url)
-    publisher = EventPublisher(nc.jetstream(), "test", timeout=0.1, retry_delay=0.02)
+    publisher = EventPublisher(nc.jetstream(), timeout=0.1, retry_delay=0.02)
     await nc.close()
     with caplog.at_level(logging.WARNING):
         sent = await publisher.send(started("c1"))
@@ -194,7 +194,7 @@ async def test_failed_writes_do_not_use_up_nats_pys_async_publish_slots(
     nc = await nats.connect(nats_server.url)
     js = nc.jetstream(publish_async_max_pending=1)
     await ensure_stream(js, EVENTS)
-    publisher = EventPublisher(js, "test", retry_delay=0.02)
+    publisher = EventPublisher(js, retry_delay=0.02)
     await publisher.send(started("c0"))
     assert await publisher.settle(5)
     await nc.close()

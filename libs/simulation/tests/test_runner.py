@@ -288,7 +288,7 @@ async def test_the_observer_starts_while_nats_stalls_and_still_sees_the_calls_ev
         observer = await asyncio.wait_for(CallObserver().start(nc, "call-1"), 5.0)
     finally:
         nats_server.process.send_signal(signal.SIGCONT)
-    event = encode_event(CallStarted(call_id="call-1", room="r"), source="test")
+    event = encode_event(CallStarted(call_id="call-1", room="r"))
     await nc.publish(event.subject, event.body)
     assert await observer.wait_for("call.started", 5.0)
     await observer.close()

@@ -152,7 +152,7 @@ async def test_the_process_answers_from_its_data_file_and_prints_each_calls_time
             )
         assert refused.value.error.code is ErrorCode.NOT_FOUND
         done = await request(nc, subjects.CRM_CREDIT_GRANT, _credit(3000), ActionConfirmed, 2.0)
-        publisher = EventPublisher(nc.jetstream(), source="test")
+        publisher = EventPublisher(nc.jetstream())
         await publisher.publish(
             CreditGranted(
                 call_id="c-1",

@@ -133,7 +133,7 @@ async def test_a_decision_is_answered_and_published_as_a_cloudevent_on_the_event
     event, payload = decode_event(stored.data)
     assert event.type == "io.switchboard.escalation.decided.v1"
     assert event.subject == "call-event"
-    assert event.source == "router-test"
+    assert event.source == "urn:switchboard:escalation"
     assert event.id == decision.decision_id
     assert (stored.headers or {}).get("Nats-Msg-Id") == decision.decision_id
     assert payload == decision

@@ -701,11 +701,13 @@ async def test_a_cancel_for_a_crashed_instances_transfer_ends_it_and_is_answered
 
 async def test_a_sweep_fails_a_crashed_instances_transfer_once(sink: Any) -> None:
     """Finding 9: two surviving instances sweep; one claims the record and publishes the
-    final ``bridge_lost`` failure under the id the crashed one would have used."""
+    final ``bridge_lost`` failure under the id the crashed one would have used, naming
+    the router decision behind the transfer (kept in the journal record)."""
     journal = MemoryJournal()
-    crashed = make_bridge(type(sink)(), journal=journal, owner="bridge-a")
+    crashed_sink = type(sink)()
+    crashed = make_bridge(crashed_sink, journal=journal, owner="bridge-a")
     script(crashed, SimOutcome.ANSWER, ring_s=30.0)
-    await crashed.desk.place(place())
+    await crashed.desk.place(place(decision_id="decision-1"))
     await eventually(lambda: journal.records["t-1"].entry.attempt == 1, message="the dial")
     journal.dead.add("bridge-a")
     one = make_bridge(sink, journal=journal, owner="bridge-b")
@@ -713,6 +715,8 @@ async def test_a_sweep_fails_a_crashed_instances_transfer_once(sink: Any) -> Non
     assert [await one.desk.recover_orphans(), await other.desk.recover_orphans()] == [1, 0]
     (final,) = sink.events_of("t-1", TransferFailed)
     assert (final.reason, final.final, final.attempt) == (FailureReason.BRIDGE_LOST, True, 1)
+    assert final.decision_id == "decision-1"
+    assert {getattr(e, "decision_id", None) for _, e in crashed_sink.events} == {"decision-1"}
     assert [event_id for event_id, _ in sink.events] == ["t-1:failed:final"]
     crashed_task = crashed.desk._active["t-1"].task
     assert crashed_task is not None

@@ -339,7 +339,7 @@ async def test_a_republished_event_is_dropped_by_the_stream(
     js = nc.jetstream()
     before = (await js.stream_info("SB_EVENTS")).state.messages
     event, payload, _ = received[0]
-    await EventPublisher(js, source="retry").publish(payload, event_id=event.id)
+    await EventPublisher(js).publish(payload, event_id=event.id)
     after = (await js.stream_info("SB_EVENTS")).state.messages
     assert after == before
 

@@ -167,7 +167,7 @@ async def test_with_nats_stalled_no_receipt_comes_within_the_receipt_timeout(
 
 async def test_a_receipt_for_another_command_is_not_taken(nc: NATS, bus: Bus) -> None:
     """Only the receipt whose command id matches counts, even on the same call."""
-    publisher = EventPublisher(bus.js, "other")
+    publisher = EventPublisher(bus.js)
     client = ConsentClient(bus.nc, bus.js, receipt_timeout=0.5)
 
     async def someone_elses_receipt() -> None:
@@ -247,7 +247,7 @@ async def test_a_watch_sees_only_its_own_transfer_in_order(nc: NATS, bus: Bus) -
     command = PlaceTransfer(
         call_id="c-1", room="r", caller_identity="p", destinations=DESTINATIONS[:1]
     )
-    publisher = EventPublisher(bus.js, "noise")
+    publisher = EventPublisher(bus.js)
     async with client.watch("c-1", command.transfer_id) as watch:
         await publisher.publish(
             TransferDialing(call_id="c-1", transfer_id="another", destination_id="x", attempt=1)
@@ -310,18 +310,26 @@ async def test_scripting_the_carrier_without_a_bridge_returns_none(bus: Bus) -> 
 
 async def test_a_status_event_delivered_twice_is_applied_once(nc: NATS, bus: Bus) -> None:
     """Finding 13: a NATS restart delivered ``transfer.answered`` twice to core
-    subscribers. The watch applies an event once per CloudEvents (source, id) pair; the
-    same id from another source is another event."""
+    subscribers. The watch applies an event once per CloudEvents (source, id) pair: the
+    same event re-published by another bridge instance is the same pair (the source names
+    the service, not the instance); the same id from another source is another event."""
     client = TransferClient(bus.nc, timeout=0.5)
-    bridge = EventPublisher(bus.js, "sip-bridge@pod-1")
-    other = EventPublisher(bus.js, "sip-bridge@pod-2")
+    bridge = EventPublisher(bus.js)
+    other = EventPublisher(bus.js)
     answered, _ = bridge.encode(
         TransferAnswered(call_id="c-1", transfer_id="t-1", destination_id="d-1", attempt=1)
     )
-    same_id_elsewhere, _ = other.encode(
+    same_from_another_instance, _ = other.encode(
+        TransferAnswered(call_id="c-1", transfer_id="t-1", destination_id="d-1", attempt=1),
+        event_id=answered.event_id,
+    )
+    same_id, _ = other.encode(
         TransferAnswered(call_id="c-1", transfer_id="t-1", destination_id="d-2", attempt=2),
         event_id=answered.event_id,
     )
+    source = b'"urn:switchboard:sip-bridge"'
+    same_id_elsewhere = same_id.body.replace(source, b'"urn:switchboard:elsewhere"')
+    assert same_id_elsewhere != same_id.body
     connected, _ = bridge.encode(
         TransferConnected(call_id="c-1", transfer_id="t-1", destination_id="d-1")
     )
@@ -332,8 +340,10 @@ async def test_a_status_event_delivered_twice_is_applied_once(nc: NATS, bus: Bus
         # writes a flush's PING ahead of commands still pending: the second PONG proves it.
         await bus.nc.flush()
         await bus.nc.flush()
-        for out in (answered, answered, same_id_elsewhere, connected):
-            await nc.publish(out.subject, out.body)
+        for body in (answered.body, answered.body, same_from_another_instance.body):
+            await nc.publish(answered.subject, body)
+        await nc.publish(answered.subject, same_id_elsewhere)
+        await nc.publish(connected.subject, connected.body)
         seen = [await watch.next(2.0) for _ in range(3)]
     assert [(type(e).__name__, getattr(e, "attempt", None)) for e in seen] == [
         ("TransferAnswered", 1),

@@ -119,7 +119,7 @@ async def start_relay(nats_server: NatsServer, nc: NATS) -> AsyncIterator[StartR
 async def publisher(nc: NATS) -> EventPublisher:
     js = nc.jetstream()
     await ensure_stream(js, streams.EVENTS)
-    return EventPublisher(js, source="test")
+    return EventPublisher(js)
 
 
 def step(call_id: str, n: int) -> Message:

@@ -28,7 +28,7 @@ def _order() -> bytes:
         email="jane@example.com",
         shipping_address="221 Baker Street",
     )
-    return encode_event(event, source="test").body
+    return encode_event(event).body
 
 
 def test_personal_fields_are_dropped_only_for_endpoints_that_ask() -> None:

@@ -28,6 +28,7 @@ class CallStarted(Message):
     trunk: Identifier | None = None
     language: LanguageTag = "en"
     started_at: dt.datetime = msgspec.field(default_factory=utcnow)
+    """When the call reached the voice worker: the event's CloudEvents ``time``."""
 
 
 class CallOutcome(enum.StrEnum):
@@ -47,7 +48,16 @@ class CallEnded(Message):
     call_id: CallId
     outcome: CallOutcome
     duration_s: float = 0.0
+    """How long the call lasted for the voice worker, in seconds (from ``started_at`` to
+    ``ended_at``, measured on a monotonic clock)."""
     ended_at: dt.datetime = msgspec.field(default_factory=utcnow)
+    """When the call ended for the voice worker: the event's CloudEvents ``time``."""
+    started_at: dt.datetime | None = None
+    """When the call reached the voice worker: ``call.started``'s ``started_at``."""
+    transfer_id: Identifier | None = None
+    """The last human transfer placed during the call (the one that connected when
+    ``outcome`` is ``transferred``): the ``transfer_id`` of its ``transfer.*`` events.
+    None when no transfer was placed."""
     recording_continues: bool = False
     """After a transfer with recording consent granted: Egress goes on recording the caller
     and the human (who heard the consent state in the briefing) until the caller's room is

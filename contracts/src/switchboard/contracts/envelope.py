@@ -1,8 +1,18 @@
 """The CloudEvents 1.0 structured JSON envelope and the registry of event types.
 
 Every event on ``sb.evt.>`` is a CloudEvent whose ``data`` is one of the payload structs
-registered here. The event ``id`` doubles as the ``Nats-Msg-Id`` header so JetStream
-drops a republished event, and ``type`` is versioned so a payload can change shape only
+registered here. Its identity is (``source``, ``id``), as the spec defines it:
+
+- ``source`` names the *service* that owns the event type (``urn:switchboard:consent``),
+  never a host or an instance, so a fact re-published by a restarted or another instance
+  keeps its identity;
+- ``id`` is deterministic wherever a fact can be published twice (a ledger receipt, a
+  transfer step) and travels once (a voice event, stored in its outbox with its id).
+
+The ``id`` doubles as the ``Nats-Msg-Id`` header so JetStream drops a republished event
+inside its duplicate window; a consumer de-duplicates by (``source``, ``id``) to be safe
+beyond it. ``time`` is when the fact happened (the payload's own timestamp where it has
+one), not when it was published. ``type`` is versioned so a payload can change shape only
 under a new type.
 """
 
@@ -28,6 +38,22 @@ EVENT_CONTENT_TYPE: Final = "application/cloudevents+json"
 """The ``Content-Type`` header of every event message: the CloudEvents NATS binding's
 structured mode, in which the body is the whole CloudEvent as JSON."""
 CONTENT_TYPE_HEADER: Final = "Content-Type"
+SOURCE_PREFIX: Final = "urn:switchboard:"
+SEQUENCE_DIGITS: Final = 10
+"""The ``sequence`` extension is a string that sorts as it counts (the spec's
+lexicographic order): zero-padded, room for any 32-bit count."""
+
+
+def source_uri(owner: Owner) -> str:
+    """The CloudEvents ``source`` of every event ``owner`` publishes (an absolute URI)."""
+    return f"{SOURCE_PREFIX}{owner.value}"
+
+
+def format_sequence(number: int) -> str:
+    """The ``sequence`` attribute for the ``number``-th event (from 1) of a call."""
+    if number < 1:
+        raise ValueError("A sequence number starts at 1.")
+    return str(number).zfill(SEQUENCE_DIGITS)
 
 
 class CloudEvent(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=True):
@@ -47,6 +73,13 @@ class CloudEvent(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=True):
     dataschema: str | None = None
     traceparent: str | None = None
     """CloudEvents distributed-tracing extension (W3C trace context)."""
+    instance: str | None = None
+    """Extension: the process that published this copy (``SB_INSTANCE``), for operators.
+    Not part of the identity: a copy re-published by another instance is the same event."""
+    sequence: str | None = None
+    """CloudEvents sequence extension, on the voice worker's events: the event's place
+    among the voice worker's events of this call (``subject``), from ``0000000001`` up with
+    no gap, zero-padded so it sorts as text. Other services' events have none."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +91,9 @@ class EventSpec:
     name: str
     owner: Owner
     version: int = 1
+    occurred: str = ""
+    """The payload field (a dotted path) holding when the fact happened, which becomes the
+    CloudEvents ``time``; empty: the time the event was first encoded."""
 
     @property
     def type(self) -> str:
@@ -67,20 +103,43 @@ class EventSpec:
         return f"{EVENTS_PREFIX}.{self.domain}.{self.name}.{call_id}"
 
     @property
+    def source(self) -> str:
+        return source_uri(self.owner)
+
+    def occurred_at(self, payload: Message) -> dt.datetime | None:
+        """The payload's own time of the fact, if this type names one."""
+        if not self.occurred:
+            return None
+        value: Any = payload
+        for name in self.occurred.split("."):
+            value = getattr(value, name)
+        return value if isinstance(value, dt.datetime) else None
+
+    @property
     def wildcard(self) -> str:
         return f"{EVENTS_PREFIX}.{self.domain}.{self.name}.*"
 
 
 EVENTS: tuple[EventSpec, ...] = (
-    EventSpec(call.CallStarted, "call", "started", Owner.VOICE),
-    EventSpec(call.CallEnded, "call", "ended", Owner.VOICE),
+    EventSpec(call.CallStarted, "call", "started", Owner.VOICE, occurred="started_at"),
+    EventSpec(call.CallEnded, "call", "ended", Owner.VOICE, occurred="ended_at"),
     EventSpec(call.CallbackRequested, "call", "callback_requested", Owner.VOICE),
     EventSpec(call.AgentHandedOff, "agent", "handed_off", Owner.VOICE),
     EventSpec(call.RecordingStarted, "recording", "started", Owner.VOICE),
     EventSpec(call.RecordingStopped, "recording", "stopped", Owner.VOICE),
-    EventSpec(consent.ConsentRecorded, "consent", "recorded", Owner.CONSENT),
-    EventSpec(consent.ConsentRevoked, "consent", "revoked", Owner.CONSENT),
-    EventSpec(escalation.HandoffDecision, "escalation", "decided", Owner.ESCALATION),
+    EventSpec(
+        consent.ConsentRecorded,
+        "consent",
+        "recorded",
+        Owner.CONSENT,
+        occurred="receipt.recorded_at",
+    ),
+    EventSpec(
+        consent.ConsentRevoked, "consent", "revoked", Owner.CONSENT, occurred="receipt.recorded_at"
+    ),
+    EventSpec(
+        escalation.HandoffDecision, "escalation", "decided", Owner.ESCALATION, occurred="decided_at"
+    ),
     EventSpec(transfer.TransferQueued, "transfer", "queued", Owner.SIP_BRIDGE),
     EventSpec(transfer.TransferDialing, "transfer", "dialing", Owner.SIP_BRIDGE),
     EventSpec(transfer.TransferRinging, "transfer", "ringing", Owner.SIP_BRIDGE),
@@ -137,24 +196,33 @@ _envelope_decoder = msgspec.json.Decoder(CloudEvent)
 def encode_event(
     payload: Message,
     *,
-    source: str,
     event_id: str | None = None,
     time: dt.datetime | None = None,
     traceparent: str | None = None,
+    sequence: int | None = None,
+    instance: str | None = None,
+    source: str | None = None,
 ) -> OutgoingEvent:
-    """Wrap ``payload`` in a CloudEvent and encode it; the subject comes from its call id."""
+    """Wrap ``payload`` in a CloudEvent and encode it.
+
+    The subject comes from its call id; the source from the type's owner, or ``source``
+    (the voice worker states a routing decision it made itself when the router was down);
+    the time from ``time``, else the payload's own time of the fact, else now (the caller
+    encodes as the fact happens)."""
     spec = spec_for(type(payload))
     call_id: str = payload.call_id  # type: ignore[attr-defined]
     event = CloudEvent(
         specversion=SPEC_VERSION,
         datacontenttype="application/json",
         id=event_id or new_id(),
-        source=source,
+        source=source or spec.source,
         type=spec.type,
         subject=call_id,
-        time=time or utcnow(),
+        time=time or spec.occurred_at(payload) or utcnow(),
         data=msgspec.Raw(_encoder.encode(payload)),
         traceparent=traceparent,
+        sequence=None if sequence is None else format_sequence(sequence),
+        instance=instance or None,
     )
     return OutgoingEvent(spec.subject(call_id), event.id, _encoder.encode(event))
 

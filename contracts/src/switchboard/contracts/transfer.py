@@ -65,6 +65,9 @@ class PlaceTransfer(Message):
     destinations: Annotated[list[Destination], msgspec.Meta(min_length=1, max_length=10)]
     mode: TransferMode = TransferMode.WARM
     transfer_id: Identifier = msgspec.field(default_factory=new_id)
+    decision_id: Identifier | None = None
+    """The router's ``HandoffDecision`` that asked for this transfer; every ``transfer.*``
+    event of the transfer carries it."""
     ring_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=120)] = 20.0
     context: HandoffContext | None = None
     """Only its ids travel on (SIP headers); the briefing is spoken by the voice worker."""
@@ -164,6 +167,8 @@ class TransferQueued(Message):
     estimated_wait_s: float | None = None
     """From the calls-per-second rate, when that is what it waits for; unknown (``None``)
     while it waits for a transfer in progress to end."""
+    decision_id: Identifier | None = None
+    """The ``HandoffDecision`` behind the transfer (``PlaceTransfer.decision_id``)."""
 
 
 class TransferDialing(Message):
@@ -173,6 +178,8 @@ class TransferDialing(Message):
     transfer_id: Identifier
     destination_id: Identifier
     attempt: int
+    decision_id: Identifier | None = None
+    """The ``HandoffDecision`` behind the transfer (``PlaceTransfer.decision_id``)."""
 
 
 class TransferRinging(Message):
@@ -182,6 +189,8 @@ class TransferRinging(Message):
     transfer_id: Identifier
     destination_id: Identifier
     attempt: int
+    decision_id: Identifier | None = None
+    """The ``HandoffDecision`` behind the transfer (``PlaceTransfer.decision_id``)."""
 
 
 class TransferAnswered(Message):
@@ -195,6 +204,8 @@ class TransferAnswered(Message):
     """Warm transfers: the room where the human is being briefed, apart from the caller."""
     human_identity: Identifier | None = None
     """Warm transfers: the human's participant identity in the consult room."""
+    decision_id: Identifier | None = None
+    """The ``HandoffDecision`` behind the transfer (``PlaceTransfer.decision_id``)."""
 
 
 class TransferBriefed(Message):
@@ -206,6 +217,8 @@ class TransferBriefed(Message):
     transfer_id: Identifier
     destination_id: Identifier
     attempt: int = 0
+    decision_id: Identifier | None = None
+    """The ``HandoffDecision`` behind the transfer (``PlaceTransfer.decision_id``)."""
 
 
 class TransferConnected(Message):
@@ -214,6 +227,8 @@ class TransferConnected(Message):
     call_id: CallId
     transfer_id: Identifier
     destination_id: Identifier
+    decision_id: Identifier | None = None
+    """The ``HandoffDecision`` behind the transfer (``PlaceTransfer.decision_id``)."""
 
 
 class TransferFailed(Message):
@@ -229,6 +244,8 @@ class TransferFailed(Message):
     sip_status_text: ShortText | None = None
     detail: ShortText = ""
     """What happened, for people reading the event (e.g. ``ring timeout``); never personal data."""
+    decision_id: Identifier | None = None
+    """The ``HandoffDecision`` behind the transfer (``PlaceTransfer.decision_id``)."""
 
 
 class TransferCancelled(Message):
@@ -237,6 +254,8 @@ class TransferCancelled(Message):
     call_id: CallId
     transfer_id: Identifier
     reason: ShortText = ""
+    decision_id: Identifier | None = None
+    """The ``HandoffDecision`` behind the transfer (``PlaceTransfer.decision_id``)."""
 
 
 class TransferLegsQuery(Message):

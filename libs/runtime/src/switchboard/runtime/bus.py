@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import functools
 import itertools
 import logging
@@ -210,14 +211,18 @@ class EventPublisher:
     def __init__(
         self,
         js: JetStreamContext,
-        source: str,
         timeout: float = 2.0,
         *,
+        instance: str = "",
+        source: str | None = None,
         retry_delay: float = 0.25,
         max_retry_delay: float = 5.0,
     ) -> None:
         self._js = js
+        self._instance = instance
         self._source = source
+        """Every event's ``source`` when set (one producer's own numbering needs one
+        source); else each type's owner."""
         self._timeout = timeout
         self._retry_delay = retry_delay
         self._max_retry_delay = max_retry_delay
@@ -236,14 +241,21 @@ class EventPublisher:
         return sum(1 for item in self._outstanding() if not item.stored.cancelled())
 
     def encode(
-        self, payload: Message, event_id: str | None = None, traceparent: str | None = None
+        self,
+        payload: Message,
+        event_id: str | None = None,
+        traceparent: str | None = None,
+        *,
+        time: dt.datetime | None = None,
+        sequence: int | None = None,
     ) -> tuple[OutgoingEvent, dict[str, str]]:
         """The encoded CloudEvent and its headers (``Nats-Msg-Id``, ``Content-Type`` of the
         CloudEvents structured mode, trace context).
 
         ``traceparent`` continues a trace received from elsewhere (a consumed message);
         without it the current context is used. One value serves both the header and the
-        CloudEvent ``traceparent``.
+        CloudEvent ``traceparent``. ``time`` is when the fact happened (default: the
+        payload's own time of it, else now); ``sequence`` the event's number in its call.
         """
         event_id = event_id or new_id()
         base = {MSG_ID_HEADER: event_id, CONTENT_TYPE_HEADER: EVENT_CONTENT_TYPE}
@@ -253,25 +265,39 @@ class EventPublisher:
             headers = {**base, TRACEPARENT_HEADER: traceparent}
         out = encode_event(
             payload,
-            source=self._source,
             event_id=event_id,
             traceparent=headers.get(TRACEPARENT_HEADER),
+            time=time,
+            sequence=sequence,
+            instance=self._instance,
+            source=self._source,
         )
         return out, headers
 
     async def publish(
-        self, payload: Message, event_id: str | None = None, *, traceparent: str | None = None
+        self,
+        payload: Message,
+        event_id: str | None = None,
+        *,
+        traceparent: str | None = None,
+        time: dt.datetime | None = None,
     ) -> str:
         """Publish and wait for the stream's ack; returns the event id.
 
         Passing a stable ``event_id`` makes a retry after a lost ack harmless.
         """
-        out, headers = self.encode(payload, event_id, traceparent)
+        out, headers = self.encode(payload, event_id, traceparent, time=time)
         await self._js.publish(out.subject, out.body, headers=headers, timeout=self._timeout)
         return out.event_id
 
     async def send(
-        self, payload: Message, event_id: str | None = None, *, traceparent: str | None = None
+        self,
+        payload: Message,
+        event_id: str | None = None,
+        *,
+        traceparent: str | None = None,
+        time: dt.datetime | None = None,
+        sequence: int | None = None,
     ) -> Sent:
         """Write the event to the connection and return without waiting for the ack.
 
@@ -279,11 +305,18 @@ class EventPublisher:
         nats-py's limit of unacknowledged publishes is reached), so whatever the caller
         writes next on the connection, a reply for one, reaches the server after it.
         """
+        out, headers = self.encode(payload, event_id, traceparent, time=time, sequence=sequence)
+        return await self.send_encoded(out, headers, type(payload))
+
+    async def send_encoded(
+        self, out: OutgoingEvent, headers: dict[str, str], payload_type: type[Message]
+    ) -> Sent:
+        """``send`` for an event encoded earlier (an outbox replaying what it kept): the
+        same bytes and headers, so the same identity and time."""
         if self._closed:
             raise PublisherClosed("The event publisher is closed.")
-        out, headers = self.encode(payload, event_id, traceparent)
         loop = asyncio.get_running_loop()
-        item = _Outgoing(out, headers, type(payload), loop.create_future(), loop.time())
+        item = _Outgoing(out, headers, payload_type, loop.create_future(), loop.time())
         token = next(self._tokens)
         newest = _newest_ack(self._js)
         try:

@@ -52,7 +52,8 @@ class ServiceSettings(msgspec.Struct, kw_only=True, frozen=True):
     nats_creds: str | None = None
     """Path to a NATS credentials file (nkey/JWT); preferred in production."""
     instance: str = ""
-    """Name of this process in logs and events; defaults to the host name."""
+    """Name of this process, in the ``instance`` extension of the events it publishes;
+    defaults to ``<service>@<host>``. Events' ``source`` names the service, not this."""
     nats_tls_ca_file: str = ""
     """PEM bundle of the CA that signed the NATS servers' certificates. Set, the connection
     uses TLS and accepts only a server certificate from this CA for the URL's host name."""

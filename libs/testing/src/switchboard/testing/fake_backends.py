@@ -128,7 +128,7 @@ class FakeLedger:
             stream=streams.CONSENT_COMMANDS.name,
             config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT),
         )
-        self._task = asyncio.create_task(self._consume(psub, EventPublisher(js, "fake-ledger")))
+        self._task = asyncio.create_task(self._consume(psub, EventPublisher(js)))
         await interest_known(self.nc)
         RUNNING.append(self)
         return self
@@ -207,7 +207,7 @@ class FakeRouter:
     async def start(self) -> FakeRouter:
         self._service = await add_service(self.nc, name="escalation", version="0.0.1")
         await add_typed_endpoint(self._service, SPEC[ESCALATION_DECIDE], self._decide)
-        self._events = EventPublisher(self.nc.jetstream(), "fake-router")
+        self._events = EventPublisher(self.nc.jetstream())
         await interest_known(self.nc)
         RUNNING.append(self)
         return self
@@ -279,7 +279,7 @@ class FakeBridge:
         await add_typed_endpoint(self._service, SPEC[TRANSFER_SIMULATE], self._simulate)
         await add_typed_endpoint(self._service, SPEC[TRANSFER_DECIDE], self._decide)
         await add_typed_endpoint(self._service, SPEC[TRANSFER_LEGS], self._legs)
-        self._events = EventPublisher(self.nc.jetstream(), "fake-bridge")
+        self._events = EventPublisher(self.nc.jetstream())
         await interest_known(self.nc)
         RUNNING.append(self)
         return self

@@ -86,7 +86,7 @@ class Ingest:
         feed: PullFeed,
         ledger: Ledger,
         db: DbThread,
-        source: str,
+        instance: str,
         batch: int,
         publish_timeout_s: float = 5.0,
         on_failure: Callable[[str], None] | None = None,
@@ -94,7 +94,7 @@ class Ingest:
         # The publisher retries a receipt while its command waits (``publish_timeout_s``);
         # past that the receipt is given up (its ``stored`` future cancelled) and the
         # command handed back, so the redelivery sends it again under the same id.
-        self._publisher = EventPublisher(js, source)
+        self._publisher = EventPublisher(js, instance=instance)
         self._feed = feed
         self._ledger = ledger
         self._db = db

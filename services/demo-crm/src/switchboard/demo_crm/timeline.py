@@ -67,8 +67,9 @@ class Timelines:
     """Every call's entries, in the order the events were consumed."""
 
     calls: OrderedDict[str, list[Entry]] = field(default_factory=OrderedDict)
-    event_ids: set[str] = field(default_factory=set)
-    """Events already on a timeline: a redelivered one is not added twice."""
+    event_ids: set[tuple[str, str]] = field(default_factory=set)
+    """The CloudEvents identities (``source``, ``id``) of the events already on a timeline:
+    a redelivered or re-published copy is not added twice."""
 
     def add(self, body: bytes) -> Entry | None:
         """Add one CloudEvent; None when it is a duplicate, of a type (or version) these
@@ -80,9 +81,10 @@ class Timelines:
         if read is None:
             return None
         event, payload = read
-        if event.id in self.event_ids:
+        identity = (event.source, event.id)
+        if identity in self.event_ids:
             return None
-        self.event_ids.add(event.id)
+        self.event_ids.add(identity)
         kind = _kind(event)
         entry = Entry(event.time, kind, describe(kind, payload))
         self.calls.setdefault(event.subject, []).append(entry)

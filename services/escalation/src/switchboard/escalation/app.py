@@ -105,7 +105,7 @@ def build_setup(rules: Rules, clock: Clock = utcnow) -> Setup:
         await require_stream(rt.js, streams.EVENTS)
         # A JetStream context of its own: the publisher's async acks are its alone.
         events = EventPublisher(
-            rt.nc.jetstream(), source=rt.instance, timeout=settings.event_ack_timeout_s
+            rt.nc.jetstream(), timeout=settings.event_ack_timeout_s, instance=rt.instance
         )
         handler = DecisionHandler(
             holder, await queue_state_source(rt, settings, holder), events, clock

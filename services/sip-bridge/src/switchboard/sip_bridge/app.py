@@ -138,7 +138,7 @@ async def setup(rt: Runtime) -> Cleanup:
     journal = await open_journal(rt.nc, rt.js)
     bridge = build_bridge(
         settings,
-        EventPublisher(rt.js, source=rt.instance),
+        EventPublisher(rt.js, instance=rt.instance),
         journal=journal,
         owner=rt.service.id,
     )

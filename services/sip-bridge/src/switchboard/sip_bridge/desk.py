@@ -251,6 +251,7 @@ class TransferDesk:
             transfer_id=request.transfer_id,
             destinations=screened.allowed,
             mode=request.mode,
+            decision_id=request.decision_id,
         )
         reply = TransferAccepted(
             call_id=request.call_id,
@@ -405,6 +406,7 @@ class TransferDesk:
             transfer_id=request.transfer_id,
             destinations=[],
             mode=request.mode,
+            decision_id=request.decision_id,
         )
         outbox = Outbox(self._sink, name=request.transfer_id)
         for skipped in refusal.screened.skipped:
@@ -686,6 +688,7 @@ class TransferDesk:
             destination=running.plan.destination if running.plan is not None else None,
             ended=machine.state.value if machine.terminal else "",
             cancel_reason=running.stop_reason if machine.state is TransferState.CANCELLED else "",
+            decision_id=request.decision_id,
         )
         try:
             async with asyncio.timeout(self._timings.journal_timeout_s):
@@ -746,7 +749,10 @@ class TransferDesk:
             state = TransferState.CANCELLED
             event: Emitted = Emitted(
                 TransferCancelled(
-                    call_id=entry.call_id, transfer_id=entry.transfer_id, reason=cancel_reason
+                    call_id=entry.call_id,
+                    transfer_id=entry.transfer_id,
+                    reason=cancel_reason,
+                    decision_id=entry.decision_id,
                 ),
                 f"{entry.transfer_id}:cancelled",
             )
@@ -761,6 +767,7 @@ class TransferDesk:
                     destination_id=entry.destination.id if entry.destination else None,
                     attempt=entry.attempt,
                     detail="the bridge instance running it stopped",
+                    decision_id=entry.decision_id,
                 ),
                 # The id the machine gives a final failure: if the crashed instance got
                 # its own out, JetStream drops this one.

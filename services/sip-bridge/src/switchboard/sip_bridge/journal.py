@@ -40,6 +40,8 @@ class JournalEntry(msgspec.Struct, frozen=True, kw_only=True):
     ended: str = ""
     """The final state (``connected``, ``failed``, ``cancelled``) once it ended."""
     cancel_reason: str = ""
+    decision_id: str | None = None
+    """The router decision behind the transfer, for the events another instance publishes."""
 
 
 class Claim(msgspec.Struct, frozen=True):

@@ -96,9 +96,12 @@ class TransferMachine:
         transfer_id: str,
         destinations: Sequence[Destination],
         mode: TransferMode,
+        decision_id: str | None = None,
     ) -> None:
         self.call_id = call_id
         self.transfer_id = transfer_id
+        self.decision_id = decision_id
+        """The router decision behind the transfer, carried by every event."""
         self.mode = mode
         self._destinations = tuple(destinations)
         self._skipped = 0
@@ -126,6 +129,7 @@ class TransferMachine:
         event = TransferFailed(
             call_id=self.call_id,
             transfer_id=self.transfer_id,
+            decision_id=self.decision_id,
             reason=FailureReason.REJECTED_BY_POLICY,
             final=False,
             destination_id=destination.id,
@@ -145,6 +149,7 @@ class TransferMachine:
         event = TransferQueued(
             call_id=self.call_id,
             transfer_id=self.transfer_id,
+            decision_id=self.decision_id,
             position=position,
             max_wait_s=max_wait_s,
             estimated_wait_s=estimated_wait_s,
@@ -175,6 +180,7 @@ class TransferMachine:
         event = TransferAnswered(
             call_id=self.call_id,
             transfer_id=self.transfer_id,
+            decision_id=self.decision_id,
             destination_id=self._destination_id(),
             attempt=self.attempt,
             consult_room=consult_room,
@@ -191,6 +197,7 @@ class TransferMachine:
         event = TransferBriefed(
             call_id=self.call_id,
             transfer_id=self.transfer_id,
+            decision_id=self.decision_id,
             destination_id=self._destination_id(),
             attempt=self.attempt,
         )
@@ -204,6 +211,7 @@ class TransferMachine:
         event = TransferConnected(
             call_id=self.call_id,
             transfer_id=self.transfer_id,
+            decision_id=self.decision_id,
             destination_id=self._destination_id(),
         )
         return Emitted(event, self._id(f"connected:{self.attempt}"))
@@ -239,7 +247,12 @@ class TransferMachine:
         if self.terminal:
             raise IllegalTransition(self.state, "cancel")
         self._enter(TransferState.CANCELLED)
-        event = TransferCancelled(call_id=self.call_id, transfer_id=self.transfer_id, reason=reason)
+        event = TransferCancelled(
+            call_id=self.call_id,
+            transfer_id=self.transfer_id,
+            reason=reason,
+            decision_id=self.decision_id,
+        )
         return Emitted(event, self._id("cancelled"))
 
     def _final(self, failure: AttemptFailure, in_attempt: bool = True) -> Emitted:
@@ -253,6 +266,7 @@ class TransferMachine:
         event = TransferFailed(
             call_id=self.call_id,
             transfer_id=self.transfer_id,
+            decision_id=self.decision_id,
             reason=failure.reason,
             final=final,
             destination_id=self.destination.id if in_attempt and self.destination else None,
@@ -267,6 +281,7 @@ class TransferMachine:
         event = cls(
             call_id=self.call_id,
             transfer_id=self.transfer_id,
+            decision_id=self.decision_id,
             destination_id=self._destination_id(),
             attempt=self.attempt,
         )

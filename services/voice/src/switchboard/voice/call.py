@@ -86,6 +86,8 @@ class Call:
                 call_id=state.call_id,
                 outcome=state.outcome,
                 duration_s=round(time.monotonic() - state.started_at, 3),
+                started_at=state.started_on,
+                transfer_id=state.transfer_id,
                 recording_continues=continues,
             )
         )

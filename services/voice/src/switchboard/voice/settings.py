@@ -54,6 +54,10 @@ class VoiceSettings(ServiceSettings, kw_only=True, frozen=True):
     """Whether the sales agent may place orders on a call (else it offers a person)."""
     currency: str = "USD"
     """ISO 4217 currency of the limits above and of the amounts agents act on."""
+    event_outbox_dir: str = ""
+    """A directory where the worker keeps each call event until JetStream has stored it,
+    so a worker process that dies loses none: the next one to start publishes them. Empty:
+    kept in memory only (retried through NATS outages, lost if the process dies)."""
     backoffice_timeout_s: float = 2.0
     """How long to wait for the CRM adapter (``sb.crm.*``) before telling the caller it
     cannot be done now."""

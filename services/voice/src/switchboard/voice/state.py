@@ -7,10 +7,12 @@ Plain data, no I/O: every agent and task of the call reads and updates the same
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import time
 from dataclasses import dataclass, field
 
+from switchboard.contracts.base import utcnow
 from switchboard.contracts.call import CallOutcome
 from switchboard.contracts.consent import ConsentDecision, ConsentPolicy
 from switchboard.voice.triggers import FailureTracker
@@ -54,6 +56,11 @@ class CallState:
     on_hold: bool = False
     """The caller is on hold for a transfer: nothing they say is acted on."""
     started_at: float = field(default_factory=time.monotonic)
+    """For the call's duration (a monotonic clock)."""
+    started_on: dt.datetime = field(default_factory=utcnow)
+    """When the call started (wall clock): ``call.started`` and ``call.ended`` say it."""
+    transfer_id: str | None = None
+    """The last human transfer placed during the call, kept after it ended."""
 
     @property
     def call_id(self) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import socket
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from livekit.agents import AgentSession, llm, stt, tts, vad
@@ -22,6 +23,7 @@ from nats.js import JetStreamContext
 from switchboard.contracts import streams
 from switchboard.contracts.call import CallStarted
 from switchboard.contracts.consent import ConsentPolicyQuery
+from switchboard.contracts.envelope import source_uri
 from switchboard.contracts.subjects import Owner
 from switchboard.runtime.bus import EventPublisher, StreamMissing, connect, require_stream
 from switchboard.voice import turns
@@ -30,6 +32,7 @@ from switchboard.voice.call import Call
 from switchboard.voice.clients.backoffice import NatsBackOffice
 from switchboard.voice.clients.consent import ConsentClient
 from switchboard.voice.clients.events import CallEvents, CallEventSink
+from switchboard.voice.clients.outbox import EventOutbox
 from switchboard.voice.clients.router import RouterClient, queue_from_settings
 from switchboard.voice.clients.transfer import TransferClient
 from switchboard.voice.ports import Ports, Voices
@@ -52,8 +55,11 @@ class Bus:
     """CloudEvents ``source`` of the events this process publishes."""
     events: EventPublisher
     """Publishes every call's events and confirms they are stored (see ``clients/events.py``)."""
+    outbox: EventOutbox
+    """Keeps every call's events until stored, on disk with ``SB_EVENT_OUTBOX_DIR``."""
 
     async def close(self) -> None:
+        await self.outbox.close()
         await self.events.close()
         await self.nc.drain()
 
@@ -69,10 +75,17 @@ async def open_bus(settings: VoiceSettings, name: str = Owner.VOICE.value) -> Bu
     except StreamMissing:
         await nc.close()
         raise
-    source = settings.instance or f"{name}@{socket.gethostname()}"
+    instance = settings.instance or f"{name}@{socket.gethostname()}"
     # A JetStream context of its own: the publisher's async acks are its alone.
-    events = EventPublisher(nc.jetstream(), source=source)
-    return Bus(nc=nc, js=js, source=source, events=events)
+    source = source_uri(Owner.VOICE)
+    # Every event this worker publishes has the worker as its source, a routing decision it
+    # made itself included: a call's numbered events are one producer's, one source's.
+    events = EventPublisher(nc.jetstream(), instance=instance, source=source)
+    outbox = EventOutbox(
+        events, Path(settings.event_outbox_dir) if settings.event_outbox_dir else None
+    )
+    outbox.open()
+    return Bus(nc=nc, js=js, source=source, events=events, outbox=outbox)
 
 
 def new_call(
@@ -96,7 +109,7 @@ def new_call(
     (the voice benchmark's no-op baseline); production always publishes.
     """
     if events is None:
-        events = CallEvents(bus.events)
+        events = CallEvents(bus.outbox)
     ports = Ports(
         consent=ConsentClient(
             bus.nc,
@@ -135,6 +148,7 @@ async def begin(call: Call) -> None:
             caller_number=info.caller_number,
             trunk=info.trunk,
             language=info.language,
+            started_at=call.state.started_on,
         )
     )
     policy = call.state.policy = await call.ports.consent.policy(

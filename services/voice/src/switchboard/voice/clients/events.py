@@ -5,8 +5,11 @@ every time something happened (``bench/voice_bench.py`` measured 0.7-0.9 ms per 
 1.5 ms per event while the session was busy), so an event is *written* when it happens
 and *acknowledged* afterwards by the runtime's ``EventPublisher`` (one per bus):
 
-- ``CallEvents.publish`` hands the event to ``EventPublisher.send``, which appends it to
-  the connection's buffer (same envelope, ``Nats-Msg-Id`` = event id, trace context).
+- ``CallEvents.publish`` numbers the event (the CloudEvents ``sequence`` extension: 1, 2,
+  3… for this call's events from this worker, with no gap) and hands it to the outbox
+  (``clients/outbox.py``), which keeps it until it is stored and passes it to
+  ``EventPublisher``, which appends it to the connection's buffer (same envelope,
+  ``Nats-Msg-Id`` = event id, trace context).
   Whatever the worker sends next on that connection (the next event, a transfer request)
   reaches the server after it, so a call's events keep their order and an event is on the
   stream before anyone can act on what follows from it.
@@ -16,7 +19,9 @@ and *acknowledged* afterwards by the runtime's ``EventPublisher`` (one per bus):
   calls it after ``CallEnded``, so a call is over only once its events are on the stream.
   ``Bus.close`` waits for whatever is left.
 
-Losing the bus never cuts a caller off: nothing here raises into the conversation.
+Losing the bus never cuts a caller off: nothing here raises into the conversation, and
+no event is dropped (the outbox retries, and with ``SB_EVENT_OUTBOX_DIR`` keeps events on
+disk for the next process if this one dies).
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from typing import Protocol
 
 from switchboard.contracts.base import Message
 from switchboard.contracts.envelope import spec_for
-from switchboard.runtime.bus import EventPublisher
+from switchboard.voice.clients.outbox import EventOutbox
 
 log = logging.getLogger(__name__)
 
@@ -47,15 +52,24 @@ class CallEventSink(EventSink, Protocol):
 
 
 class CallEvents:
-    """Publishes one call's call, agent, callback and recording events; never raises."""
+    """Publishes one call's events, numbered in order; never raises."""
 
-    def __init__(self, publisher: EventPublisher) -> None:
-        self._publisher = publisher
+    def __init__(self, outbox: EventOutbox) -> None:
+        self._outbox = outbox
         self._unstored: set[asyncio.Future[None]] = set()
+        self._sequence = 0
+
+    @property
+    def sequence(self) -> int:
+        """The number of the call's last event (0 before the first)."""
+        return self._sequence
 
     async def publish(self, payload: Message) -> str | None:
+        # Numbered before anything can fail, and never reused: the outbox keeps every
+        # numbered event, so the call's numbers have no gap.
+        self._sequence += 1
         try:
-            sent = await self._publisher.send(payload)
+            sent = await self._outbox.publish(payload, sequence=self._sequence)
         except Exception as exc:
             log.warning(
                 "Could not publish a call event; the call goes on.",

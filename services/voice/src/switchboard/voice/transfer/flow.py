@@ -142,7 +142,7 @@ class HumanTransfer:
                 return TransferResult(Ending.FAILED, FailureReason.CARRIER_ERROR)
             command = self._command()
             async with client.watch(call.call_id, self.transfer_id) as watch:
-                call.transfer_id = self.transfer_id
+                call.transfer_id = call.state.transfer_id = self.transfer_id
                 reply = await client.place(command)
                 if isinstance(reply, TransferRejected):
                     settled = True
@@ -183,6 +183,7 @@ class HumanTransfer:
             destinations=self._decision.destinations[:MAX_DESTINATIONS],
             mode=self._mode,
             transfer_id=self.transfer_id,
+            decision_id=self._decision.decision_id,
             context=self._ctx,
             consult_room=self._briefing.room if self._briefing is not None else None,
         )
