@@ -44,6 +44,9 @@ CallerRef = Annotated[
 """The fixed length keeps a trailing newline out without a lookahead in the pattern."""
 
 
+_PERSONAL = {PERSONAL_DATA_KEY: True}
+
+
 class SealedFields(msgspec.Struct, frozen=True, kw_only=True):
     """An event's personal fields, sealed under the caller's data key.
 
@@ -67,17 +70,15 @@ class Sealable(Message, kw_only=True):
 
     caller_ref: CallerRef | None = None
     """The caller's reference; none when the ledger could not be asked."""
-    sealed: SealedFields | None = None
-    """The personal fields of this event, sealed; their plain fields are left empty (in a
+    sealed: Annotated[SealedFields | None, msgspec.Meta(extra_json_schema=_PERSONAL)] = None
+    """The personal fields of this event, sealed (still personal data, if unreadable without
+    the key: a webhook endpoint that drops personal data drops this too); their plain fields are left empty (in a
     nested struct such as ``context``, only its personal fields: the intent stays)."""
     withheld: list[Annotated[str, msgspec.Meta(max_length=64)]] = msgspec.field(
         default_factory=list
     )
     """Personal fields left out, not sealed, because the ledger was unreachable (dotted
     for nested ones: ``context.summary``)."""
-
-
-_PERSONAL = {PERSONAL_DATA_KEY: True}
 
 
 class GetCallerKey(Message):
