@@ -71,9 +71,10 @@ class Sealable(Message, kw_only=True):
     caller_ref: CallerRef | None = None
     """The caller's reference; none when the ledger could not be asked."""
     sealed: Annotated[SealedFields | None, msgspec.Meta(extra_json_schema=_PERSONAL)] = None
-    """The personal fields of this event, sealed (still personal data, if unreadable without
-    the key: a webhook endpoint that drops personal data drops this too); their plain fields are left empty (in a
-    nested struct such as ``context``, only its personal fields: the intent stays)."""
+    """The personal fields of this event, sealed; their plain fields are left empty (in a
+    nested struct such as ``context``, only its personal fields: the intent stays). Still
+    personal data, if unreadable without the key: a webhook endpoint that drops personal
+    data drops this too."""
     withheld: list[Annotated[str, msgspec.Meta(max_length=64)]] = msgspec.field(
         default_factory=list
     )
