@@ -8,6 +8,7 @@ from switchboard.contracts.base import Message
 from switchboard.contracts.call import CallbackRequested, CallStarted
 from switchboard.contracts.handoff import HandoffContext
 from switchboard.runtime.sealing import open_sealed
+from switchboard.testing import eventually
 from switchboard.testing.fake_backends import FakeLedger
 from switchboard.voice.clients.sealing import CallerKeys, SealingEvents
 
@@ -63,3 +64,28 @@ async def test_with_the_ledger_one_key_per_call_seals_every_event(nc: NATS) -> N
         "number": NUMBER,
         "context": {"summary": "my bill"},
     }
+
+
+async def test_after_a_failure_the_key_is_asked_for_again_without_holding_up_an_event(
+    nc: NATS,
+) -> None:
+    sink = Collected()
+    events = SealingEvents(sink, CallerKeys(nc, timeout=2.0), "c-1", NUMBER)
+    await events.publish(CallStarted(call_id="c-1", room="r", caller_number=NUMBER))
+    ledger = await FakeLedger(nc).start()  # the ledger comes back
+    await events.publish(_callback())  # asks again in the background; does not wait
+
+    async def sealed_again() -> bool:
+        await events.publish(_callback())
+        last = sink.events[-1]
+        assert isinstance(last, CallbackRequested)
+        return last.sealed is not None
+
+    await eventually(sealed_again, message="the key was not asked for again")
+    started, withheld = sink.events[:2]
+    assert isinstance(started, CallStarted)
+    assert isinstance(withheld, CallbackRequested)
+    assert started.withheld == ["caller_number"]
+    assert withheld.withheld == ["context.summary", "number"]
+    assert sink.events[-1].caller_ref == ledger.keys[NUMBER][0]  # type: ignore[attr-defined]
+    await events.settle()

@@ -7,13 +7,17 @@ key, which the consent ledger gives (``sb.consent.caller_key``, asked once per c
 held in memory for the call only) and destroys on erasure.
 
 When the ledger does not answer, the event goes out without its personal fields, naming
-them in ``withheld``, rather than in plain text; the key is asked for again with the next
-such event. This wraps the call's event sink and changes only the payload: how events are
-published, retried and stored stays the sink's business.
+them in ``withheld``, rather than in plain text. Only the call's first such event waits for
+the ledger (``call.started``, while the policy is asked for too); after a failure the key
+is asked for again in the background, so a ledger that is down never holds up a turn.
+This wraps the call's event sink and changes only the payload: how events are published,
+retried and stored stays the sink's business.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 
 from nats.aio.client import Client as NATS
@@ -65,6 +69,8 @@ class SealingEvents:
         self._call_id = call_id
         self._caller_number = caller_number
         self._key: CallerKey | None = None
+        self._asking: asyncio.Future[CallerKey | None] | None = None
+        self._asked = False
 
     async def publish(self, payload: Message) -> str | None:
         if isinstance(payload, Sealable):
@@ -72,11 +78,28 @@ class SealingEvents:
         return await self._inner.publish(payload)
 
     async def settle(self) -> None:
+        if self._asking is not None:  # the call is over: nothing left to seal
+            self._asking.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._asking
         await self._inner.settle()
 
+    async def _key_now(self) -> CallerKey | None:
+        """The key if the ledger has given it; the first time, waits for its answer."""
+        if self._key is not None:
+            return self._key
+        if self._asking is None:
+            self._asking = asyncio.ensure_future(self._keys.get(self._call_id, self._caller_number))
+            if not self._asked:
+                self._asked = True
+                await asyncio.wait({self._asking})
+        if self._asking.done():
+            self._key = self._asking.result()
+            self._asking = None  # after a failure the next event asks again
+        return self._key
+
     async def _sealed(self, payload: Sealable) -> Sealable:
-        if self._key is None:
-            self._key = await self._keys.get(self._call_id, self._caller_number)
+        self._key = await self._key_now()
         if self._key is not None:
             return seal(payload, self._key.caller_ref, self._key.key)
         if personal_values(payload):
