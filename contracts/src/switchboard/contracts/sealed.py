@@ -56,13 +56,23 @@ class SealedFields(msgspec.Struct, frozen=True, kw_only=True):
     ``sb.consent.unseal``.
     """
 
-    alg: Literal["A256GCM"] = "A256GCM"
+    alg: Annotated[
+        Literal["A256GCM"],
+        msgspec.Meta(description="AES-256-GCM, 16-byte tag appended to the ciphertext."),
+    ] = "A256GCM"
     caller_ref: CallerRef
     """The key id: whose key sealed it."""
-    nonce: Annotated[bytes, msgspec.Meta(min_length=12, max_length=12)]
-    """96-bit nonce, base64 in JSON."""
-    ciphertext: Annotated[bytes, msgspec.Meta(max_length=65536)]
-    """Ciphertext and 16-byte tag, base64 in JSON."""
+    nonce: Annotated[
+        bytes, msgspec.Meta(min_length=12, max_length=12, description="96-bit nonce (base64).")
+    ]
+    ciphertext: Annotated[
+        bytes,
+        msgspec.Meta(
+            max_length=65536,
+            description="AES-256-GCM ciphertext and tag (base64) of the JSON object of the "
+            'event\'s personal fields; additional data "switchboard-sealed-v1\\n" + caller_ref.',
+        ),
+    ]
 
 
 class Sealable(Message, kw_only=True):
@@ -70,14 +80,25 @@ class Sealable(Message, kw_only=True):
 
     caller_ref: CallerRef | None = None
     """The caller's reference; none when the ledger could not be asked."""
-    sealed: Annotated[SealedFields | None, msgspec.Meta(extra_json_schema=_PERSONAL)] = None
+    sealed: Annotated[
+        SealedFields | None,
+        msgspec.Meta(
+            description="This event's personal fields, sealed under the caller's key; open "
+            "with sb.consent.unseal while the key exists. Personal data (encrypted).",
+            extra_json_schema=_PERSONAL,
+        ),
+    ] = None
     """The personal fields of this event, sealed; their plain fields are left empty (in a
     nested struct such as ``context``, only its personal fields: the intent stays). Still
     personal data, if unreadable without the key: a webhook endpoint that drops personal
     data drops this too."""
-    withheld: list[Annotated[str, msgspec.Meta(max_length=64)]] = msgspec.field(
-        default_factory=list
-    )
+    withheld: Annotated[
+        list[Annotated[str, msgspec.Meta(max_length=64)]],
+        msgspec.Meta(
+            description="Personal fields left out, not sealed, because the consent ledger "
+            "did not answer (dotted when nested: context.summary)."
+        ),
+    ] = msgspec.field(default_factory=list)
     """Personal fields left out, not sealed, because the ledger was unreachable (dotted
     for nested ones: ``context.summary``)."""
 
