@@ -346,7 +346,8 @@ class Ledger:
         if known is None:
             with self.store.write() as tx:
                 found = tx.read_for_append([], [ref]).keys
-                keys = _Keys(self.secret, found, format_time(self.clock()), Entropy(96))
+                now = format_time(self.clock())
+                keys = _Keys(self.secret, found, now, Entropy(_RANDOM_PER_RECORD))
                 keys.get(ref)
                 tx.insert(keys.created, [])
             known = keys.created[0] if keys.created else found[ref]
