@@ -83,13 +83,13 @@ is retried briefly and becomes a dead letter: the relay's whole path, permission
 included, without a receiver."""
 
 
-def webhook_relay_env(workdir: Path) -> dict[str, str]:
+def webhook_relay_env(workdir: Path, url: str = UNREACHABLE_RECEIVER) -> dict[str, str]:
     """An endpoints file with the shipped endpoint name (``crm``) and a fresh secret."""
     secret = workdir / "webhook-crm.secret"
     secret.write_text(new_secret())
     endpoints = workdir / "webhooks.toml"
     endpoints.write_text(
-        f'[[endpoints]]\nname = "crm"\nurl = "{UNREACHABLE_RECEIVER}"\n'
+        f'[[endpoints]]\nname = "crm"\nurl = "{url}"\n'
         f'secret_file = "{secret}"\ngive_up_after_s = 1\n'
     )
     return {
@@ -100,10 +100,15 @@ def webhook_relay_env(workdir: Path) -> dict[str, str]:
 
 
 def start_stack(
-    workdir: Path, *, permissions_on: bool = False, extra_env: dict[str, str] | None = None
+    workdir: Path,
+    *,
+    permissions_on: bool = False,
+    extra_env: dict[str, str] | None = None,
+    webhook_url: str = UNREACHABLE_RECEIVER,
 ) -> Stack:
     """Start NATS and the backends; with ``permissions_on`` every process has its own user.
-    ``extra_env`` goes to every backend (settings they all read, ``OTEL_*``)."""
+    ``extra_env`` goes to every backend (settings they all read, ``OTEL_*``);
+    ``webhook_url`` is where the relay's endpoint ``crm`` delivers."""
     config, passwords = write_permissions(workdir) if permissions_on else (None, None)
     nats = NatsServer(store_dir=workdir / "nats", config_file=config).start()
     stack = Stack(nats=nats, services={}, workdir=workdir, passwords=passwords)
@@ -116,7 +121,7 @@ def start_stack(
             "SB_CHECKPOINT_KEY_FILE": str(workdir / "checkpoint-ed25519.pem"),
         }
     }
-    own_env[Owner.WEBHOOK_RELAY.value] = webhook_relay_env(workdir)
+    own_env[Owner.WEBHOOK_RELAY.value] = webhook_relay_env(workdir, webhook_url)
     backends = (*BACKENDS, (WEBHOOK_RELAY_MODULE, Owner.WEBHOOK_RELAY.value))
     stack.services = {
         name: ServiceProcess(
@@ -139,7 +144,10 @@ def start_stack(
 
         async def ready() -> None:
             probe = stack.connect_options(permissions.Role.OPS.value)
-            await asyncio.gather(*(p.ready(nats.url, **probe) for p in stack.services.values()))
+            unprobed = permissions.NOT_FOR_OPS if permissions_on else frozenset()
+            await asyncio.gather(
+                *(p.ready(nats.url, unprobed=unprobed, **probe) for p in stack.services.values())
+            )
 
         asyncio.run(ready())
     except Exception:

@@ -31,7 +31,8 @@ RULES: tuple[tuple[str, frozenset[str], str], ...] = (
     ),
     (
         "switchboard-runtime",
-        frozenset({"switchboard-contracts", "msgspec", "nats", "opentelemetry"}),
+        # cryptography: AES-GCM for events' sealed personal fields (runtime/sealing.py).
+        frozenset({"switchboard-contracts", "msgspec", "nats", "opentelemetry", "cryptography"}),
         "the production runtime carries no ops, dev or test tooling",
     ),
     (

@@ -16,10 +16,11 @@ from switchboard.contracts import (
 
 
 def test_numbers_and_transcripts_are_marked_personal() -> None:
-    assert personal_fields(CallStarted) == {"caller_number"}
+    # ``sealed`` holds them encrypted: still personal data (a webhook that drops it, drops it).
+    assert personal_fields(CallStarted) == {"caller_number", "sealed"}
     assert personal_fields(ConsentPolicyQuery) == {"caller_number"}
     assert personal_fields(RecordConsent) == {"caller_number", "transcript_excerpt"}
-    assert personal_fields(CallbackRequested) == {"number", "context"}
+    assert personal_fields(CallbackRequested) == {"number", "context", "sealed"}
 
 
 def test_a_struct_carrying_personal_data_is_personal_as_a_whole() -> None:
@@ -35,6 +36,6 @@ def test_ids_and_states_are_not_personal() -> None:
 def test_order_contact_details_are_personal_and_amounts_are_not() -> None:
     from switchboard.contracts.crm import CreditGranted, OrderPlaced, PlaceOrder
 
-    assert personal_fields(OrderPlaced) == {"email", "shipping_address"}
+    assert personal_fields(OrderPlaced) == {"email", "shipping_address", "sealed"}
     assert personal_fields(PlaceOrder) == {"email", "shipping_address", "caller_number"}
     assert personal_fields(CreditGranted) == frozenset()

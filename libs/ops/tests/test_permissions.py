@@ -66,7 +66,17 @@ def test_only_the_owner_may_answer_a_request(req: subjects.RequestSubject) -> No
 @pytest.mark.parametrize("req", REQUESTS, ids=lambda r: r.subject)
 def test_only_declared_callers_and_ops_may_send_a_request(req: subjects.RequestSubject) -> None:
     senders = {u.user for u in USERS if u.may_publish(req.subject)}
-    assert senders == {"ops", *(r.value for r in permissions.CALLERS[req.subject])}
+    ops = set() if req.subject in permissions.NOT_FOR_OPS else {"ops"}
+    assert senders == {*ops, *(r.value for r in permissions.CALLERS[req.subject])}
+
+
+def test_only_the_voice_worker_gets_caller_keys_and_only_the_crm_of_record_opens() -> None:
+    key_holders = {u.user for u in USERS if u.may_publish(subjects.CONSENT_CALLER_KEY)}
+    assert key_holders == {"voice"}
+    openers = {u.user for u in USERS if u.may_publish(subjects.CONSENT_UNSEAL)}
+    assert openers == {"crm", "ops"}
+    read_only = permissions.crm("analytics")
+    assert not read_only.may_publish(subjects.CONSENT_UNSEAL)
 
 
 def test_the_voice_worker_asks_for_policy_but_cannot_erase_or_read_the_ledger() -> None:
@@ -100,8 +110,10 @@ def test_only_the_ledger_consumes_consent_commands_and_only_voice_sends_them() -
 
 def test_a_crm_publishes_nothing_on_sb_and_reads_only_events_and_its_inbox() -> None:
     crm = BY_USER["crm"]
+    # Its one request: opening sealed fields (a read, answered by the ledger).
+    assert crm.may_publish(subjects.CONSENT_UNSEAL)
     for subject in [
-        *(r.subject for r in REQUESTS),
+        *(r.subject for r in REQUESTS if r.subject != subjects.CONSENT_UNSEAL),
         *(e.subject(CALL) for e in EVENTS),
         subjects.consent_record_subject(CALL),
         "sb.anything.else",
@@ -116,6 +128,8 @@ def test_a_crm_publishes_nothing_on_sb_and_reads_only_events_and_its_inbox() -> 
     assert crm.allow_responses
     lookups = {"$JS.API.INFO", "$JS.API.STREAM.NAMES"}
     for grant in crm.publish:
+        if grant.subject == subjects.CONSENT_UNSEAL:
+            continue
         assert grant.subject.startswith(
             ("$JS.API.", "$JS.ACK.SB_EVENTS.crm.", "$JS.FC.SB_EVENTS.")
         ), grant

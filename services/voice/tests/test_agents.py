@@ -17,6 +17,8 @@ from switchboard.contracts.escalation import (
     EscalationTrigger,
     HandoffTarget,
 )
+from switchboard.contracts.sealed import SealedFields
+from switchboard.runtime.sealing import open_sealed
 from switchboard.simulation.observer import CallObserver
 from switchboard.testing import eventually
 from switchboard.testing.crm import RunningCrm
@@ -419,7 +421,7 @@ async def test_an_escalation_inside_the_intake_group_ends_it_and_escalates(
 async def test_without_a_router_a_callback_is_offered_and_the_fallback_is_published(
     nc: NATS, start_call: HarnessFactory, bus: Bus
 ) -> None:
-    await FakeLedger(nc).start()
+    ledger = await FakeLedger(nc).start()
     h = await _granted(start_call)
     observer = await CallObserver().start(bus.nc, h.call.call_id)
     await h.session.run(user_input="Let me talk to a manager.")
@@ -432,7 +434,12 @@ async def test_without_a_router_a_callback_is_offered_and_the_fallback_is_publis
     assert decided.data["fallback"] is True
     assert decided.data["target"] == HandoffTarget.CALLBACK
     callback = next(e for e in observer.events if e.kind == "call.callback_requested")
-    assert callback.data["number"] == "+14155550123"
+    # The number travels sealed under the caller's key, with the caller's reference.
+    assert callback.data["number"] is None
+    ref, key = ledger.keys["+14155550123"]
+    assert callback.data["caller_ref"] == ref
+    sealed = msgspec.convert(callback.data["sealed"], SealedFields)
+    assert open_sealed(sealed, key)["number"] == "+14155550123"
     assert callback.data["decision_id"] == decided.data["decision_id"]
     assert h.call.state.outcome is CallOutcome.CALLBACK
     await observer.close()
@@ -521,8 +528,13 @@ async def test_an_order_goes_to_the_back_office_with_what_the_intake_collected(
     assert "of $59.00" in h.said()[-1]
     [placed] = await eventually(lambda: observer.of_kind("case.order_placed"))
     assert placed.data["product_id"] == "headset"
-    assert placed.data["email"] == "jane.doe@example.com"
-    assert placed.data["shipping_address"] == "221 Baker Street, Springfield, 12345"
+    # Email and address reached the back office in its request; the event seals them.
+    assert placed.data["email"] is None
+    _, key = backends.ledger.keys["+14155550123"]
+    assert open_sealed(msgspec.convert(placed.data["sealed"], SealedFields), key) == {
+        "email": "jane.doe@example.com",
+        "shipping_address": "221 Baker Street, Springfield, 12345",
+    }
     assert placed.data["authority"]["rule"] == "orders_by_phone"
     assert placed.data["reference"] == confirmed.reference
     await observer.close()

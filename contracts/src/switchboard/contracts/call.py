@@ -17,10 +17,11 @@ from switchboard.contracts.base import (
     utcnow,
 )
 from switchboard.contracts.handoff import HandoffContext
+from switchboard.contracts.sealed import Sealable
 
 
-class CallStarted(Message):
-    """Event: a call reached a voice worker."""
+class CallStarted(Sealable):
+    """Event: a call reached a voice worker. The number travels sealed (``Sealable``)."""
 
     call_id: CallId
     room: Identifier
@@ -64,8 +65,9 @@ class CallEnded(Message):
     deleted, which the sip-bridge does when either of them hangs up."""
 
 
-class AgentHandedOff(Message):
-    """Event: one agent handed the conversation to another (AI to AI)."""
+class AgentHandedOff(Sealable):
+    """Event: one agent handed the conversation to another (AI to AI); the context
+    travels sealed (``Sealable``)."""
 
     call_id: CallId
     from_agent: Identifier
@@ -76,8 +78,9 @@ class AgentHandedOff(Message):
     """The router's ``HandoffDecision`` behind this handoff (none for plain routing)."""
 
 
-class CallbackRequested(Message):
-    """Event: the caller accepted a callback because no human could be reached."""
+class CallbackRequested(Sealable):
+    """Event: the caller accepted a callback because no human could be reached; the
+    number and context travel sealed (``Sealable``)."""
 
     call_id: CallId
     reason: ShortText

@@ -28,6 +28,7 @@ from switchboard.contracts.base import (
     ShortText,
     new_id,
 )
+from switchboard.contracts.sealed import Sealable
 
 Currency = Annotated[
     str, msgspec.Meta(pattern=r"^[A-Z]{3}\Z", description="ISO 4217 currency code.")
@@ -228,8 +229,9 @@ class CreditGranted(Message):
     authority: Authority
 
 
-class OrderPlaced(Message):
-    """Event: an order was placed for the caller during the call."""
+class OrderPlaced(Sealable):
+    """Event: an order was placed for the caller during the call; email and address
+    travel sealed (``Sealable``)."""
 
     call_id: CallId
     request_id: Identifier

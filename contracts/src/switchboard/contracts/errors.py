@@ -18,6 +18,8 @@ class ErrorCode(enum.StrEnum):
     UNAVAILABLE = "unavailable"
     """A dependency (database, carrier) is down; retrying later may succeed."""
     INTERNAL = "internal"
+    ERASED = "erased"
+    """The data asked for was erased (its key destroyed); it cannot be had again."""
 
 
 class ErrorReply(Message):
@@ -45,4 +47,5 @@ _STATUS = {
     ErrorCode.REJECTED: "403",
     ErrorCode.UNAVAILABLE: "503",
     ErrorCode.INTERNAL: "500",
+    ErrorCode.ERASED: "410",
 }

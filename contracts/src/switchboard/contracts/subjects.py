@@ -18,7 +18,15 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from switchboard.contracts import consent, crm, escalation, simulation, transfer, webhook
+from switchboard.contracts import (
+    consent,
+    crm,
+    escalation,
+    sealed,
+    simulation,
+    transfer,
+    webhook,
+)
 from switchboard.contracts.base import Message
 
 
@@ -44,6 +52,8 @@ CONSENT_VERIFY = "sb.consent.verify"
 CONSENT_LOOKUP = "sb.consent.lookup"
 CONSENT_ERASE = "sb.consent.erase"
 CONSENT_CHECKPOINT = "sb.consent.checkpoint"
+CONSENT_CALLER_KEY = "sb.consent.caller_key"
+CONSENT_UNSEAL = "sb.consent.unseal"
 ESCALATION_DECIDE = "sb.escalation.decide"
 TRANSFER_PLACE = "sb.transfer.place"
 TRANSFER_CANCEL = "sb.transfer.cancel"
@@ -153,6 +163,22 @@ REQUESTS: tuple[RequestSubject, ...] = (
         consent.CreateCheckpoint,
         consent.LedgerCheckpoint,
         "Sign a checkpoint of the ledger head now.",
+    ),
+    RequestSubject(
+        CONSENT_CALLER_KEY,
+        Owner.CONSENT,
+        sealed.GetCallerKey,
+        sealed.CallerKey,
+        "The caller's reference and event data key (made on first use), to seal the "
+        "personal fields of the caller's events; the voice worker only.",
+    ),
+    RequestSubject(
+        CONSENT_UNSEAL,
+        Owner.CONSENT,
+        sealed.OpenSealed,
+        sealed.SealedOpened,
+        "Open an event's sealed personal fields while the caller's key exists "
+        "(erased: error code erased).",
     ),
     RequestSubject(
         ESCALATION_DECIDE,

@@ -64,6 +64,10 @@ CALLERS: Final[Mapping[str, tuple[Role, ...]]] = {
     subjects.CONSENT_LOOKUP: (),
     subjects.CONSENT_ERASE: (),
     subjects.CONSENT_CHECKPOINT: (),
+    # The voice worker seals its events' personal fields with the caller's key.
+    subjects.CONSENT_CALLER_KEY: (Role.VOICE,),
+    # The CRM of record opens them (the back-office user only: see crm()).
+    subjects.CONSENT_UNSEAL: (Role.CRM,),
     subjects.ESCALATION_DECIDE: (Role.VOICE,),
     subjects.TRANSFER_PLACE: (Role.VOICE,),
     subjects.TRANSFER_CANCEL: (Role.VOICE,),
@@ -82,8 +86,13 @@ CALLERS: Final[Mapping[str, tuple[Role, ...]]] = {
     subjects.WEBHOOK_DEAD_LETTERS: (),
     subjects.WEBHOOK_REPLAY: (),
 }
-"""Who sends each request besides ``ops`` (which may send every request: audits,
-erasure, readiness probes). A new request subject must be added here (a test checks)."""
+"""Who sends each request besides ``ops`` (which may send every request but those in
+``NOT_FOR_OPS``: audits, erasure, readiness probes). A new request subject must be added
+here (a test checks)."""
+
+NOT_FOR_OPS: Final = frozenset({subjects.CONSENT_CALLER_KEY})
+"""Requests even operators do not send: a caller's key opens every event of theirs and
+asking makes one; only the voice worker, which already hears the caller, needs it."""
 
 EXTRA_PUBLISHERS: Final[Mapping[tuple[str, str], tuple[tuple[Role, str], ...]]] = {
     ("escalation", "decided"): (
@@ -208,7 +217,8 @@ def _asks(role: Role) -> tuple[Grant, ...]:
     return tuple(
         Grant(req.subject, f"ask {req.owner}")
         for req in REQUESTS
-        if role is Role.OPS or role in CALLERS.get(req.subject, ())
+        if (role is Role.OPS and req.subject not in NOT_FOR_OPS)
+        or role in CALLERS.get(req.subject, ())
     )
 
 
@@ -363,8 +373,10 @@ def crm(user: str = BACK_OFFICE_USER, consumers: Sequence[str] = ()) -> UserPerm
     handle a JetStream delivery as a request (``runtime.service.jetstream_delivery``).
 
     The user named ``crm`` is also the back office: it answers ``sb.crm.*`` (through
-    ``allow_responses``, so it still publishes nothing on ``sb.>``). Other CRM users only
-    read, so an analytics feed cannot answer a refund request.
+    ``allow_responses``, so it still publishes nothing on ``sb.>``), and, as the CRM of
+    record, may open events' sealed personal fields (``sb.consent.unseal``) while the
+    caller's key exists. Other CRM users only read, so an analytics feed cannot answer a
+    refund request and sees callers only by reference.
     """
     events = streams.EVENTS.name
     for name in consumers:
@@ -398,6 +410,7 @@ def crm(user: str = BACK_OFFICE_USER, consumers: Sequence[str] = ()) -> UserPerm
                 "delivering to its own inbox",
             ),
             Grant(f"$JS.FC.{events}.>", "answer an ordered consumer's flow control"),
+            *(_asks(Role.CRM) if back_office else ()),
         ),
         subscribe=(
             Grant(subjects.EVENTS_WILDCARD, "live events (core NATS, no replay)"),

@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import os
+import uuid
 from dataclasses import dataclass, field
 
 import msgspec
@@ -23,6 +25,7 @@ from nats.micro.service import Service
 from switchboard.contracts import streams
 from switchboard.contracts.base import utcnow
 from switchboard.contracts.consent import (
+    CallerErased,
     ConsentDecision,
     ConsentMode,
     ConsentPolicy,
@@ -30,6 +33,7 @@ from switchboard.contracts.consent import (
     ConsentReceipt,
     ConsentRecorded,
     ConsentRevoked,
+    EraseCaller,
     RecordConsent,
 )
 from switchboard.contracts.errors import ErrorCode
@@ -41,10 +45,14 @@ from switchboard.contracts.escalation import (
     HandoffTarget,
     RuleHit,
 )
+from switchboard.contracts.sealed import CallerKey, GetCallerKey, OpenSealed, SealedOpened
 from switchboard.contracts.simulation import CarrierScripted, ScriptCarrier, SimOutcome
 from switchboard.contracts.subjects import (
+    CONSENT_CALLER_KEY,
     CONSENT_COMMANDS_WILDCARD,
+    CONSENT_ERASE,
     CONSENT_POLICY,
+    CONSENT_UNSEAL,
     ESCALATION_DECIDE,
     REQUESTS,
     TRANSFER_CANCEL,
@@ -77,6 +85,7 @@ from switchboard.contracts.transfer import (
     TransferRinging,
 )
 from switchboard.runtime.bus import EventPublisher, ensure_stream
+from switchboard.runtime.sealing import SealedFieldsError, open_sealed
 from switchboard.runtime.service import RequestError, add_typed_endpoint
 
 SPEC = {r.subject: r for r in REQUESTS}
@@ -113,6 +122,8 @@ class FakeLedger:
     receipts: bool = True
     """False: consume commands but never emit receipts (a ledger that is stuck)."""
     commands: list[RecordConsent] = field(default_factory=list)
+    keys: dict[str, tuple[str, bytes]] = field(default_factory=dict)
+    """Callers' event keys in memory: number (or ``call:<id>``) -> (reference, key)."""
     _service: Service | None = None
     _task: asyncio.Task[None] | None = None
     _head: str = "0" * 64
@@ -122,6 +133,9 @@ class FakeLedger:
         await streams_ready(js)
         self._service = await add_service(self.nc, name="consent", version="0.0.1")
         await add_typed_endpoint(self._service, SPEC[CONSENT_POLICY], self._policy)
+        await add_typed_endpoint(self._service, SPEC[CONSENT_CALLER_KEY], self._caller_key)
+        await add_typed_endpoint(self._service, SPEC[CONSENT_UNSEAL], self._unseal)
+        await add_typed_endpoint(self._service, SPEC[CONSENT_ERASE], self._erase)
         psub = await js.pull_subscribe(
             CONSENT_COMMANDS_WILDCARD,
             durable="fake-ledger",
@@ -145,6 +159,28 @@ class FakeLedger:
             notice_version="test-notice-1",
             ai_disclosure="You're talking with an AI assistant.",
         )
+
+    async def _caller_key(self, query: GetCallerKey) -> CallerKey:
+        who = query.caller_number or f"call:{query.call_id}"
+        if who not in self.keys:
+            self.keys[who] = (str(uuid.uuid4()), os.urandom(32))
+        ref, key = self.keys[who]
+        return CallerKey(caller_ref=ref, key=key)
+
+    async def _unseal(self, query: OpenSealed) -> SealedOpened:
+        ref = query.sealed.caller_ref
+        key = next((k for r, k in self.keys.values() if r == ref), None)
+        if key is None:
+            raise RequestError(ErrorCode.ERASED, "The caller's key no longer exists.")
+        try:
+            fields = open_sealed(query.sealed, key)
+        except SealedFieldsError:
+            raise RequestError(ErrorCode.BAD_REQUEST, "Did not authenticate.", "$.sealed") from None
+        return SealedOpened(caller_ref=ref, fields=fields)
+
+    async def _erase(self, query: EraseCaller) -> CallerErased:
+        erased = self.keys.pop(query.caller_number, None)
+        return CallerErased(records_affected=0 if erased is None else 1)
 
     async def _consume(self, psub: object, publisher: EventPublisher) -> None:
         while True:

@@ -119,6 +119,8 @@ def make_setup(settings: ConsentSettings, policy: PolicySource) -> Setup:
             subjects.CONSENT_LOOKUP: handlers.on_lookup,
             subjects.CONSENT_ERASE: handlers.on_erase,
             subjects.CONSENT_CHECKPOINT: handlers.on_checkpoint,
+            subjects.CONSENT_CALLER_KEY: handlers.on_caller_key,
+            subjects.CONSENT_UNSEAL: handlers.on_unseal,
         }
         for subject, handler in routes.items():
             await add_typed_endpoint(rt.service, subjects.request_spec(subject), handler)

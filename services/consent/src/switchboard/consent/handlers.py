@@ -1,4 +1,5 @@
-"""Typed request handlers of the consent service: policy, lookup, verify, erase, checkpoint.
+"""Typed request handlers of the consent service: policy, lookup, verify, erase, checkpoint,
+the callers' event keys and opening sealed event fields.
 
 Thin: each one decodes nothing itself (the runtime does), calls the domain on the
 database thread and maps domain errors to typed error replies.
@@ -15,7 +16,8 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from switchboard.consent.dbthread import DbThread
-from switchboard.consent.ledger.ledger import CheckpointRefused, Ledger, QueryError
+from switchboard.consent.ledger.ledger import CheckpointRefused, KeyErased, Ledger, QueryError
+from switchboard.consent.ledger.sealing import SealError
 from switchboard.consent.ledger.store import StoreUnavailable
 from switchboard.consent.policy_source import PolicySource
 from switchboard.contracts.consent import (
@@ -31,6 +33,8 @@ from switchboard.contracts.consent import (
     VerifyLedger,
 )
 from switchboard.contracts.errors import ErrorCode
+from switchboard.contracts.sealed import CallerKey, GetCallerKey, OpenSealed, SealedOpened
+from switchboard.runtime.sealing import SealedFieldsError, open_sealed
 from switchboard.runtime.service import RequestError
 
 log = logging.getLogger(__name__)
@@ -40,6 +44,8 @@ R = TypeVar("R")
 
 
 UNAVAILABLE = "The ledger database is unreachable; try again shortly."
+ERASED = "The caller's key no longer exists (erased); the sealed value cannot be opened."
+NOT_AUTHENTIC = "The sealed value did not authenticate under the caller's key."
 
 
 def _database_errors(
@@ -95,6 +101,26 @@ class Handlers:
         affected = await self.db.run(self.ledger.erase, query.caller_number)
         log.info("Erased a caller's personal data.", extra={"records_affected": affected})
         return CallerErased(records_affected=affected)
+
+    @_database_errors
+    async def on_caller_key(self, query: GetCallerKey) -> CallerKey:
+        ref, key = await self.db.run(self.ledger.caller_key, query.caller_number, query.call_id)
+        return CallerKey(caller_ref=ref, key=key)
+
+    @_database_errors
+    async def on_unseal(self, query: OpenSealed) -> SealedOpened:
+        sealed = query.sealed
+        try:
+            key = await self.db.run(self.ledger.event_key_of, sealed.caller_ref)
+            fields = open_sealed(sealed, key)
+        except KeyErased:
+            raise RequestError(ErrorCode.ERASED, ERASED) from None
+        except (SealedFieldsError, SealError):
+            raise RequestError(ErrorCode.BAD_REQUEST, NOT_AUTHENTIC, "$.sealed") from None
+        # Each opening is logged (without what it opened): who reads personal data is
+        # part of the audit trail.
+        log.info("Opened sealed event fields.", extra={"fields": sorted(fields)})
+        return SealedOpened(caller_ref=sealed.caller_ref, fields=fields)
 
     @_database_errors
     async def on_checkpoint(self, _: CreateCheckpoint) -> LedgerCheckpoint:

@@ -23,9 +23,16 @@ def _money(minor: int | None, currency: str | None) -> str:
 
 
 def describe(kind: str, data: Any) -> str:
-    """A few words on one event; never personal data (no numbers, emails, summaries)."""
+    """A few words on one event; never personal data (no numbers, emails, summaries).
+
+    A caller is named by reference (``caller_ref``: the ledger's pseudonym, the same on each
+    of their calls until erased); their number travels sealed and is not opened here."""
     d: dict[str, Any] = msgspec.to_builtins(data) if isinstance(data, msgspec.Struct) else {}
     match kind:
+        case "call.started":
+            return _caller(d)
+        case "call.callback_requested":
+            return f"{d.get('reason')}, {_caller(d)}"
         case "call.ended":
             return f"outcome {d.get('outcome')}"
         case "agent.handed_off":
@@ -53,6 +60,13 @@ def describe(kind: str, data: Any) -> str:
         case "case.ticket_opened":
             return f"{d.get('topic')} by {d.get('agent')}, ref {d.get('reference')}"
     return ""
+
+
+def _caller(d: dict[str, Any]) -> str:
+    if d.get("withheld"):
+        return "caller withheld (ledger unreachable)"
+    ref = d.get("caller_ref")
+    return f"caller {ref}" if ref else "caller unknown"
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,7 +46,9 @@ def case_event(
         )
     if isinstance(action, PlaceOrder):
         return OrderPlaced(
-            **ids,
+            call_id=action.call_id,
+            request_id=action.request_id,
+            reference=done.reference,
             product_id=action.product_id,
             agent=action.agent,
             authority=action.authority,

@@ -28,6 +28,7 @@ from switchboard.consent.ledger.sealing import (
     Personal,
     SealError,
     SubjectCipher,
+    event_key,
     new_subject,
     unseal,
 )
@@ -53,6 +54,11 @@ _RANDOM_PER_RECORD = KEY_BYTES + SUBJECT_BYTES + 2 * NONCE_BYTES
 
 class QueryError(ValueError):
     """A query the ledger cannot answer as asked (the message says why)."""
+
+
+class KeyErased(LookupError):
+    """The caller's key does not exist (erased, or never made): a sealed value of theirs
+    cannot be opened."""
 
 
 class CheckpointRefused(QueryError):
@@ -328,6 +334,31 @@ class Ledger:
         if key is None:
             return 0
         return self.store.count_by_subject(key.subject)
+
+    # -- event keys ---------------------------------------------------------------------
+
+    def caller_key(self, caller_number: str | None, call_id: str) -> tuple[str, bytes]:
+        """(pseudonym, event key) of the caller (of the call without a number), making the
+        caller's key on first use. The same key as their consent records, so one erasure
+        destroys both."""
+        ref = self.secret.subject_ref(caller_number, call_id)
+        known = self.store.subject_key(ref)  # most callers: no write transaction
+        if known is None:
+            with self.store.write() as tx:
+                found = tx.read_for_append([], [ref]).keys
+                now = format_time(self.clock())
+                keys = _Keys(self.secret, found, now, Entropy(_RANDOM_PER_RECORD))
+                keys.get(ref)
+                tx.insert(keys.created, [])
+            known = keys.created[0] if keys.created else found[ref]
+        return known.subject, event_key(self.secret.unwrap(known.wrapped, ref))
+
+    def event_key_of(self, subject: str) -> bytes:
+        """The event key of the caller with pseudonym ``subject``; ``KeyErased`` if gone."""
+        key = self.store.subject_keys_for([subject]).get(subject)
+        if key is None:
+            raise KeyErased("The caller's key no longer exists; the value cannot be opened.")
+        return event_key(self.secret.unwrap(key.wrapped, key.ref))
 
     # -- checkpoints and verification ---------------------------------------------------
 

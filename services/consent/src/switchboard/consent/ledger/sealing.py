@@ -148,6 +148,13 @@ class SubjectCipher:
         return _decoder.decode(_decrypt(self._cipher, sealed, command_id.encode()))
 
 
+def event_key(key: bytes) -> bytes:
+    """The key a caller's *events* are sealed with, derived from their ledger key: it goes
+    out to the voice worker, so it must not open the ledger's own records (a different
+    key), yet dies with the ledger key when the caller is erased."""
+    return _derive(key, b"event-fields")
+
+
 def seal(key: bytes, command_id: str, personal: Personal) -> bytes:
     """Encrypt one record's personal data, bound to its command id."""
     return SubjectCipher(key).seal(command_id, personal)
