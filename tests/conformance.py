@@ -26,7 +26,7 @@ from switchboard.contracts.envelope import EVENT_CONTENT_TYPE
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMAS = ROOT / "contracts" / "schemas"
 NODE_CHECKS = ROOT / "tests" / "node"
-NODE_FILES = ("package.json", "package-lock.json", "check.mjs")
+NODE_FILES = ("package.json", "package-lock.json", "check.mjs", "crm_consumer.mjs")
 
 _schema = json.loads((SCHEMAS / "messages.schema.json").read_text())
 _validator = Draft202012Validator(_schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
