@@ -51,10 +51,15 @@ async def test_wrong_types_and_missing_fields_are_named(stack: Stack, req: Reque
             assert error["code"] == "bad_request"
             assert f"`{required[0].encode_name}`" in error["message"]
             assert error["field"] == f"$.{required[0].encode_name}"
-        # A wrong type for the first field (an object where a scalar or list is expected).
+        # A wrong type for the first field: an object where a scalar or list is expected,
+        # a list where an object (a nested struct) is (an object would be checked inside,
+        # and the error would name its missing field instead).
         if fields:
             first = fields[0].encode_name
-            msg = await nc.request(req.subject, json.dumps({first: {"x": [1]}}).encode(), timeout=3)
+            kind = fields[0].type
+            nested = isinstance(kind, type) and issubclass(kind, msgspec.Struct)
+            wrong: object = [1] if nested else {"x": [1]}
+            msg = await nc.request(req.subject, json.dumps({first: wrong}).encode(), timeout=3)
             error = json.loads(msg.data)
             assert error["code"] == "bad_request"
             assert error["field"] == f"$.{first}"
