@@ -17,13 +17,11 @@ from dataclasses import dataclass, field
 import msgspec
 import psycopg
 from nats.aio.client import Client as NATS
-from nats.errors import TimeoutError as NatsTimeoutError
 
 from bench.chaos.calls import CallFacts, SentCommands
+from bench.chaos.events import stored_events
 from bench.chaos.stack import ChaosStack
-from switchboard.contracts import streams
 from switchboard.contracts.consent import ConsentDecision, LedgerVerification
-from switchboard.contracts.envelope import decode_envelope
 from switchboard.contracts.subjects import EVENTS_PREFIX, TRANSFER_LEGS
 from switchboard.contracts.transfer import LegState, TransferLegs, TransferLegsQuery
 from switchboard.devstack.launcher import inherited_environment
@@ -34,7 +32,6 @@ DRAIN_TIMEOUT_S = 120.0
 POLL_S = 0.5
 LEGS_TIMEOUT_S = 5.0
 LEGS_AT_ONCE = 50
-FETCH_BATCH = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,25 +132,13 @@ class TransferAudit:
 
 async def transfer_events(nc: NATS) -> dict[str, list[tuple[str, bool]]]:
     """Every transfer event in ``SB_EVENTS``: transfer id → (event name, final) in order."""
-    js = nc.jetstream()
-    sub = await js.pull_subscribe(f"{EVENTS_PREFIX}.transfer.>", stream=streams.EVENTS.name)
     out: dict[str, list[tuple[str, bool]]] = {}
-    try:
-        while True:
-            try:
-                msgs = await sub.fetch(FETCH_BATCH, timeout=2.0)
-            except (NatsTimeoutError, TimeoutError):  # nats-py raises either: nothing left
-                break
-            for msg in msgs:
-                await msg.ack()
-                envelope = decode_envelope(msg.data)
-                data = msgspec.json.decode(envelope.data)
-                name = msg.subject.split(".")[3]
-                out.setdefault(str(data.get("transfer_id")), []).append(
-                    (name, bool(data.get("final", False)))
-                )
-    finally:
-        await sub.unsubscribe()
+    for event in await stored_events(nc, f"{EVENTS_PREFIX}.transfer.>"):
+        data = msgspec.json.decode(event.data)
+        name = event.type.split(".")[3]  # io.switchboard.transfer.<name>.v1
+        out.setdefault(str(data.get("transfer_id")), []).append(
+            (name, bool(data.get("final", False)))
+        )
     return out
 
 

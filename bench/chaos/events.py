@@ -51,10 +51,10 @@ class EventAudit:
     voice_events: int = 0
 
 
-async def stored_events(nc: NATS) -> list[CloudEvent]:
-    """Every event in ``SB_EVENTS``, in stream order (copies included)."""
+async def stored_events(nc: NATS, subjects: str = f"{EVENTS_PREFIX}.>") -> list[CloudEvent]:
+    """Every event in ``SB_EVENTS`` on ``subjects``, in stream order (copies included)."""
     js = nc.jetstream()
-    sub = await js.pull_subscribe(f"{EVENTS_PREFIX}.>", stream=streams.EVENTS.name)
+    sub = await js.pull_subscribe(subjects, stream=streams.EVENTS.name)
     out: list[CloudEvent] = []
     try:
         while True:
