@@ -48,9 +48,10 @@ def test_an_event_is_a_cloudevent_whose_subject_is_the_call_id() -> None:
     assert "dataschema" not in body, "absent optional attributes are omitted, not null"
 
 
-def test_decoding_returns_the_typed_payload() -> None:
-    receipt = ConsentReceipt(sequence=7, chain_hash="a" * 64, recorded_at=utcnow())
-    payload = ConsentRecorded(
+def _recorded(recorded_at: dt.datetime) -> ConsentRecorded:
+    """A ledger receipt event recorded at ``recorded_at``."""
+    receipt = ConsentReceipt(sequence=7, chain_hash="a" * 64, recorded_at=recorded_at)
+    return ConsentRecorded(
         call_id="c",
         command_id="cmd",
         decision=ConsentDecision.GRANTED,
@@ -59,6 +60,10 @@ def test_decoding_returns_the_typed_payload() -> None:
         notice_version="v1",
         receipt=receipt,
     )
+
+
+def test_decoding_returns_the_typed_payload() -> None:
+    payload = _recorded(utcnow())
     event, decoded = decode_event(encode_event(payload).body)
     assert event.type.endswith("consent.recorded.v1")
     assert decoded == payload
@@ -166,16 +171,7 @@ def test_the_source_names_the_owning_service_and_the_identity_survives_another_i
     """A receipt re-published by a restarted ledger under another ``SB_INSTANCE`` is the
     same CloudEvent: same (source, id), same time (when the ledger recorded it)."""
     recorded_at = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
-    receipt = ConsentReceipt(sequence=7, chain_hash="a" * 64, recorded_at=recorded_at)
-    payload = ConsentRecorded(
-        call_id="c",
-        command_id="cmd",
-        decision=ConsentDecision.GRANTED,
-        jurisdiction="US-CA",
-        mode=ConsentMode.ASK,
-        notice_version="v1",
-        receipt=receipt,
-    )
+    payload = _recorded(recorded_at)
     copies = [
         decode_envelope(encode_event(payload, event_id="e-1", instance=name).body)
         for name in ("consent@pod-1", "consent@pod-2")
