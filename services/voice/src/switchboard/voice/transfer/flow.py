@@ -206,7 +206,9 @@ class HumanTransfer:
                     return_when=asyncio.FIRST_COMPLETED,
                 )
                 if left in done:
-                    await self._cancel(CALLER_HUNG_UP)
+                    # Handed to the call, not awaited: the session closes under us once
+                    # the caller has gone, and the call's teardown waits for the legs.
+                    call.spawn(self._cancel(CALLER_HUNG_UP))
                     return TransferResult(Ending.CALLER_LEFT)
                 if silent in done:
                     log.warning(
