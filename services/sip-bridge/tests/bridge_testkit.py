@@ -132,3 +132,20 @@ class MemoryJournal:
 
     async def owner_alive(self, owner: str) -> bool:
         return owner not in self.dead
+
+
+class UnreachableJournal(MemoryJournal):
+    """A bucket that refuses the first ``failures`` writes, as it does while nats-server
+    restarts; ``saved`` is what it took, in order."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+        self.saved: list[JournalEntry] = []
+
+    async def save(self, entry: JournalEntry) -> None:
+        if self.failures > 0:
+            self.failures -= 1
+            raise ConnectionError("the bucket is unreachable")
+        self.saved.append(entry)
+        await super().save(entry)

@@ -8,7 +8,7 @@ import logging
 from typing import Any
 
 import pytest
-from bridge_testkit import TEST_ALLOW, Decision, Humans, MemoryJournal
+from bridge_testkit import TEST_ALLOW, Decision, Humans, MemoryJournal, UnreachableJournal
 
 from switchboard.contracts import (
     CancelTransfer,
@@ -721,3 +721,50 @@ async def test_a_sweep_fails_a_crashed_instances_transfer_once(sink: Any) -> Non
     crashed_task = crashed.desk._active["t-1"].task
     assert crashed_task is not None
     crashed_task.cancel()
+
+
+async def test_no_leg_is_dialled_before_its_journal_record_is_written(sink: Any) -> None:
+    """Chaos run: a transfer placed while nats-server restarted got no journal record (the
+    write timed out and the desk dialled anyway); its bridge was killed mid-ring and no
+    instance knew to end it. The record before a dial is retried until it is written."""
+    journal = UnreachableJournal(failures=3)  # the place's write and two before the dial
+    bridge = make_bridge(sink, journal=journal, owner="bridge-a")
+    script(bridge, SimOutcome.ANSWER, ring_s=30.0)
+    await bridge.desk.place(place())
+    await eventually(lambda: "ringing" in sink.kinds("t-1"), message="the ringing")
+    assert [(e.attempt, e.destination) for e in journal.saved] == [(1, MAIN)]
+    await bridge.desk.cancel(CancelTransfer(call_id="call-1", transfer_id="t-1"))
+    assert open_legs(bridge) == set()
+
+
+async def test_a_transfer_that_cannot_be_recorded_fails_for_good_without_dialling(
+    sink: Any,
+) -> None:
+    """A leg dialled without a record is one a crash would orphan: past the wait for the
+    journal, the transfer fails (final, ``carrier_error``) and nothing is dialled."""
+    journal = UnreachableJournal(failures=10**6)
+    bridge = make_bridge(sink, journal=journal, owner="bridge-a", transfer_journal_wait_s=0.3)
+    script(bridge, SimOutcome.ANSWER, ring_s=30.0)
+    await bridge.desk.place(place(MAIN, BACKUP))
+    await sink.wait_for_end("t-1")
+    assert sink.kinds("t-1") == ["failed"]
+    (final,) = sink.events_of("t-1", TransferFailed)
+    assert (final.reason, final.final) == (FailureReason.CARRIER_ERROR, True)
+    assert final.detail == "the transfer could not be recorded, so nothing was dialled"
+    assert bridge.desk.legs("call-1").legs == []
+    assert isinstance(bridge.driver, SimulatedCarrier)
+    assert bridge.driver.dialled == []
+
+
+async def test_cancelling_while_the_record_is_retried_dials_nothing(sink: Any) -> None:
+    journal = UnreachableJournal(failures=10**6)
+    bridge = make_bridge(sink, journal=journal, owner="bridge-a", transfer_journal_wait_s=60.0)
+    await bridge.desk.place(place())
+    await eventually(lambda: journal.failures < 10**6 - 2, message="a retried write")
+    cancel = CancelTransfer(call_id="call-1", transfer_id="t-1", reason="caller hung up")
+    assert await bridge.desk.cancel(cancel) == TransferCancelled(
+        call_id="call-1", transfer_id="t-1", reason="caller hung up"
+    )
+    await sink.wait_for_end("t-1")
+    assert sink.kinds("t-1") == ["cancelled"]
+    assert bridge.desk.legs("call-1").legs == []

@@ -84,6 +84,7 @@ def build_bridge(
         step_timeout_s=settings.transfer_step_timeout_s,
         briefing_timeout_s=settings.transfer_briefing_timeout_s,
         queue_max_wait_s=settings.transfer_queue_max_wait_s,
+        journal_dial_wait_s=settings.transfer_journal_wait_s,
     )
     desk = TransferDesk(driver, admission, sink, timings, journal=journal, owner=owner)
     return Bridge(desk, driver, admission, scripts)

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import msgspec
+from tenacity import AsyncRetrying, retry_if_result, stop_after_delay, wait_exponential
 
 from switchboard.contracts.transfer import (
     CancelTransfer,
@@ -179,8 +180,11 @@ class DeskTimings:
     cancel_wait_s: float = 1.5
     """How long a cancel request waits for the leg to be hung up before replying."""
     journal_timeout_s: float = 0.5
-    """Longest a journal write may hold up a transfer (the place reply, a dial): past it
-    the transfer goes on and only its crash recovery is lost."""
+    """Longest one journal write may take."""
+    journal_dial_wait_s: float = 5.0
+    """Longest a dial waits for its journal record, written again and again meanwhile:
+    past it the transfer fails without dialling (the place reply never waits longer than
+    one write: until the dial, a crash leaves nothing to hang up)."""
 
 
 class TransferDesk:
@@ -492,13 +496,21 @@ class TransferDesk:
 
     async def _attempt(self, running: _Running) -> None:
         machine = running.machine
+        request = running.request
         self._check_stop(running)
-        running.outbox.put(machine.dial())
+        dialing = machine.dial()
         plan = self._plan(running)
+        # No leg without its record: a crash during the dial still hangs this leg up.
+        if not await self._step(running, self._record_until_written(running, plan), None, _NEVER):
+            running.outbox.put(
+                machine.abandon(AttemptFailure(FailureReason.CARRIER_ERROR, detail=NOT_RECORDED))
+            )
+            log.error("A transfer could not be recorded; nothing dialled.", extra=_ids(request))
+            return
+        running.outbox.put(dialing)
         running.plan = plan
         leg = _Leg(plan.transfer_id, plan.attempt, plan.destination.id)
         running.legs.append(leg)
-        await self._record(running)  # before the dial: a crash now still hangs this leg up
 
         async def on_ringing() -> None:
             if machine.state is TransferState.DIALING:
@@ -670,11 +682,24 @@ class TransferDesk:
             ),
         )
 
-    async def _record(self, running: _Running) -> None:
-        """Write the transfer's journal record (bounded: a slow or absent bucket costs the
-        crash recovery of this transfer, never the transfer itself)."""
+    async def _record_until_written(self, running: _Running, plan: DialPlan) -> bool:
+        """Write the record of the attempt about to be dialled, again with a growing pause
+        while the bucket is unreachable, for up to ``journal_dial_wait_s``."""
+        retrying = AsyncRetrying(
+            stop=stop_after_delay(self._timings.journal_dial_wait_s),
+            wait=wait_exponential(multiplier=0.05, max=1.0),
+            retry=retry_if_result(lambda written: not written),
+            retry_error_callback=lambda _: False,
+        )
+        written: bool = await retrying(self._record, running, plan)
+        return written
+
+    async def _record(self, running: _Running, plan: DialPlan | None = None) -> bool:
+        """Write the transfer's journal record (one bounded try); whether it was written.
+        ``plan``: the attempt about to be dialled, when it is not ``running.plan`` yet."""
         machine = running.machine
         request = running.request
+        plan = plan or running.plan
         entry = JournalEntry(
             call_id=request.call_id,
             transfer_id=request.transfer_id,
@@ -685,7 +710,7 @@ class TransferDesk:
             consult_room=running.consult_room,
             ring_timeout_s=min(request.ring_timeout_s, self._timings.max_ring_s),
             attempt=machine.attempt,
-            destination=running.plan.destination if running.plan is not None else None,
+            destination=plan.destination if plan is not None else None,
             ended=machine.state.value if machine.terminal else "",
             cancel_reason=running.stop_reason if machine.state is TransferState.CANCELLED else "",
             decision_id=request.decision_id,
@@ -698,6 +723,8 @@ class TransferDesk:
                 "Could not record the transfer in the journal.",
                 extra={**_ids(request), "error": type(exc).__name__},
             )
+            return False
+        return True
 
     async def _cancel_from_journal(self, request: CancelTransfer) -> TransferCancelled:
         """A cancel for a transfer this instance does not hold: answer from its journal
@@ -861,6 +888,7 @@ class TransferDesk:
         task.add_done_callback(self._background.discard)
 
 
+NOT_RECORDED = "the transfer could not be recorded, so nothing was dialled"
 _NEVER = DialFailed(FailureReason.CARRIER_ERROR, detail="unreachable: pacing has no timeout")
 
 

@@ -80,6 +80,10 @@ class SipBridgeSettings(ServiceSettings, kw_only=True, frozen=True):
     """How often (and at start) the bridge looks for transfers whose bridge instance
     stopped (a crash) and ends them: hangs their leg up, publishes a final
     ``transfer.failed`` (``bridge_lost``)."""
+    transfer_journal_wait_s: float = 5.0
+    """Longest a dial waits for its transfer's journal record to be written (a NATS
+    restart); past it the transfer fails without dialling, since a leg without a record
+    is one a crash would leave ringing with nobody to end it."""
     transfer_drain_s: float = 20.0
     """On SIGTERM, how long in-flight transfers may finish before they are failed."""
     sim_outcome: SimOutcome = SimOutcome.ANSWER
