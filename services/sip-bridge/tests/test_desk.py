@@ -768,3 +768,20 @@ async def test_cancelling_while_the_record_is_retried_dials_nothing(sink: Any) -
     await sink.wait_for_end("t-1")
     assert sink.kinds("t-1") == ["cancelled"]
     assert bridge.desk.legs("call-1").legs == []
+
+
+async def test_the_end_of_a_transfer_is_recorded_through_a_bucket_outage(sink: Any) -> None:
+    """An end left unrecorded leaves the record "in progress": once this instance is gone,
+    a sweep would hang up the connected call and fail it a second time."""
+    journal = UnreachableJournal(failures=0)
+    bridge = make_bridge(sink, journal=journal, owner="bridge-a")
+    script(bridge, SimOutcome.ANSWER, ring_s=0.2)
+    await bridge.desk.place(place(mode=TransferMode.COLD))
+    await eventually(lambda: "ringing" in sink.kinds("t-1"), message="the ringing")
+    journal.failures = 3  # the bucket goes away as the human answers
+    await sink.wait_for_end("t-1")
+    await eventually(lambda: journal.records["t-1"].entry.ended, message="the recorded end")
+    assert journal.records["t-1"].entry.ended == "connected"
+    journal.dead.add("bridge-a")
+    survivor = make_bridge(type(sink)(), journal=journal, owner="bridge-b")
+    assert await survivor.desk.recover_orphans() == 0

@@ -667,7 +667,9 @@ class TransferDesk:
         if running.machine.state is TransferState.CONNECTED and running.plan is not None:
             self._supervise(running.plan, running.legs[-1])
         await running.outbox.close()
-        await self._record(running)
+        # Retried like the dial's: an end left unrecorded would have a later sweep (once
+        # this instance is gone) hang up a connected call and fail it a second time.
+        await self._record_until_written(running, running.plan)
         self._active.pop(request.transfer_id, None)
         if self._by_call.get(request.call_id) == request.transfer_id:
             del self._by_call[request.call_id]
@@ -682,9 +684,10 @@ class TransferDesk:
             ),
         )
 
-    async def _record_until_written(self, running: _Running, plan: DialPlan) -> bool:
-        """Write the record of the attempt about to be dialled, again with a growing pause
-        while the bucket is unreachable, for up to ``journal_dial_wait_s``."""
+    async def _record_until_written(self, running: _Running, plan: DialPlan | None) -> bool:
+        """Write the transfer's record (``plan``: the attempt about to be dialled), again
+        with a growing pause while the bucket is unreachable, for up to
+        ``journal_dial_wait_s``."""
         retrying = AsyncRetrying(
             stop=stop_after_delay(self._timings.journal_dial_wait_s),
             wait=wait_exponential(multiplier=0.05, max=1.0),
