@@ -370,6 +370,29 @@ async def test_without_a_consult_room_nobody_is_dialled_and_a_callback_is_offere
     assert "couldn't reach anyone" in h.said()[-1]
 
 
+async def test_a_transfer_whose_bridge_instance_is_gone_is_given_up_while_others_answer(
+    nc: NATS, start_call: HarnessFactory, settings: Any
+) -> None:
+    """Chaos run: a transfer whose bridge was killed waited 25-70 s, because the restarted
+    instance answered the worker's "is any bridge there?" and its sweep of the journal was
+    slow under load. The worker asks the instance that took the transfer."""
+    crashed = await slow_bridge(nc, ring_s=60.0)
+    patient = msgspec.structs.replace(
+        settings, transfer_answer_timeout_s=300.0, transfer_bridge_silent_s=1.0
+    )
+    h = await to_person(start_call, configured=patient)
+    run = asyncio.ensure_future(h.session.run(user_input=PERSON))
+    await eventually(lambda: crashed.legs.get(h.call.call_id))
+    restarted = await FakeBridge(nc, ring_s=60.0).start()  # answers every PING but its own
+    await crashed.stop()
+    began = asyncio.get_running_loop().time()
+    await asyncio.wait_for(run, 10)
+    assert asyncio.get_running_loop().time() - began < 5
+    assert [c.transfer_id for c in restarted.cancelled] == [crashed.placed[0].transfer_id]
+    assert not h.call.state.on_hold
+    assert "couldn't reach anyone" in h.said()[-1]
+
+
 async def test_a_silent_bridge_is_noticed_within_seconds_and_the_caller_is_offered_a_callback(
     nc: NATS, start_call: HarnessFactory, settings: Any
 ) -> None:

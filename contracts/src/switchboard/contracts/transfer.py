@@ -77,6 +77,10 @@ class PlaceTransfer(Message):
     Empty: the bridge names one itself (``<room>-consult-<digest of the transfer id>``)."""
 
 
+BridgeInstance = Annotated[str, msgspec.Meta(pattern="^[A-Za-z0-9_-]{1,64}$")]
+"""A ``nats.micro`` instance id: one subject token, never a wildcard."""
+
+
 class TransferAccepted(Message, tag="accepted", tag_field="outcome"):
     """Reply: the bridge took the transfer; status follows as events (``transfer.queued``
     first when it must wait for a dial slot)."""
@@ -85,6 +89,10 @@ class TransferAccepted(Message, tag="accepted", tag_field="outcome"):
     transfer_id: Identifier
     skipped_destination_ids: list[Identifier] = msgspec.field(default_factory=list)
     """Destinations the bridge's own allow-list refused; they will not be dialled."""
+    bridge_instance: BridgeInstance | None = None
+    """The bridge instance running the transfer (its ``nats.micro`` id). Once it is gone,
+    ``$SRV.PING.sip-bridge.<id>`` has no responder: the voice worker then gives the
+    transfer up within seconds, even while other instances answer."""
 
 
 class TransferRejected(Message, tag="rejected", tag_field="outcome"):

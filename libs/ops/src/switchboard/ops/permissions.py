@@ -261,6 +261,10 @@ def voice() -> UserPermissions:
                 f"{SRV}.PING.{Owner.SIP_BRIDGE.value}",
                 "during a transfer: is any SIP bridge still there (a crashed one sends nothing)",
             ),
+            Grant(
+                f"{SRV}.PING.{Owner.SIP_BRIDGE.value}.*",
+                "during a transfer: is the bridge instance running it still there",
+            ),
             *_publishes_events(Role.VOICE),
         ),
         subscribe=(

@@ -336,7 +336,10 @@ class FakeBridge:
         task = asyncio.create_task(self._play(cmd))
         self._tasks[cmd.transfer_id] = task
         task.add_done_callback(lambda _: self._tasks.pop(cmd.transfer_id, None))
-        return TransferAccepted(call_id=cmd.call_id, transfer_id=cmd.transfer_id)
+        assert self._service is not None
+        return TransferAccepted(
+            call_id=cmd.call_id, transfer_id=cmd.transfer_id, bridge_instance=self._service.id
+        )
 
     async def _cancel(self, cmd: CancelTransfer) -> TransferCancelled:
         self.cancelled.append(cmd)

@@ -261,6 +261,7 @@ class TransferDesk:
             call_id=request.call_id,
             transfer_id=request.transfer_id,
             skipped_destination_ids=[s.destination.id for s in screened.skipped],
+            bridge_instance=self._owner or None,
         )
         running = _Running(
             request=request,

@@ -147,10 +147,12 @@ class TransferClient:
         finally:
             await sub.unsubscribe()
 
-    async def bridge_answers(self, timeout: float) -> bool:
-        """Whether any SIP bridge instance answers ``$SRV.PING`` within ``timeout``."""
+    async def bridge_answers(self, timeout: float, instance: str | None = None) -> bool:
+        """Whether the SIP bridge ``instance`` (any instance when ``None``) answers
+        ``$SRV.PING`` within ``timeout``."""
+        subject = BRIDGE_PING if instance is None else f"{BRIDGE_PING}.{instance}"
         try:
-            await self._nc.request(BRIDGE_PING, b"", timeout=timeout)
+            await self._nc.request(subject, b"", timeout=timeout)
         except (NoRespondersError, NatsTimeoutError):
             return False
         return True

@@ -151,7 +151,7 @@ class HumanTransfer:
                         extra={"call_id": call.call_id, "reason": str(reply.reason)},
                     )
                     return TransferResult(Ending.FAILED, reply.reason)
-                result = await self._follow(watch)
+                result = await self._follow(watch, reply.bridge_instance)
                 settled = True
                 return result
         finally:
@@ -188,13 +188,13 @@ class HumanTransfer:
             consult_room=self._briefing.room if self._briefing is not None else None,
         )
 
-    async def _follow(self, watch: TransferWatch) -> TransferResult:
+    async def _follow(self, watch: TransferWatch, instance: str | None) -> TransferResult:
         call = self._call
         loop = asyncio.get_running_loop()
         deadline = loop.time() + call.settings.transfer_answer_timeout_s
         next_event: asyncio.Future[TransferStatus] = asyncio.ensure_future(watch.get())
         left = asyncio.ensure_future(call.wait_caller_left())
-        silent = asyncio.ensure_future(self._bridge_silence())
+        silent = asyncio.ensure_future(self._bridge_silence(instance))
         try:
             while True:
                 waits: set[asyncio.Future[Any]] = {next_event, left, silent}
@@ -232,12 +232,14 @@ class HumanTransfer:
             for pending in (next_event, left, silent):
                 pending.cancel()
 
-    async def _bridge_silence(self) -> None:
-        """Return once no SIP bridge has answered for ``transfer_bridge_silent_s``.
+    async def _bridge_silence(self, instance: str | None) -> None:
+        """Return once the SIP bridge instance running the transfer (any instance, when
+        the reply did not name it) has not answered for ``transfer_bridge_silent_s``.
 
         A crashed bridge publishes nothing, so its transfer's events simply stop. Another
-        instance (or the restarted one) fails that transfer with a final event; with no
-        bridge at all, this is how the caller is not left waiting in silence."""
+        instance (or the restarted one) fails that transfer with a final event once its
+        sweep finds it, which can take long on a loaded bucket; asking the instance itself
+        is how the caller is not left waiting in silence, whatever else answers."""
         client = self._call.ports.transfer
         silent_s = self._call.settings.transfer_bridge_silent_s
         interval = silent_s / 3
@@ -245,7 +247,7 @@ class HumanTransfer:
         last_heard = loop.time()
         while loop.time() - last_heard < silent_s:
             await asyncio.sleep(interval)
-            if await client.bridge_answers(timeout=interval):
+            if await client.bridge_answers(timeout=interval, instance=instance):
                 last_heard = loop.time()
 
     async def _on_event(self, event: TransferStatus) -> TransferResult | None:
