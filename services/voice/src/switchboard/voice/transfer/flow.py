@@ -212,7 +212,7 @@ class HumanTransfer:
                     return TransferResult(Ending.CALLER_LEFT)
                 if silent in done:
                     log.warning(
-                        "No SIP bridge answers; the transfer is given up.",
+                        "The SIP bridge running the transfer no longer answers; it is given up.",
                         extra={"call_id": call.call_id, "transfer_id": self.transfer_id},
                     )
                     await self._cancel(GAVE_UP)  # a bridge back by now hangs the legs up
