@@ -6,10 +6,12 @@ import msgspec
 from nats.aio.client import Client as NATS
 from nats.micro import add_service
 
+from switchboard.contracts import streams
 from switchboard.contracts.subjects import Owner
 from switchboard.contracts.transfer import TransferMode
 from switchboard.sip_bridge.journal import JournalEntry
-from switchboard.sip_bridge.journal_kv import open_journal
+from switchboard.sip_bridge.journal_kv import ACTIVE, open_journal
+from switchboard.testing import eventually
 
 
 def entry(transfer_id: str, owner: str = "gone", ended: str = "") -> JournalEntry:
@@ -56,3 +58,26 @@ async def test_one_claim_wins_and_a_running_owner_is_alive(nc: NATS) -> None:
         assert not await journal.owner_alive("no-such-instance")
     finally:
         await service.stop()
+
+
+async def test_ended_transfers_leave_the_listing_within_seconds(nc: NATS) -> None:
+    """The sweep reads every stored message under the in-progress prefix, one request
+    each: under load, a minute of ended transfers' purge markers made it take 25-70 s."""
+    journal = await open_journal(nc, nc.jetstream())
+    for i in range(20):
+        await journal.save(entry(f"t-{i}"))
+        await journal.save(entry(f"t-{i}", ended="connected"))
+    js = nc.jetstream()
+    in_progress = f"$KV.{streams.TRANSFER_STATE.name}.{ACTIVE}>"
+
+    async def stored_under_prefix() -> int:
+        info = await js.stream_info(streams.TRANSFER_STATE.stream, subjects_filter=in_progress)
+        return sum((info.state.subjects or {}).values())
+
+    assert await stored_under_prefix() > 0  # the purge markers
+
+    async def cleared() -> bool:
+        return await stored_under_prefix() == 0
+
+    await eventually(cleared, timeout=5, message="the markers' expiry")
+    assert await journal.active() == []

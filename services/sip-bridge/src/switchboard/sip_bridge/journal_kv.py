@@ -4,8 +4,10 @@ The provisioning step creates the bucket (one revision per key, records expire a
 day); the bridge's NATS user may read and write its keys and nothing else. A record's key
 is a digest of its transfer id (any id fits a key), its value a ``JournalEntry``: under
 ``a.`` while the transfer runs, under ``e.`` once it ended (read by key, to answer a late
-cancel). Ending one purges its ``a.`` key with a marker that expires, so listing the
-transfers in progress reads those in progress only, however many ended that day. Whether
+cancel). Ending one purges its ``a.`` key with a marker that expires after a second (the
+shortest message TTL NATS takes), so listing the transfers in progress, one request per
+stored message, reads those in progress and barely any that ended: with a minute's markers
+a loaded bridge took 25-70 s to list. Whether
 an owner still runs is asked of that instance itself: ``$SRV.PING.sip-bridge.<id>`` has
 no responder once it is gone, which needs no clocks or heartbeats.
 """
@@ -36,7 +38,7 @@ from switchboard.sip_bridge.journal import Claim, JournalEntry
 
 ACTIVE: Final = "a."
 ENDED: Final = "e."
-PURGE_MARKER_TTL_S: Final = 60.0
+PURGE_MARKER_TTL_S: Final = 1.0
 PING_TIMEOUT_S: Final = 1.0
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(JournalEntry)
