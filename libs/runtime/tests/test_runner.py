@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Any
 
+import nats
 import pytest
 from nats.aio.client import Client as NATS
 
@@ -19,6 +21,7 @@ from switchboard.runtime.service import (
     Runtime,
     ServiceFailed,
     add_typed_endpoint,
+    confirm_registered,
     run_service,
 )
 from switchboard.runtime.settings import ServiceSettings
@@ -148,3 +151,21 @@ async def test_a_kept_loop_cancelled_in_cleanup_is_a_clean_stop(
     await eventually(ready, message="the service to be ready")
     stop.set()
     await asyncio.wait_for(task, 10)  # no ServiceFailed
+
+
+async def test_the_endpoints_are_confirmed_through_a_server_restart(tmp_path: Path) -> None:
+    """A service that started as nats-server restarted exited: its start-up flush was in
+    flight while the client reconnected, nats-py drops the PONGs it waits for when it
+    reconnects, and the flush timed out after 10 s."""
+    server = NatsServer(store_dir=tmp_path / "store").start()
+    client = await nats.connect(server.url, reconnect_time_wait=0.05, max_reconnect_attempts=-1)
+    try:
+        server.stop()
+        await eventually(lambda: client.is_reconnecting, message="the client reconnecting")
+        confirming = asyncio.ensure_future(confirm_registered(client, asyncio.Event()))
+        server.start()
+        await asyncio.wait_for(confirming, 5)
+        assert client.is_connected
+    finally:
+        await client.close()
+        server.stop()

@@ -13,6 +13,7 @@ connection.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import signal
@@ -23,6 +24,7 @@ from typing import Any, Generic, TypeVar
 
 import msgspec
 from nats.aio.client import Client as NATS
+from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.micro import add_service
 from nats.micro.request import Request
@@ -51,6 +53,7 @@ ROOT_FIELD = "$"
 _QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
 MAX_ERROR_LEN = 500
 EXIT_NOT_PROVISIONED = 3
+FLUSH_TRY_S = 1.0
 """A service's exit code when a stream it needs does not exist."""
 
 
@@ -313,6 +316,33 @@ Cleanup = Callable[[], Awaitable[None]]
 Setup = Callable[[Runtime], Awaitable[Cleanup | None]]
 
 
+async def confirm_registered(nc: NATS, stopping: asyncio.Event, try_s: float = FLUSH_TRY_S) -> None:
+    """Return once the server has confirmed every subscription made so far (or on stop).
+
+    nats-py can write flush()'s PING ahead of SUBs still in its pending buffer, so one
+    flush does not prove the endpoints are registered; a second in a row does. While the
+    client reconnects a flush proves nothing: it returns at once (its read loop is down),
+    or never gets its PONG (nats-py forgets the PINGs it sent before) and times out. So a
+    flush counts only on a connected client, each try is short, and anything else starts
+    the count again: a server restarting as the service starts delays it, and it neither
+    exits nor reports ready before the server has its endpoints."""
+    confirmed = 0
+    while confirmed < 2 and not stopping.is_set():
+        if not nc.is_connected:
+            confirmed = 0
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), try_s)
+            continue
+        try:
+            await nc.flush(timeout=try_s)  # type: ignore[arg-type]  # typed int, any number works
+        except NatsTimeoutError:
+            log.warning("NATS has not confirmed the endpoints yet; asking again.")
+            confirmed = 0
+        else:
+            # A flush that returned as the client dropped proves nothing either.
+            confirmed = confirmed + 1 if nc.is_connected else 0
+
+
 async def run_service(
     name: str,
     version: str,
@@ -355,10 +385,7 @@ async def run_service(
         log.critical("Refusing to start: a stream is missing.", extra={"error": str(exc)})
         await nc.close()
         raise SystemExit(EXIT_NOT_PROVISIONED) from None
-    # nats-py can write flush()'s PING ahead of SUBs still in its pending buffer, so one
-    # flush does not prove the endpoints are registered; the second PONG does.
-    await nc.flush()
-    await nc.flush()
+    await confirm_registered(nc, stopping)
     if runtime.failure is None:
         metadata["state"] = "ready"
     log.info(
