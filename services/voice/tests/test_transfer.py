@@ -388,8 +388,10 @@ async def test_a_transfer_whose_bridge_instance_is_gone_is_given_up_while_others
     began = asyncio.get_running_loop().time()
     await asyncio.wait_for(run, 10)
     assert asyncio.get_running_loop().time() - began < 5
-    assert [c.transfer_id for c in restarted.cancelled] == [crashed.placed[0].transfer_id]
     assert not h.call.state.on_hold
+    # The cancel goes out beside the news (the caller does not wait for it).
+    await eventually(lambda: restarted.cancelled, message="the cancel")
+    assert [c.transfer_id for c in restarted.cancelled] == [crashed.placed[0].transfer_id]
     assert "couldn't reach anyone" in h.said()[-1]
 
 

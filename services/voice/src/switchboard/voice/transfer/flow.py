@@ -215,7 +215,9 @@ class HumanTransfer:
                         "The SIP bridge running the transfer no longer answers; it is given up.",
                         extra={"call_id": call.call_id, "transfer_id": self.transfer_id},
                     )
-                    await self._cancel(GAVE_UP)  # a bridge back by now hangs the legs up
+                    # Handed to the call: a bridge back by now hangs the legs up, and the
+                    # caller hears the news without waiting for it (or for its retries).
+                    call.spawn(self._cancel(GAVE_UP))
                     return TransferResult(Ending.FAILED, FailureReason.BRIDGE_LOST)
                 if not done:
                     await self._cancel(GAVE_UP)
