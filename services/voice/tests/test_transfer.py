@@ -370,6 +370,27 @@ async def test_without_a_consult_room_nobody_is_dialled_and_a_callback_is_offere
     assert "couldn't reach anyone" in h.said()[-1]
 
 
+async def ringing_patiently(
+    bridge: FakeBridge, start_call: HarnessFactory, settings: Any
+) -> tuple[Any, asyncio.Future[Any]]:
+    """A call put through to a person, ringing at ``bridge``, that would wait on hold for
+    minutes and notices a silent bridge after 1 s."""
+    patient = msgspec.structs.replace(
+        settings, transfer_answer_timeout_s=300.0, transfer_bridge_silent_s=1.0
+    )
+    h = await to_person(start_call, configured=patient)
+    run = asyncio.ensure_future(h.session.run(user_input=PERSON))
+    await eventually(lambda: bridge.legs.get(h.call.call_id))
+    return h, run
+
+
+async def told_within_seconds(h: Any, run: asyncio.Future[Any]) -> None:
+    began = asyncio.get_running_loop().time()
+    await asyncio.wait_for(run, 10)
+    assert asyncio.get_running_loop().time() - began < 5
+    assert not h.call.state.on_hold
+
+
 async def test_a_transfer_whose_bridge_instance_is_gone_is_given_up_while_others_answer(
     nc: NATS, start_call: HarnessFactory, settings: Any
 ) -> None:
@@ -377,18 +398,10 @@ async def test_a_transfer_whose_bridge_instance_is_gone_is_given_up_while_others
     instance answered the worker's "is any bridge there?" and its sweep of the journal was
     slow under load. The worker asks the instance that took the transfer."""
     crashed = await slow_bridge(nc, ring_s=60.0)
-    patient = msgspec.structs.replace(
-        settings, transfer_answer_timeout_s=300.0, transfer_bridge_silent_s=1.0
-    )
-    h = await to_person(start_call, configured=patient)
-    run = asyncio.ensure_future(h.session.run(user_input=PERSON))
-    await eventually(lambda: crashed.legs.get(h.call.call_id))
+    h, run = await ringing_patiently(crashed, start_call, settings)
     restarted = await FakeBridge(nc, ring_s=60.0).start()  # answers every PING but its own
     await crashed.stop()
-    began = asyncio.get_running_loop().time()
-    await asyncio.wait_for(run, 10)
-    assert asyncio.get_running_loop().time() - began < 5
-    assert not h.call.state.on_hold
+    await told_within_seconds(h, run)
     # The cancel goes out beside the news (the caller does not wait for it).
     await eventually(lambda: restarted.cancelled, message="the cancel")
     assert [c.transfer_id for c in restarted.cancelled] == [crashed.placed[0].transfer_id]
@@ -402,17 +415,9 @@ async def test_a_silent_bridge_is_noticed_within_seconds_and_the_caller_is_offer
     in silence until the answer timeout. The worker checks that a bridge still answers
     while it waits, and tells the caller within a few seconds of the silence."""
     bridge = await slow_bridge(nc, ring_s=60.0)
-    patient = msgspec.structs.replace(
-        settings, transfer_answer_timeout_s=300.0, transfer_bridge_silent_s=1.0
-    )
-    h = await to_person(start_call, configured=patient)
-    run = asyncio.ensure_future(h.session.run(user_input=PERSON))
-    await eventually(lambda: bridge.legs.get(h.call.call_id))
+    h, run = await ringing_patiently(bridge, start_call, settings)
     await bridge.stop()  # the bridge dies mid-ring: no event, no answer, no PING
-    began = asyncio.get_running_loop().time()
-    await asyncio.wait_for(run, 10)
-    assert asyncio.get_running_loop().time() - began < 5
-    assert not h.call.state.on_hold
+    await told_within_seconds(h, run)
     assert "couldn't reach anyone" in h.said()[-1]
     result = await h.session.run(user_input="Yes please, call me back.")
     result.expect.contains_function_call(name="accept_callback")
