@@ -188,9 +188,21 @@ async def test_concurrent_calls_in_one_worker_do_not_mix(
     backends: Backends, demo_crm: RunningCrm, bus: Bus, settings: SimulationSettings
 ) -> None:
     """Calls share the process's NATS connection and nothing else."""
+    # The worker's own timeouts, not the fixture's half-second ones (those keep the
+    # fallback tests quick). Fourteen calls and every fake share this one event loop: with
+    # the CPU busy, a router answer took longer than half a second now and then, and that
+    # call took the fallback path (a callback), which is not what this test is about.
+    worker = SimulationSettings(nats_url=settings.nats_url)
+    roomy = msgspec.structs.replace(
+        settings,
+        consent_policy_timeout_s=worker.consent_policy_timeout_s,
+        consent_receipt_timeout_s=worker.consent_receipt_timeout_s,
+        router_timeout_s=worker.router_timeout_s,
+        transfer_place_timeout_s=worker.transfer_place_timeout_s,
+    )
     files = scenarios.discover(SCENARIOS)
     runs = [scenarios.load(files[i % len(files)]) for i in range(14)]
-    reports = await asyncio.gather(*(run_scenario(s, bus, settings) for s in runs))
+    reports = await asyncio.gather(*(run_scenario(s, bus, roomy) for s in runs))
     assert [r.ok for r in reports] == [True] * len(runs), [
         (r.scenario, [c.detail for c in r.checks if not c.ok], r.errors)
         for r in reports
