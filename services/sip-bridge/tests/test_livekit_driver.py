@@ -344,7 +344,9 @@ async def test_a_caller_who_left_is_not_connected_and_no_other_human_is_dialled(
     assert len(livekit_double.requests("CreateSIPParticipant")) == 1
     assert livekit_double.requests("MoveParticipant") == []
     assert [r.room for r in livekit_double.requests("RemoveParticipant")] == [final_consult(sink)]
-    assert [r.room for r in livekit_double.requests("DeleteRoom")] == [CONSULT]
+    # The leg is hung up before the final event; the consult room goes after it, as the
+    # transfer finishes (the desk's ``_finish``), so the event alone does not prove it.
+    await eventually(lambda: [r.room for r in livekit_double.requests("DeleteRoom")] == [CONSULT])
 
 
 def final_consult(sink: Any) -> str:
