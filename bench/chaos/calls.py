@@ -271,9 +271,8 @@ def silences(report: Report) -> tuple[float, float]:
     The caller's side of the call is a sequence of moments: the call's start, every line
     said on it (by the caller or an agent) and its end (``call.ended``). The silence is the
     longest gap between two of them, less the time on hold in that gap (a caller on hold
-    hears hold audio; the voice worker's own hold reminders bound that). Time on hold is
-    when the worker's hold audio played (``Report.holds``), and from a transfer's first
-    event to its terminal one, or the end of the call.
+    hears hold audio; the voice worker's own hold reminders bound that). Time on hold runs
+    from a transfer's first event to its terminal one, or the end of the call.
     """
     ended = next((e.at_s for e in report.events if e.kind == "call.ended"), None)
     moments = [0.0] + [u.at_s for u in report.transcript if u.side == CALL_SIDE and u.heard]
@@ -295,9 +294,8 @@ def hold_intervals(report: Report, end: float) -> list[tuple[float, float]]:
         span = spans.setdefault(str(e.data.get("transfer_id")), [e.at_s, end])
         if e.kind in _TERMINAL_TRANSFER or (e.kind == "transfer.failed" and e.data.get("final")):
             span[1] = min(span[1], e.at_s)
-    played = [(h.start_s, end if h.end_s is None else h.end_s) for h in report.holds]
     merged: list[tuple[float, float]] = []
-    for start, stop in sorted([*((s, t) for s, t in spans.values()), *played]):
+    for start, stop in sorted((s, t) for s, t in spans.values()):
         if merged and start <= merged[-1][1]:
             merged[-1] = (merged[-1][0], max(merged[-1][1], stop))
         else:

@@ -14,7 +14,6 @@ from typing import Any
 import msgspec
 
 from switchboard.contracts.transfer import LegState, TransferLegs
-from switchboard.simulation.holdlog import HoldSpan
 from switchboard.simulation.observer import ObservedEvent
 from switchboard.simulation.scenario import Expect
 from switchboard.simulation.transcript import BRIEFING, CALL_SIDE, CALLER, CONSULT_SIDE, Line
@@ -150,8 +149,6 @@ class Report(msgspec.Struct, kw_only=True):
     errors: list[str]
     audio: AudioView | None = None
     """Audio mode only: the replies as played and cut, and the caller's speech."""
-    holds: list[HoldSpan] = msgspec.field(default_factory=list)
-    """When the caller was on hold (hold audio playing), from the worker's own hold."""
 
 
 def build(
@@ -168,7 +165,6 @@ def build(
     errors: list[str],
     legs: TransferLegs | None = None,
     audio: AudioView | None = None,
-    holds: list[HoldSpan] | None = None,
 ) -> Report:
     report = Report(
         scenario=scenario,
@@ -198,7 +194,6 @@ def build(
         checks=[],
         errors=errors,
         audio=audio,
-        holds=list(holds or ()),
     )
     report.checks = check(expect, report) + always(report, legs_known=legs is not None)
     if audio is not None:

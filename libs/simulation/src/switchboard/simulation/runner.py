@@ -31,7 +31,6 @@ from switchboard.simulation import report as reports
 from switchboard.simulation.audio import play as audio_play
 from switchboard.simulation.audio.rig import AudioMode, AudioRig, scaled, voice_activity
 from switchboard.simulation.consult import ScriptedConsultRooms
-from switchboard.simulation.holdlog import HoldLog
 from switchboard.simulation.observer import CallObserver, ObservedEvent
 from switchboard.simulation.scenario import Hold, Scenario
 from switchboard.simulation.transcript import Line, Transcript
@@ -125,7 +124,6 @@ async def run_scenario(
         scenario.humans,
         scenario.carrier.outcomes if scenario.carrier else (),
     )
-    hold_log = HoldLog(t0)
     call = new_call(
         bus,
         settings,
@@ -135,7 +133,6 @@ async def run_scenario(
         voices=voices,
         events=probe.events,
         consult=consult,
-        hold_audio=hold_log,
     )
     errors: list[str] = []
     if scenario.carrier is not None:
@@ -188,7 +185,6 @@ async def run_scenario(
         errors=errors,
         legs=legs,
         audio=rig.view() if rig is not None else None,
-        holds=hold_log.played(),
     )
 
 
