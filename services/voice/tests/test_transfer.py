@@ -186,12 +186,14 @@ async def slow_bridge(nc: NATS, **kw: Any) -> FakeBridge:
 async def test_a_caller_who_hangs_up_while_it_rings_cancels_the_transfer_and_every_leg(
     nc: NATS, start_call: HarnessFactory
 ) -> None:
-    bridge = await slow_bridge(nc, ring_s=10.0, hangup_s=0.3)
+    hanging_up = asyncio.Event()
+    bridge = await slow_bridge(nc, ring_s=10.0, hangup_gate=hanging_up)
     h = await to_person(start_call)
     run = asyncio.ensure_future(h.session.run(user_input=PERSON))
     await eventually(lambda: bridge.legs.get(h.call.call_id))
     h.call.caller_left()
     await asyncio.wait_for(run, 5)
+    hanging_up.set()  # the carrier hangs up only now, after the conversation has ended
     await h.call.finish()  # The call's teardown, which waits for the legs to be hung up.
     # A cancel is retried when the bridge is slow to answer (it is idempotent): every one
     # sent names this transfer and the hang-up.

@@ -292,8 +292,8 @@ class FakeBridge:
     default: SimOutcome = SimOutcome.ANSWER
     ring_s: float = 0.02
     briefing_timeout_s: float = 10.0
-    hangup_s: float = 0.0
-    """How long hanging up a cancelled transfer's legs takes (a carrier's BYE is not
+    hangup_gate: asyncio.Event | None = None
+    """Set: a cancel hangs the legs up only once the test sets it (a carrier's BYE is not
     instant): the caller's side must wait for it, not assume it."""
     queue_position: int | None = None
     """Set: every transfer first waits in line at this position (``transfer.queued``)."""
@@ -348,8 +348,8 @@ class FakeBridge:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        if self.hangup_s:
-            await asyncio.sleep(self.hangup_s)
+        if self.hangup_gate is not None:
+            await self.hangup_gate.wait()
         self._end_legs(cmd.call_id, cmd.transfer_id, "hung up by the bridge")
         event = TransferCancelled(
             call_id=cmd.call_id, transfer_id=cmd.transfer_id, reason=cmd.reason
